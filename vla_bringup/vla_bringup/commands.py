@@ -1,0 +1,195 @@
+"""The subcommands of ``vla`` (each one registers its own arguments)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vla_bringup.scenarios import ARGUMENTS, build_scenario
+from vla_sim.launching import NodeGroup, isolated_ros_env
+
+
+class CommandError(RuntimeError):
+    """A failure the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, list[str]], int]
+    passthrough: bool = False  # hand unknown arguments to another program's parser
+
+    def register(self, sub) -> None:
+        parser = sub.add_parser(self.name, help=self.help, description=self.help,
+                                add_help=not self.passthrough)
+        self.add_arguments(parser)
+        parser.set_defaults(func=self.run, passthrough=self.passthrough)
+
+
+def task_names(spec: str) -> list[str]:
+    from vla_sim.tasks import TASKS
+    if spec == 'all':
+        return list(TASKS)
+    names = [t for t in spec.split(',') if t]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise CommandError(f'unknown task(s) {unknown}; valid tasks: {", ".join(TASKS)} or "all"')
+    return names
+
+
+# -- scenarios that run until Ctrl-C ---------------------------------------------------------
+def run_scenario(name: str, values: dict, duration: float | None) -> int:
+    """Start the scenario's nodes in the caller's ROS environment and watch them."""
+    group = NodeGroup(build_scenario(name, values), env=dict(os.environ))
+    print(f'vla {name}: starting {", ".join(p.spec.name for p in group.processes)} '
+          f'(logs in {group.log_dir}); Ctrl-C stops', file=sys.stderr)
+    stop = {'now': False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    group.start()
+    start = time.monotonic()
+    try:
+        while not stop['now'] and (duration is None or time.monotonic() - start < duration):
+            dead = group.dead()
+            if dead:
+                for proc in dead:
+                    print(f'--- {proc.spec.name} exited with {proc.returncode}:\n{proc.output()}',
+                          file=sys.stderr)
+                raise CommandError(f'node(s) {[p.spec.name for p in dead]} stopped; see their '
+                                   'output above')
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        group.stop()
+    return 0
+
+
+def scenario_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        for arg in ARGUMENTS[name]:
+            parser.add_argument(f'--{arg.name.replace("_", "-")}', default=arg.default,
+                                help=f'{arg.description} (default: {arg.default})')
+        parser.add_argument('--duration', type=float, default=None,
+                            help='stop after this many seconds (default: run until Ctrl-C)')
+    return add
+
+
+def scenario_command(name: str, help_text: str) -> Command:
+    def run(args: argparse.Namespace, _rest: list[str]) -> int:
+        values = {a.name: getattr(args, a.name) for a in ARGUMENTS[name]}
+        return run_scenario(name, values, args.duration)
+    return Command(name, help_text, scenario_arguments(name), run)
+
+
+# -- evaluation -------------------------------------------------------------------------------
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--policy', choices=['expert'],
+                        help='evaluate a built-in command source (the scripted baseline)')
+    source.add_argument('--checkpoint', help='evaluate a trained policy checkpoint directory')
+    parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    parser.add_argument('--episodes', type=int, default=10, help='episodes per task')
+    parser.add_argument('--seed', type=int, default=1000,
+                        help='first evaluation seed (keep clear of the demonstration seeds)')
+    parser.add_argument('--real-time-factor', type=float, default=1.0,
+                        help='simulator speed relative to wall time')
+    parser.add_argument('--json', type=Path, help='write the results JSON here')
+    parser.add_argument('--episode-timeout', type=float, default=120.0,
+                        help='wall-clock seconds before an episode counts as hung')
+
+
+def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
+    summary = evaluate(policy=args.policy, checkpoint=args.checkpoint, tasks=task_names(args.tasks),
+                       episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
+                       episode_timeout=args.episode_timeout)
+    from vla_bringup.evaluation import format_table
+    print(format_table(summary))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+        print(f'results written to {args.json}', file=sys.stderr)
+    return 0
+
+
+def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
+             seed: int, rtf: float, episode_timeout: float) -> dict:
+    """Start the scenario on a private ROS domain, run the episodes, return the summary."""
+    if episodes < 1:
+        raise CommandError(f'--episodes must be >= 1, got {episodes}')
+    if checkpoint is not None:
+        raise CommandError('evaluating a checkpoint needs the deploy scenario (vla_control), '
+                           'which is not available yet; use --policy expert')
+    env = isolated_ros_env()
+    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                           'ROS_LOG_DIR')})
+    specs = build_scenario('sim', {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf})
+    import rclpy
+    from tqdm import tqdm
+
+    from vla_bringup.episodes import EpisodeRunner, SimUnavailable
+    from vla_bringup.evaluation import evaluate_tasks, summarize
+    with NodeGroup(specs, env=env) as group:
+        rclpy.init()
+        runner = EpisodeRunner()
+        try:
+            try:
+                runner.wait_for_sim(timeout=60.0)
+            except SimUnavailable as exc:
+                logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
+                raise CommandError(f'{exc}\n{logs}') from exc
+            bar = tqdm(total=len(tasks) * episodes, desc=f'evaluate {policy or checkpoint}',
+                       unit='ep', file=sys.stderr)
+
+            def progress(result) -> None:
+                bar.update(1)
+                bar.set_postfix_str(f'{result.task} seed {result.seed}: '
+                                    f'{"success" if result.success else "fail"}')
+                dead = group.dead()
+                if dead:
+                    raise CommandError(f'node {dead[0].spec.name} died:\n{dead[0].output()}')
+
+            results = evaluate_tasks(runner, tasks, episodes, seed, progress, episode_timeout)
+            bar.close()
+        finally:
+            runner.close()
+            rclpy.try_shutdown()
+    return summarize(results, policy=policy or f'checkpoint:{checkpoint}',
+                     episodes_per_task=episodes, seed=seed)
+
+
+# -- demo -------------------------------------------------------------------------------------
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--quick', action='store_true', help='fewer episodes, for a first look')
+    parser.add_argument('--out', type=Path, default=Path('runs/demo'), help='run directory')
+    parser.add_argument('--episodes', type=int, default=None, help='episodes per task')
+
+
+def run_demo(args: argparse.Namespace, _rest: list[str]) -> int:
+    """Until the learned policy is deployable, the demo runs the scripted expert on every task
+    through the ROS graph and prints per-task success."""
+    episodes = args.episodes or (3 if args.quick else 10)
+    summary = evaluate(policy='expert', checkpoint=None, tasks=task_names('all'),
+                       episodes=episodes, seed=1000, rtf=1.0, episode_timeout=120.0)
+    from vla_bringup.evaluation import format_table
+    print(format_table(summary))
+    out = args.out / 'eval' / 'baseline.json'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(f'results written to {out}', file=sys.stderr)
+    return 0
+
+
+COMMANDS: list[Command] = [
+    scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
+    Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',
+            add_evaluate_arguments, run_evaluate),
+    Command('demo', 'the end-to-end demo in simulation', add_demo_arguments, run_demo),
+]

@@ -1,0 +1,115 @@
+"""Run simulated episodes through the ROS graph: reset the simulator to a task and seed,
+publish the instruction on ``/voice_command``, and wait for success or the time limit."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import rclpy
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from vla_sim.launching import wait_for
+
+
+class SimUnavailable(RuntimeError):
+    """The simulator did not answer; the message says which call and what to check."""
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    reward: float  # final dense reward of the task, in [0, 1]
+    length: int  # control ticks until success or the time limit
+    sim_time: float
+    wall_time: float
+    timed_out: bool  # no end of episode seen within the wall-clock budget
+
+
+class EpisodeRunner:
+    """A small rclpy node that drives episodes of ``sim_node`` (named ``sim_node_name``)."""
+
+    def __init__(self, sim_node_name: str = 'sim_node', node_name: str = 'vla_episode_runner') -> None:
+        self.node = Node(node_name)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.status: dict | None = None
+        self.node.create_subscription(String, '/sim/task_status', self._on_status, 10)
+        self.command_pub = self.node.create_publisher(String, '/voice_command', 10)
+        self.params = self.node.create_client(SetParameters, f'/{sim_node_name}/set_parameters')
+        self.reset_srv = self.node.create_client(Trigger, '/sim/reset')
+
+    def _on_status(self, msg: String) -> None:
+        try:
+            self.status = json.loads(msg.data)
+        except json.JSONDecodeError:
+            self.node.get_logger().warning('malformed /sim/task_status message ignored',
+                                           throttle_duration_sec=5.0)
+
+    def spin_once(self) -> None:
+        self.executor.spin_once(timeout_sec=0.02)
+
+    def wait_for_sim(self, timeout: float = 60.0) -> None:
+        """Block until the simulator's services and status topic are up."""
+        ok = wait_for(lambda: (self.params.service_is_ready() and self.reset_srv.service_is_ready()
+                               and self.status is not None), timeout, self.spin_once)
+        if not ok:
+            raise SimUnavailable(
+                f'the simulator did not come up within {timeout:.0f} s (no /sim/reset service or '
+                '/sim/task_status); check the sim_node log for its error')
+
+    def _call(self, client, request, timeout: float, what: str):
+        future = client.call_async(request)
+        if not wait_for(future.done, timeout, self.spin_once):
+            raise SimUnavailable(f'{what} got no answer within {timeout:.0f} s')
+        return future.result()
+
+    def reset(self, task: str, seed: int, timeout: float = 20.0) -> dict:
+        """Set the task/seed parameters, call ``/sim/reset``, return the first status."""
+        request = SetParameters.Request(parameters=[
+            Parameter(name='task', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                        string_value=task)),
+            Parameter(name='seed', value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                        integer_value=int(seed)))])
+        result = self._call(self.params, request, timeout, 'setting the simulator task')
+        refused = [r.reason for r in result.results if not r.successful]
+        if refused:
+            raise ValueError('; '.join(refused))
+        answer = self._call(self.reset_srv, Trigger.Request(), timeout, '/sim/reset')
+        if not answer.success:
+            raise ValueError(answer.message)
+        episode = int(answer.message.split(':')[0].split()[-1])
+        if not wait_for(lambda: self.status is not None and self.status['episode'] >= episode,
+                        timeout, self.spin_once):
+            raise SimUnavailable(f'no /sim/task_status for episode {episode} within {timeout:.0f} s')
+        return self.status
+
+    def run_episode(self, task: str, seed: int, wall_timeout: float = 120.0) -> EpisodeResult:
+        """Reset, publish the instruction, wait for the episode to end (success or time limit)."""
+        start = time.monotonic()
+        status = self.reset(task, seed)
+        episode = status['episode']
+        self.command_pub.publish(String(data=status['instruction']))
+        ended = wait_for(lambda: self.status['episode'] == episode and self.status['done'],
+                         wall_timeout, self.spin_once)
+        final = self.status
+        return EpisodeResult(task=task, seed=seed, success=bool(final['success']),
+                             reward=float(final['reward']), length=int(final['step']),
+                             sim_time=float(final['sim_time']),
+                             wall_time=time.monotonic() - start, timed_out=not ended)
+
+    def close(self) -> None:
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def ensure_rclpy() -> None:
+    if not rclpy.ok():
+        rclpy.init()

@@ -1,0 +1,119 @@
+"""The one description of each scenario (which nodes, parameter files, remappings).
+
+``launch/*.launch.py`` (on a ROS 2 install) and the ``vla`` runner (anywhere) are both thin
+readers of this module, so the two cannot drift.  No rclpy or launch import here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vla_sim.launching import NodeSpec
+
+#: topic the robot obeys (ros2_control's joint_trajectory_controller)
+ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
+#: topic every command source publishes its *requested* command on
+REQUEST_TOPIC = '/vla/command'
+
+
+def config_dir() -> Path:
+    """``share/vla_bringup/config`` of the installed package, else the source tree's."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory('vla_bringup')) / 'config'
+        if path.is_dir():
+            return path
+    except (ImportError, LookupError, ValueError):
+        pass
+    return Path(__file__).resolve().parent.parent / 'config'
+
+
+def config_file(name: str) -> str:
+    path = config_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f'config file {path} not found; expected it in vla_bringup/config/')
+    return str(path)
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+
+
+COMMON_ARGUMENTS = (
+    LaunchArgument('use_sim', 'true', 'true: the MuJoCo simulated arm; false: a real robot that '
+                   'publishes /camera/image_raw and /joint_states and obeys ' + ROBOT_COMMAND_TOPIC),
+    LaunchArgument('task', 'pick_red', 'simulator task at start-up (see `vla sim --help`)'),
+    LaunchArgument('seed', '0', 'simulator seed at start-up'),
+    LaunchArgument('real_time_factor', '1.0', 'simulator speed relative to wall time'),
+)
+
+
+def _value(text: Any) -> Any:
+    """Launch arguments arrive as strings; parse them as YAML scalars (true, 3, 1.5, text)."""
+    return yaml.safe_load(text) if isinstance(text, str) else text
+
+
+def robot_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The robot: the simulator when ``use_sim`` is true, nothing (the real driver) otherwise."""
+    if not _value(args.get('use_sim', True)):
+        return []
+    rtf = float(_value(args.get('real_time_factor', 1.0)))
+    return [NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
+                     param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
+                     parameters={'task': str(args.get('task', 'pick_red')),
+                                 'seed': int(_value(args.get('seed', 0))),
+                                 'real_time_factor': rtf,
+                                 'publish_clock': rtf != 1.0})]
+
+
+def sim_time_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Nodes run on the simulator's /clock whenever it is not running at wall time."""
+    sim = _value(args.get('use_sim', True))
+    rtf = float(_value(args.get('real_time_factor', 1.0)))
+    return {'use_sim_time': True} if sim and rtf != 1.0 else {}
+
+
+def expert_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The scripted expert as the command source (simulation only: it needs privileged state)."""
+    return [NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
+                     param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
+                     parameters=sim_time_parameters(args),
+                     remappings=(('/vla/command', ROBOT_COMMAND_TOPIC),))]
+
+
+def sim_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The simulated robot driven by the scripted expert."""
+    nodes = robot_nodes({**args, 'use_sim': True})
+    if _value(args.get('expert', True)):
+        nodes += expert_nodes(args)
+    return nodes
+
+
+SCENARIOS: dict[str, Callable[[Mapping[str, Any]], list[NodeSpec]]] = {
+    'sim': sim_scenario,
+}
+
+ARGUMENTS: dict[str, tuple[LaunchArgument, ...]] = {
+    'sim': tuple(a for a in COMMON_ARGUMENTS if a.name != 'use_sim') + (
+        LaunchArgument('expert', 'true', 'run the scripted expert as the command source'),),
+}
+
+
+def build_scenario(name: str, args: Mapping[str, Any] | None = None) -> list[NodeSpec]:
+    """The nodes of scenario ``name`` for the given launch arguments (defaults filled in)."""
+    if name not in SCENARIOS:
+        raise ValueError(f'unknown scenario {name!r}; expected one of {sorted(SCENARIOS)}')
+    values = {a.name: a.default for a in ARGUMENTS[name]}
+    unknown = set(args or {}) - set(values)
+    if unknown:
+        raise ValueError(f'unknown argument(s) {sorted(unknown)} for scenario {name!r}; '
+                         f'expected some of {sorted(values)}')
+    values.update(args or {})
+    return SCENARIOS[name](values)

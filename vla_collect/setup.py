@@ -1,0 +1,32 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'vla_collect'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools', 'h5py', 'imageio', 'matplotlib', 'tqdm'],
+    zip_safe=False,
+    maintainer='vla_ros2 maintainers',
+    maintainer_email='maintainers@vla-ros2.dev',
+    description='Teleoperation (joystick, keyboard) and the synchronised 30 Hz demonstration recorder writing HDF5 episodes, plus dataset tools.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'teleop_collector = vla_collect.collector_node:main',
+            'joy_teleop = vla_collect.joy_teleop_node:main',
+            'keyboard_teleop = vla_collect.keyboard_teleop_node:main',
+            'dataset = vla_collect.dataset_cli:main',
+        ],
+    },
+)

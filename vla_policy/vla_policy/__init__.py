@@ -1,0 +1,1 @@
+"""The Vision-Language-Action model (VLAPolicy), behavioural-cloning training and offline evaluation."""
