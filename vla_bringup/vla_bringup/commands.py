@@ -187,6 +187,38 @@ def run_demo(args: argparse.Namespace, _rest: list[str]) -> int:
     return 0
 
 
+def module_command(name: str, module: str, help_text: str) -> Command:
+    """A command implemented in ``module``, imported only when it runs (keeps ``vla --help`` fast).
+
+    The module provides ``add_arguments(parser)`` and ``run(args, rest) -> int``.
+    """
+    import importlib
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(module).add_arguments(parser)
+
+    def run(args: argparse.Namespace, rest: list[str]) -> int:
+        return importlib.import_module(module).run(args, rest)
+    return Command(name, help_text, add, run)
+
+
+def program_command(name: str, module: str, help_text: str) -> Command:
+    """A command that is another program's ``main(argv)`` (e.g. ``ros2 run vla_policy train``)."""
+    import importlib
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('-h', '--help', action='store_true', dest='program_help',
+                            help=f'show the help of {module}')
+
+    def run(args: argparse.Namespace, rest: list[str]) -> int:
+        argv = rest + (['--help'] if args.program_help else [])
+        try:
+            return int(importlib.import_module(module).main(argv) or 0)
+        except SystemExit as exc:  # argparse exits on --help and usage errors
+            return exc.code if isinstance(exc.code, int) else 1
+    return Command(name, help_text, add, run, passthrough=True)
+
+
 COMMANDS: list[Command] = [
     scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
     Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',

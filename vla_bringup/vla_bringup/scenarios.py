@@ -20,23 +20,26 @@ ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 REQUEST_TOPIC = '/vla/command'
 
 
-def config_dir() -> Path:
-    """``share/vla_bringup/config`` of the installed package, else the source tree's."""
+SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
+
+
+def config_dirs() -> list[Path]:
+    """``share/vla_bringup/config`` of the installed package, then the source tree's."""
+    dirs = []
     try:
         from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory('vla_bringup')) / 'config'
-        if path.is_dir():
-            return path
+        dirs.append(Path(get_package_share_directory('vla_bringup')) / 'config')
     except (ImportError, LookupError, ValueError):
         pass
-    return Path(__file__).resolve().parent.parent / 'config'
+    return dirs + [SOURCE_CONFIG_DIR]
 
 
 def config_file(name: str) -> str:
-    path = config_dir() / name
-    if not path.is_file():
-        raise FileNotFoundError(f'config file {path} not found; expected it in vla_bringup/config/')
-    return str(path)
+    """Absolute path of ``vla_bringup/config/<name>``."""
+    for directory in config_dirs():
+        if (directory / name).is_file():
+            return str(directory / name)
+    raise FileNotFoundError(f'config file {name!r} not found in {[str(d) for d in config_dirs()]}')
 
 
 @dataclass(frozen=True)
