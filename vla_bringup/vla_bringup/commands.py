@@ -128,17 +128,15 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         raise CommandError('evaluating a checkpoint needs the deploy scenario (vla_control), '
                            'which is not available yet; use --policy expert')
     env = isolated_ros_env()
-    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                           'ROS_LOG_DIR')})
     specs = build_scenario('sim', {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf})
-    import rclpy
     from tqdm import tqdm
 
-    from vla_bringup.episodes import EpisodeRunner, SimUnavailable
+    from vla_bringup.episodes import EpisodeRunner, SimUnavailable, private_context
     from vla_bringup.evaluation import evaluate_tasks, summarize
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     with NodeGroup(specs, env=env) as group:
-        rclpy.init()
-        runner = EpisodeRunner()
+        context = private_context(int(env['ROS_DOMAIN_ID']))
+        runner = EpisodeRunner(context=context)
         try:
             try:
                 runner.wait_for_sim(timeout=60.0)
@@ -160,7 +158,7 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
             bar.close()
         finally:
             runner.close()
-            rclpy.try_shutdown()
+            context.try_shutdown()
     return summarize(results, policy=policy or f'checkpoint:{checkpoint}',
                      episodes_per_task=episodes, seed=seed)
 

@@ -36,9 +36,10 @@ class EpisodeResult:
 class EpisodeRunner:
     """A small rclpy node that drives episodes of ``sim_node`` (named ``sim_node_name``)."""
 
-    def __init__(self, sim_node_name: str = 'sim_node', node_name: str = 'vla_episode_runner') -> None:
-        self.node = Node(node_name)
-        self.executor = SingleThreadedExecutor()
+    def __init__(self, sim_node_name: str = 'sim_node', node_name: str = 'vla_episode_runner',
+                 context: rclpy.Context | None = None) -> None:
+        self.node = Node(node_name, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.status: dict | None = None
         self.node.create_subscription(String, '/sim/task_status', self._on_status, 10)
@@ -110,6 +111,8 @@ class EpisodeRunner:
         self.node.destroy_node()
 
 
-def ensure_rclpy() -> None:
-    if not rclpy.ok():
-        rclpy.init()
+def private_context(domain_id: int) -> rclpy.Context:
+    """An rclpy context of its own on ``domain_id`` (leaves any global rclpy state alone)."""
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    return context

@@ -1,0 +1,126 @@
+"""``ros2 run vla_sim scripted_expert``: the scripted expert as a ROS command source.
+
+Reads the simulator's privileged state (``/sim/task_status``: task, episode, object poses) and
+``/joint_states``, and publishes the same ``JointTrajectory`` on ``/vla/command`` that a
+teleoperator would.  It restarts its plan whenever the simulator starts a new episode.
+Simulation only: a real robot has no privileged state.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_sim.env import JOINT_NAMES
+from vla_sim.expert import ScriptedExpert
+from vla_sim.kinematics import ArmKinematics
+
+
+class RosPrivilegedState:
+    """What :class:`ScriptedExpert` reads from a SimEnv, rebuilt from ROS messages."""
+
+    def __init__(self, dt: float) -> None:
+        self.joint_names = JOINT_NAMES
+        self.dt = dt
+        self.kinematics = ArmKinematics()
+        self.joint_positions: np.ndarray | None = None
+        self.status: dict[str, Any] | None = None
+
+    def ready(self) -> bool:
+        return self.joint_positions is not None and self.status is not None
+
+    def privileged_state(self) -> dict[str, Any]:
+        q = self.joint_positions
+        ee_pos, _ = self.kinematics.fk(q)
+        return {
+            'task': self.status['task'], 'dt': self.dt, 'joint_positions': q.copy(),
+            'ee_pos': ee_pos,
+            'objects': {name: {'pos': np.asarray(o['pos'], dtype=np.float64),
+                               'quat': np.asarray(o['quat'], dtype=np.float64)}
+                        for name, o in self.status['objects'].items()},
+        }
+
+
+class ExpertNode(Node):
+    def __init__(self) -> None:
+        super().__init__('scripted_expert')
+        self.declare_parameter('rate', 30.0)
+        self.declare_parameter('max_joint_speed', 1.5)
+        self.declare_parameter('noise', 0.0)
+        self.declare_parameter('noise_seed', 0)
+        rate = float(self.get_parameter('rate').value)
+        if rate <= 0:
+            raise ValueError(f'rate must be > 0, got {rate}')
+        self.period = 1.0 / rate
+        self.source = RosPrivilegedState(dt=self.period)
+        self.expert = ScriptedExpert(
+            self.source, max_joint_speed=float(self.get_parameter('max_joint_speed').value),
+            noise=float(self.get_parameter('noise').value),
+            seed=int(self.get_parameter('noise_seed').value), kinematics=self.source.kinematics)
+        self.episode: int | None = None
+        self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
+        self.create_subscription(JointState, '/joint_states', self._on_joint_state,
+                                 qos_profile_sensor_data)
+        self.create_subscription(String, '/sim/task_status', self._on_status, 10)
+        self.create_timer(self.period, self._tick)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            index = [list(msg.name).index(n) for n in JOINT_NAMES]
+        except ValueError:
+            self.get_logger().warning(f'joint_states without all of {list(JOINT_NAMES)}: '
+                                      f'{list(msg.name)}', throttle_duration_sec=5.0)
+            return
+        self.source.joint_positions = np.asarray(msg.position, dtype=np.float64)[index]
+
+    def _on_status(self, msg: String) -> None:
+        try:
+            status = json.loads(msg.data)
+            status['task'], status['objects'], status['episode']
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            self.get_logger().warning(f'malformed /sim/task_status ignored: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        self.source.status = status
+        if status['episode'] != self.episode:
+            self.episode = status['episode']
+            self.expert.reset()
+
+    def _tick(self) -> None:
+        if not self.source.ready():
+            return
+        action = self.expert.act()
+        msg = JointTrajectory()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.joint_names = list(JOINT_NAMES)
+        point = JointTrajectoryPoint(positions=action.astype(np.float64).tolist())
+        point.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
+        msg.points = [point]
+        self.command_pub.publish(msg)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ExpertNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
