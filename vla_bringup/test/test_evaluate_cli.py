@@ -28,3 +28,12 @@ def test_unknown_task_is_a_clear_error(capsys):
     assert main(['evaluate', '--policy', 'expert', '--tasks', 'pick_purple']) == 1
     err = capsys.readouterr().err
     assert "unknown task(s) ['pick_purple']" in err and 'pick_red' in err
+
+
+@pytest.mark.parametrize('argv', [['--help'], ['sim', '--help'], ['evaluate', '--help'],
+                                  ['demo', '--help']])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    assert 'usage: vla' in capsys.readouterr().out

@@ -28,7 +28,8 @@ class Command:
     passthrough: bool = False  # hand unknown arguments to another program's parser
 
     def register(self, sub) -> None:
-        parser = sub.add_parser(self.name, help=self.help, description=self.help,
+        text = self.help.replace('%', '%%')  # argparse formats help strings with %
+        parser = sub.add_parser(self.name, help=text, description=text,
                                 add_help=not self.passthrough)
         self.add_arguments(parser)
         parser.set_defaults(func=self.run, passthrough=self.passthrough)
@@ -222,4 +223,6 @@ COMMANDS: list[Command] = [
     Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',
             add_evaluate_arguments, run_evaluate),
     Command('demo', 'the end-to-end demo in simulation', add_demo_arguments, run_demo),
+    module_command('report', 'vla_bringup.report',
+                   'the evaluation report of a run directory: RUN_DIR/report/index.html + report.md'),
 ]

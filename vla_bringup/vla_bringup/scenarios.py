@@ -52,7 +52,8 @@ class LaunchArgument:
 COMMON_ARGUMENTS = (
     LaunchArgument('use_sim', 'true', 'true: the MuJoCo simulated arm; false: a real robot that '
                    'publishes /camera/image_raw and /joint_states and obeys ' + ROBOT_COMMAND_TOPIC),
-    LaunchArgument('task', 'pick_red', 'simulator task at start-up (see `vla sim --help`)'),
+    LaunchArgument('task', 'pick_red', 'simulator task at start-up: pick_red, pick_green, '
+                   'pick_blue, stack_green_on_red (vla_sim.TASKS)'),
     LaunchArgument('seed', '0', 'simulator seed at start-up'),
     LaunchArgument('real_time_factor', '1.0', 'simulator speed relative to wall time'),
 )
