@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from vla_bringup.scenarios import ARGUMENTS, build_scenario
 from vla_sim.launching import NodeGroup, isolated_ros_env
 
@@ -105,12 +107,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', type=Path, help='write the results JSON here')
     parser.add_argument('--episode-timeout', type=float, default=120.0,
                         help='wall-clock seconds before an episode counts as hung')
+    parser.add_argument('--videos', type=Path,
+                        help='write a GIF of the first success and failure of each task here')
 
 
 def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
     summary = evaluate(policy=args.policy, checkpoint=args.checkpoint, tasks=task_names(args.tasks),
                        episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
-                       episode_timeout=args.episode_timeout)
+                       episode_timeout=args.episode_timeout, video_dir=args.videos,
+                       video_root=args.json.parent.parent if args.json else None)
     from vla_bringup.evaluation import format_table
     print(format_table(summary))
     if args.json:
@@ -121,19 +126,27 @@ def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
 
 
 def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
-             seed: int, rtf: float, episode_timeout: float) -> dict:
-    """Start the scenario on a private ROS domain, run the episodes, return the summary."""
+             seed: int, rtf: float, episode_timeout: float, video_dir: Path | None = None,
+             video_root: Path | None = None) -> dict:
+    """Start the scenario on a private ROS domain, run the episodes, return the summary.
+
+    A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
+    expert the ``sim`` scenario; both on the same seeds.
+    """
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
+    values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf}
     if checkpoint is not None:
-        raise CommandError('evaluating a checkpoint needs the deploy scenario (vla_control), '
-                           'which is not available yet; use --policy expert')
+        if not (Path(checkpoint) / 'config.json').is_file():
+            raise CommandError(f'no checkpoint at {checkpoint} (expected {checkpoint}/config.json); '
+                               'train one with `vla train --data DIR --out DIR`')
+        values['checkpoint'] = str(Path(checkpoint).resolve())
     env = isolated_ros_env()
-    specs = build_scenario('sim', {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf})
+    specs = build_scenario('deploy' if checkpoint else 'sim', values)
     from tqdm import tqdm
 
     from vla_bringup.episodes import EpisodeRunner, SimUnavailable, private_context
-    from vla_bringup.evaluation import evaluate_tasks, summarize
+    from vla_bringup.evaluation import evaluate_tasks, latency_summary, summarize
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     with NodeGroup(specs, env=env) as group:
         context = private_context(int(env['ROS_DOMAIN_ID']))
@@ -155,35 +168,17 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
                 if dead:
                     raise CommandError(f'node {dead[0].spec.name} died:\n{dead[0].output()}')
 
-            results = evaluate_tasks(runner, tasks, episodes, seed, progress, episode_timeout)
+            results = evaluate_tasks(runner, tasks, episodes, seed, progress, episode_timeout,
+                                     video_dir=video_dir, video_root=video_root)
             bar.close()
         finally:
             runner.close()
             context.try_shutdown()
+    rates = runner.control_rates
     return summarize(results, policy=policy or f'checkpoint:{checkpoint}',
-                     episodes_per_task=episodes, seed=seed)
-
-
-# -- demo -------------------------------------------------------------------------------------
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--quick', action='store_true', help='fewer episodes, for a first look')
-    parser.add_argument('--out', type=Path, default=Path('runs/demo'), help='run directory')
-    parser.add_argument('--episodes', type=int, default=None, help='episodes per task')
-
-
-def run_demo(args: argparse.Namespace, _rest: list[str]) -> int:
-    """Until the learned policy is deployable, the demo runs the scripted expert on every task
-    through the ROS graph and prints per-task success."""
-    episodes = args.episodes or (3 if args.quick else 10)
-    summary = evaluate(policy='expert', checkpoint=None, tasks=task_names('all'),
-                       episodes=episodes, seed=1000, rtf=1.0, episode_timeout=120.0)
-    from vla_bringup.evaluation import format_table
-    print(format_table(summary))
-    out = args.out / 'eval' / 'baseline.json'
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
-    print(f'results written to {out}', file=sys.stderr)
-    return 0
+                     episodes_per_task=episodes, seed=seed,
+                     latency_ms=latency_summary(runner.latency_samples),
+                     control_rate_hz=round(float(np.median(rates)), 2) if rates else None)
 
 
 def module_command(name: str, module: str, help_text: str) -> Command:
@@ -222,7 +217,8 @@ COMMANDS: list[Command] = [
     scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
     Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',
             add_evaluate_arguments, run_evaluate),
-    Command('demo', 'the end-to-end demo in simulation', add_demo_arguments, run_demo),
+    module_command('demo', 'vla_bringup.demo', 'the end-to-end demo in simulation: collect, train, '
+                   'deploy, evaluate against the scripted baseline, report'),
     module_command('report', 'vla_bringup.report',
                    'the evaluation report of a run directory: RUN_DIR/report/index.html + report.md'),
 ]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 import rclpy
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -31,6 +37,24 @@ class EpisodeResult:
     sim_time: float
     wall_time: float
     timed_out: bool  # no end of episode seen within the wall-clock budget
+    estops: int = 0  # emergency stops latched during the episode
+    video: str | None = None  # rollout GIF, when one was written
+    frames: list = field(default_factory=list, repr=False)  # captured frames (not serialised)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != 'frames'}
+
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
+    """A rollout as an animated GIF (imageio)."""
+    import imageio.v2 as imageio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+    return path
 
 
 class EpisodeRunner:
@@ -42,7 +66,19 @@ class EpisodeRunner:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.status: dict | None = None
+        self.estop_reason = ''
+        self.estop_count = 0
+        self.latency_samples: list[float] = []  # controller inference latency per tick (ms)
+        self.control_rates: list[float] = []
+        self.capture_every = 0  # keep every n-th camera frame of an episode (0: none)
+        self._frames: list[np.ndarray] = []
+        self._frame_count = 0
         self.node.create_subscription(String, '/sim/task_status', self._on_status, 10)
+        self.node.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
+        self.node.create_subscription(Image, '/camera/image_raw', self._on_image,
+                                      qos_profile_sensor_data)
+        self.estop_reset = self.node.create_client(Trigger, '/emergency_stop/reset')
         self.command_pub = self.node.create_publisher(String, '/voice_command', 10)
         self.params = self.node.create_client(SetParameters, f'/{sim_node_name}/set_parameters')
         self.reset_srv = self.node.create_client(Trigger, '/sim/reset')
@@ -53,6 +89,44 @@ class EpisodeRunner:
         except json.JSONDecodeError:
             self.node.get_logger().warning('malformed /sim/task_status message ignored',
                                            throttle_duration_sec=5.0)
+
+    def _on_estop(self, msg: String) -> None:
+        if msg.data and not self.estop_reason:
+            self.estop_count += 1
+        self.estop_reason = msg.data
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Collect the controller's per-tick inference latencies and achieved rate."""
+        for status in msg.status:
+            if 'controller' not in status.name:
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            try:
+                if values.get('latency_samples_ms'):
+                    self.latency_samples += [float(x) for x in values['latency_samples_ms'].split(',')]
+                if 'achieved_rate_hz' in values:
+                    self.control_rates.append(float(values['achieved_rate_hz']))
+            except ValueError:
+                self.node.get_logger().warning(f'unparsable diagnostics from {status.name}',
+                                               throttle_duration_sec=10.0)
+
+    def _on_image(self, msg: Image) -> None:
+        if not self.capture_every:
+            return
+        self._frame_count += 1
+        if self._frame_count % self.capture_every == 0 and msg.encoding == 'rgb8':
+            frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 3]
+            self._frames.append(frame.reshape(msg.height, msg.width, 3).copy())
+
+    def clear_estop(self, timeout: float = 10.0) -> None:
+        """Reset a latched emergency stop before the next episode (the arm was reset home)."""
+        if not self.estop_reason or not self.estop_reset.service_is_ready():
+            return
+        answer = self._call(self.estop_reset, Trigger.Request(), timeout, '/emergency_stop/reset')
+        if answer.success:
+            wait_for(lambda: not self.estop_reason, timeout, self.spin_once)
+        else:
+            self.node.get_logger().warning(f'emergency stop not reset: {answer.message}')
 
     def spin_once(self) -> None:
         self.executor.spin_once(timeout_sec=0.02)
@@ -96,7 +170,10 @@ class EpisodeRunner:
         """Reset, publish the instruction, wait for the episode to end (success or time limit)."""
         start = time.monotonic()
         status = self.reset(task, seed)
+        self.clear_estop()
+        estops_before = self.estop_count
         episode = status['episode']
+        self._frames, self._frame_count = [], 0
         self.command_pub.publish(String(data=status['instruction']))
         ended = wait_for(lambda: self.status['episode'] == episode and self.status['done'],
                          wall_timeout, self.spin_once)
@@ -104,7 +181,8 @@ class EpisodeRunner:
         return EpisodeResult(task=task, seed=seed, success=bool(final['success']),
                              reward=float(final['reward']), length=int(final['step']),
                              sim_time=float(final['sim_time']),
-                             wall_time=time.monotonic() - start, timed_out=not ended)
+                             wall_time=time.monotonic() - start, timed_out=not ended,
+                             estops=self.estop_count - estops_before, frames=self._frames)
 
     def close(self) -> None:
         self.executor.remove_node(self.node)

@@ -2,45 +2,73 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from vla_bringup.episodes import EpisodeResult, EpisodeRunner
+import numpy as np
+
+from vla_bringup.episodes import EpisodeResult, EpisodeRunner, write_gif
 from vla_sim.stats import rate_summary
+
+VIDEO_FRAME_STRIDE = 3  # keep every 3rd frame of a rollout (10 fps GIFs at 30 Hz)
 
 
 def evaluate_tasks(runner: EpisodeRunner, tasks: Sequence[str], episodes: int, seed: int,
                    on_episode: Callable[[EpisodeResult], None] | None = None,
-                   wall_timeout: float = 120.0) -> list[EpisodeResult]:
-    """``episodes`` episodes per task on seeds ``seed .. seed + episodes - 1`` (same for every task)."""
+                   wall_timeout: float = 120.0, video_dir: Path | None = None,
+                   video_root: Path | None = None) -> list[EpisodeResult]:
+    """``episodes`` episodes per task on seeds ``seed .. seed + episodes - 1`` (same for every task).
+
+    With ``video_dir``, the first success and the first failure of each task are written as
+    GIFs, their paths stored relative to ``video_root`` (the run directory) in ``result.video``.
+    """
+    runner.capture_every = VIDEO_FRAME_STRIDE if video_dir is not None else 0
     results = []
     for task in tasks:
+        saved: set[bool] = set()
         for i in range(episodes):
             result = runner.run_episode(task, seed + i, wall_timeout=wall_timeout)
+            if video_dir is not None and result.success not in saved and result.frames:
+                outcome = 'success' if result.success else 'failure'
+                path = write_gif(result.frames, video_dir / f'{task}_{outcome}_seed{result.seed}.gif',
+                                 fps=30.0 / VIDEO_FRAME_STRIDE)
+                result.video = str(path.relative_to(video_root) if video_root else path)
+                saved.add(result.success)
+            result.frames = []
             results.append(result)
             if on_episode is not None:
                 on_episode(result)
     return results
 
 
+def latency_summary(samples: Sequence[float]) -> dict:
+    """p50/p99 (ms) of the controller's per-tick inference latencies, with the samples."""
+    if not samples:
+        return {}
+    values = np.asarray(samples, dtype=np.float64)
+    return {'p50': round(float(np.percentile(values, 50)), 3),
+            'p99': round(float(np.percentile(values, 99)), 3),
+            'mean': round(float(values.mean()), 3), 'n': int(values.size),
+            'samples': [round(float(v), 3) for v in values]}
+
+
 def summarize(results: Sequence[EpisodeResult], policy: str, episodes_per_task: int, seed: int,
-              estops: dict[str, int] | None = None, latency_ms: dict | None = None,
-              control_rate_hz: float | None = None) -> dict:
+              latency_ms: dict | None = None, control_rate_hz: float | None = None) -> dict:
     """The results JSON: per task and overall success with 95% Wilson intervals."""
-    estops = estops or {}
     tasks: dict[str, dict] = {}
     for task in dict.fromkeys(r.task for r in results):
         rs = [r for r in results if r.task == task]
         entry = rate_summary(sum(r.success for r in rs), len(rs))
         entry.update(mean_reward=round(sum(r.reward for r in rs) / len(rs), 4),
                      mean_length=round(sum(r.length for r in rs) / len(rs), 2),
-                     estops=int(estops.get(task, 0)),
+                     estops=sum(r.estops for r in rs),
                      timeouts=sum(r.timed_out for r in rs))
         tasks[task] = entry
     overall = rate_summary(sum(r.success for r in results), len(results))
-    overall['estops'] = int(sum(estops.values()))
+    overall['estops'] = sum(r.estops for r in results)
     return {'policy': policy, 'episodes_per_task': episodes_per_task, 'seed': seed,
             'tasks': tasks, 'overall': overall,
             'latency_ms': latency_ms or {}, 'control_rate_hz': control_rate_hz,
-            'episodes': [r.__dict__ for r in results]}
+            'episodes': [r.to_json() for r in results]}
 
 
 def format_table(summary: dict) -> str:

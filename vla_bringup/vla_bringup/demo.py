@@ -1,0 +1,142 @@
+"""``vla demo``: the whole pipeline in simulation, one resumable stage after another.
+
+    collect   scripted-expert demonstrations for every task, over ROS      -> RUN_DIR/data
+    train     the CPU default policy by behavioural cloning                 -> RUN_DIR/checkpoint
+    evaluate  the policy behind the safety gate, on held-out seeds, over ROS -> RUN_DIR/eval/policy.json
+    baseline  the scripted expert on the same seeds                         -> RUN_DIR/eval/baseline.json
+    report    plots, tables and rollouts                                    -> RUN_DIR/report/index.html
+
+Each stage runs through the same ``vla`` command a user would type, records its wall time
+and status in ``RUN_DIR/stages.json``, and is skipped on a rerun once it has completed
+(``--redo STAGE`` runs it and the stages after it again).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+#: demonstrations use seeds from 0, evaluations from here: the two never overlap
+EVAL_SEED = 1000
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    demos_per_task: int  # scripted demonstrations per task
+    train_steps: int  # optimiser steps
+    eval_episodes: int  # evaluation episodes per task (policy and baseline alike)
+
+
+SIZES = {
+    'full': DemoSize(demos_per_task=40, train_steps=6000, eval_episodes=10),
+    'quick': DemoSize(demos_per_task=6, train_steps=400, eval_episodes=2),
+}
+
+STAGES = ('collect', 'train', 'evaluate', 'baseline', 'report')
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument('--quick', action='store_true',
+                        help='a first look in about 5 minutes: fewer demonstrations, steps and episodes')
+    parser.add_argument('--out', type=Path, default=Path('runs/demo'), help='run directory (default: runs/demo)')
+    parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    parser.add_argument('--demos', type=int, help='demonstrations per task (overrides the size)')
+    parser.add_argument('--steps', type=int, help='training steps (overrides the size)')
+    parser.add_argument('--episodes', type=int, help='evaluation episodes per task (overrides the size)')
+    parser.add_argument('--real-time-factor', type=float, default=2.0,
+                        help='simulator speed during collection and evaluation (sim time, /clock)')
+    parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
+
+
+def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[str]]:
+    size = SIZES['quick' if args.quick else 'full']
+    demos = args.demos or size.demos_per_task
+    steps = args.steps or size.train_steps
+    episodes = args.episodes or size.eval_episodes
+    rtf = str(args.real_time_factor)
+    return {
+        'collect': ['collect', '--tasks', args.tasks, '--episodes', str(demos), '--seed', '0',
+                    '--out', str(run_dir / 'data'), '--real-time-factor', rtf],
+        'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
+                  '--preset', 'cpu', '--steps', str(steps)],
+        'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
+                     '--episodes', str(episodes), '--seed', str(EVAL_SEED), '--real-time-factor', rtf,
+                     '--json', str(run_dir / 'eval' / 'policy.json'),
+                     '--videos', str(run_dir / 'eval' / 'videos')],
+        'baseline': ['evaluate', '--policy', 'expert', '--tasks', args.tasks, '--episodes', str(episodes),
+                     '--seed', str(EVAL_SEED), '--real-time-factor', rtf,
+                     '--json', str(run_dir / 'eval' / 'baseline.json')],
+        'report': ['report', str(run_dir)],
+    }
+
+
+def load_stages(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        print(f'vla demo: {path} is unreadable; running every stage again', file=sys.stderr)
+        return {}
+
+
+def run(args: argparse.Namespace, _rest: list[str],
+        invoke: Callable[[list[str]], int] | None = None) -> int:
+    from vla_bringup.cli import main as vla_main
+    invoke = invoke or vla_main
+    run_dir = args.out.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stages_path = run_dir / 'stages.json'
+    stages = load_stages(stages_path)
+    commands = stage_commands(args, run_dir)
+    redo_from = STAGES.index(args.redo) if args.redo else len(STAGES)
+    total_start = time.monotonic()
+    for index, stage in enumerate(STAGES):
+        done = stages.get(stage, {}).get('status') == 'done'
+        if done and index < redo_from:
+            print(f'[vla demo] {stage}: done in an earlier run ({stages[stage]["seconds"]:.0f} s), '
+                  f'reusing its output (--redo {stage} runs it again)', file=sys.stderr)
+            continue
+        argv = commands[stage]
+        print(f'[vla demo] stage {index + 1}/{len(STAGES)} {stage}: vla {" ".join(argv)}', file=sys.stderr)
+        start = time.monotonic()
+        stages[stage] = {'status': 'running', 'command': 'vla ' + ' '.join(argv)}
+        stages_path.write_text(json.dumps(stages, indent=2))
+        rc = invoke(argv)
+        seconds = time.monotonic() - start
+        stages[stage] = {'status': 'done' if rc == 0 else 'failed', 'seconds': round(seconds, 1),
+                         'command': 'vla ' + ' '.join(argv)}
+        stages_path.write_text(json.dumps(stages, indent=2))
+        if rc != 0:
+            print(f'vla demo: stage {stage!r} failed (exit {rc}); fix the error above, then rerun '
+                  f'`vla demo --out {args.out}` to resume from this stage', file=sys.stderr)
+            return rc
+        # a redone stage invalidates everything after it
+        redo_from = min(redo_from, index + 1)
+    print_summary(run_dir, stages, time.monotonic() - total_start)
+    return 0
+
+
+def print_summary(run_dir: Path, stages: dict, seconds: float) -> None:
+    lines = ['', 'vla demo finished:']
+    for stage in STAGES:
+        info = stages.get(stage, {})
+        lines.append(f'  {stage:<9} {info.get("status", "?"):<7} {info.get("seconds", 0):7.1f} s')
+    for name in ('policy', 'baseline'):
+        path = run_dir / 'eval' / f'{name}.json'
+        if path.is_file():
+            overall = json.loads(path.read_text())['overall']
+            lines.append(f'  {name:<9} success {overall["successes"]}/{overall["n"]} '
+                         f'({overall["success_rate"]:.0%}, 95% CI {overall["ci95"][0]:.2f}-{overall["ci95"][1]:.2f})')
+    lines.append(f'  report    {run_dir / "report" / "index.html"}')
+    print('\n'.join(lines))
