@@ -74,3 +74,11 @@ def test_expert_rejects_bad_settings(env):
         ScriptedExpert(env, max_joint_speed=2.5)
     with pytest.raises(ValueError, match="noise"):
         ScriptedExpert(env, noise=-0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_expert_success_rate_over_50_seeds(env, task):
+    expert = ScriptedExpert(env)
+    successes = sum(run_episode(env, expert, task, seed)[0]["success"] for seed in range(50))
+    assert successes >= 48, f"{task}: {successes}/50"

@@ -268,7 +268,14 @@ class SimEnv:
         if size not in self._renderers:
             vis = self.model.vis.global_
             vis.offwidth, vis.offheight = max(vis.offwidth, size), max(vis.offheight, size)
-            self._renderers[size] = mujoco.Renderer(self.model, height=size, width=size)
+            try:
+                self._renderers[size] = mujoco.Renderer(self.model, height=size, width=size)
+            except Exception as err:  # mujoco.FatalError, or a missing EGL/OSMesa library
+                raise RuntimeError(
+                    f"cannot create an offscreen renderer ({err}); MuJoCo needs MUJOCO_GL=egl (or osmesa) set"
+                    f" before mujoco is first imported (now MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}), and the"
+                    " system libraries libegl1 libgl1-mesa-dri libopengl0; or use SimEnv(render_images=False)"
+                ) from err
         return self._renderers[size]
 
     def _observation(self) -> dict[str, Any]:

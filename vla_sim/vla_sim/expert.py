@@ -19,6 +19,7 @@ from vla_sim.tasks import CUBE_SIZE, TASKS, Task
 
 GRIPPER_OPEN = 0.08  # m
 GRIPPER_CLOSED = 0.0  # m, commanded when grasping: the fingers squeeze the cube
+QUIET_PHASES = ("close", "place", "release")  # no noise while the fingers act on a cube
 SAFETY_JOINT_SPEED = 2.0  # rad/s, the safety layer's velocity limit; the expert stays below it
 
 
@@ -49,6 +50,7 @@ class ExpertConfig:
     gripper_speed: float = 0.5  # m/s, change of the gripper command
     reach_tol: float = 0.012  # m, measured tool-centre point near enough to a free-space waypoint
     grasp_tol: float = 0.006  # m, measured tool-centre point near enough to the grasp point
+    align_tol: float = 0.005  # m, carried cube centred enough over the target cube to lower it
     settle_ticks: int = 6  # ticks to wait after the gripper command reached its target
     phase_timeout: int = 90  # ticks in one phase before the expert starts the attempt over
 
@@ -57,7 +59,8 @@ class ScriptedExpert:
     """Waypoint state machine: approach, descend, close, lift (pick); carry, place, release, retreat (stack).
 
     ``noise`` is the standard deviation (rad) of a Gaussian perturbation of the arm targets
-    drawn from its own ``np.random.default_rng(seed)``, for data diversity; 0 by default.
+    drawn from its own ``np.random.default_rng(seed)``, for data diversity; 0 by default. It is
+    left out while closing on, placing or releasing a cube, where it would only cause failures.
     """
 
     def __init__(
@@ -129,7 +132,9 @@ class ScriptedExpert:
         self._q_ik = solution.q
         q_des = solution.q
         if self.noise > 0.0:
-            q_des = q_des + self._rng.normal(0.0, self.noise, size=6)
+            perturbation = self._rng.normal(0.0, self.noise, size=6)  # drawn every tick: same rng stream
+            if self.phase not in QUIET_PHASES:
+                q_des = q_des + perturbation
         limit = self.max_joint_speed * dt
         self._q_cmd = np.clip(self._q_cmd + np.clip(q_des - self._q_cmd, -limit, limit), self.kin.lower, self.kin.upper)
         grip_step = self.config.gripper_speed * dt
@@ -160,7 +165,8 @@ class ScriptedExpert:
         """Advance the state machine; returns (waypoint of the tool-centre point, gripper target, speed)."""
         cfg = self.config
         task = self._task
-        assert task is not None
+        if task is None:
+            raise RuntimeError("ScriptedExpert._update_phase called before the episode started")
         obj = task.objects[0]
         objects = state["objects"]
         obj_pos = np.asarray(objects[obj]["pos"], dtype=np.float64)
@@ -168,7 +174,7 @@ class ScriptedExpert:
         opening = float(q_meas[6])
         cmd_reached = lambda wp: float(np.linalg.norm(self._p_cmd - wp)) < 1e-4  # noqa: E731
         near = lambda wp, tol: float(np.linalg.norm(ee - wp)) < tol  # noqa: E731
-        timed_out = self._ticks > cfg.phase_timeout
+        timed_out = lambda: self._ticks > cfg.phase_timeout  # noqa: E731  (ticks of the current phase)
 
         if self.phase in ("approach", "descend"):
             self._grasp_yaw = self._choose_yaw(obj_pos, np.asarray(objects[obj]["quat"], dtype=np.float64))
@@ -184,7 +190,7 @@ class ScriptedExpert:
             wp = obj_pos + (0.0, 0.0, cfg.grasp_offset)
             if cmd_reached(wp) and near(wp, cfg.grasp_tol):
                 self._enter("close", anchor=wp)
-            elif timed_out:
+            elif timed_out():
                 return self._retry(obj_pos)
             else:
                 return wp, GRIPPER_OPEN, cfg.descend_speed
@@ -195,7 +201,7 @@ class ScriptedExpert:
                     self._enter("lift", anchor=self._anchor + (0.0, 0.0, cfg.lift_height))
                 else:
                     return self._retry(obj_pos)
-            elif timed_out:
+            elif timed_out():
                 return self._retry(obj_pos)
             else:
                 return self._anchor, GRIPPER_CLOSED, cfg.descend_speed
@@ -215,15 +221,15 @@ class ScriptedExpert:
         if self.phase == "carry":
             wp = base_pos + (0.0, 0.0, CUBE_SIZE + cfg.carry_clearance) + grip_offset
             wp[2] = max(wp[2], self._anchor[2])  # never lower while still travelling
-            over = float(np.linalg.norm(obj_pos[:2] - base_pos[:2])) < 0.004
-            if cmd_reached(wp) and over and near(wp, cfg.reach_tol):
+            over = float(np.linalg.norm(obj_pos[:2] - base_pos[:2])) < cfg.align_tol
+            if cmd_reached(wp) and near(wp, cfg.reach_tol) and (over or timed_out()):
                 self._enter("place")
             else:
                 return wp, GRIPPER_CLOSED, cfg.move_speed
         if self.phase == "place":
             wp = base_pos + (0.0, 0.0, CUBE_SIZE + cfg.place_gap) + grip_offset
             low_enough = obj_pos[2] - base_pos[2] < CUBE_SIZE + cfg.place_gap + 0.002
-            if (cmd_reached(wp) and low_enough) or timed_out:
+            if (cmd_reached(wp) and low_enough) or timed_out():
                 self._enter("release", anchor=self._p_cmd)
             else:
                 return wp, GRIPPER_CLOSED, cfg.place_speed

@@ -139,9 +139,9 @@ class ArmKinematics:
             raise ValueError(f"IK target must be finite, got pos={target_pos}, rot={target_rot.tolist()}")
         q = np.clip(self._arm(q_init).copy(), self.lower, self.upper)
         weights = np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight])
-        best: IKResult | None = None
+        best = IKResult(q.copy(), np.inf, np.inf, False)
         best_cost = np.inf
-        for _ in range(max_iters + 1):
+        for _ in range(max(max_iters, 0) + 1):
             jac = self.jacobian(q)  # also leaves the site pose of q in self.data
             pos = self.data.site_xpos[self.site_id]
             rot = self.data.site_xmat[self.site_id].reshape(3, 3)
@@ -158,5 +158,4 @@ class ArmKinematics:
             jw = jac * weights[:, None]
             dq = jw.T @ np.linalg.solve(jw @ jw.T + damping**2 * np.eye(6), err)
             q = np.clip(q + dq, self.lower, self.upper)
-        assert best is not None
         return best
