@@ -42,8 +42,8 @@ class ExpertConfig:
     carry_clearance: float = 0.07  # gap between the carried cube and the top of the target cube
     place_gap: float = 0.004  # gap left below the carried cube when opening the fingers
     retreat_height: float = 0.10  # rise after releasing a placed cube
-    move_speed: float = 0.25  # m/s, free-space moves
-    descend_speed: float = 0.10  # m/s, final approach to a cube
+    move_speed: float = 0.20  # m/s, free-space moves
+    descend_speed: float = 0.08  # m/s, final approach to a cube
     lift_speed: float = 0.15  # m/s
     place_speed: float = 0.06  # m/s, lowering a cube onto another
     yaw_speed: float = 1.0  # rad/s, tool rotation about the vertical
