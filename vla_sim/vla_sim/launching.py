@@ -39,8 +39,10 @@ class NodeSpec:
         for path in self.param_files:
             args += ['--params-file', str(path)]
         for key, value in self.parameters.items():
-            # -p values are parsed as YAML; JSON is valid YAML and quotes strings safely.
-            args += ['-p', f'{key}:={json.dumps(value)}']
+            # -p values are parsed as YAML; JSON is valid YAML and quotes strings safely.  The
+            # node-name prefix makes them win over the node's section of a params file, as
+            # launch_ros's parameter dicts do (a bare -p loses to it).
+            args += ['-p', f'{self.name}:{key}:={json.dumps(value)}']
         for src, dst in self.remappings:
             args += ['-r', f'{src}:={dst}']
         return args
