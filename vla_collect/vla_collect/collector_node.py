@@ -1,0 +1,272 @@
+"""``ros2 run vla_collect teleop_collector``: the synchronised demonstration recorder.
+
+Subscribes ``/camera/image_raw`` (sensor-data QoS), ``/joint_states``, the command that
+reaches the robot (``/joint_trajectory_controller/joint_trajectory``, the action), ``/joy``
+and ``/voice_command``.  A ``rate`` Hz timer samples the latest message of every stream; a
+step with a stream older than its limit is not recorded and is counted as dropped.  Each
+episode is streamed to ``output_dir/episode_NNNNNN.hdf5`` (see ``episode_io``).
+
+Episodes start and stop with the joystick (``start_button`` toggles, stopping as a success;
+``fail_button`` stops as a failure; ``discard_button`` drops the episode) or with services:
+
+    ~/start    std_srvs/Trigger   start with the current language command
+    ~/stop     std_srvs/SetBool   stop and save; data = success flag
+    ~/discard  std_srvs/Trigger   drop the current episode
+
+The language command is the last ``/voice_command`` or the ``language_command`` parameter,
+whichever was set last.  State and drop counts go to ``/diagnostics`` and, as JSON, to
+``~/status`` (latched).
+"""
+from __future__ import annotations
+
+import json
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState, Joy
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
+                                  RecorderError)
+from vla_collect.ros_conversions import (ImageConversionError, MissingJointError, image_to_rgb,
+                                         joint_state_to_arrays, trajectory_to_action)
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
+
+
+class CollectorNode(Node):
+    def __init__(self) -> None:
+        super().__init__('teleop_collector')
+        self.declare_parameter('joint_names', ['joint1'])
+        self.declare_parameter('action_names', [''])
+        self.declare_parameter('output_dir', 'vla_data')
+        self.declare_parameter('rate', 30.0)
+        self.declare_parameter('language_command', '')
+        self.declare_parameter('robot_name', 'robot')
+        self.declare_parameter('image_timeout', 0.2)
+        self.declare_parameter('joint_state_timeout', 0.2)
+        self.declare_parameter('action_timeout', 0.2)
+        self.declare_parameter('extra_cameras', [''])
+        self.declare_parameter('start_button', 9)
+        self.declare_parameter('fail_button', 8)
+        self.declare_parameter('discard_button', 10)
+        self.declare_parameter('min_free_mb', 64.0)
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        self.joint_names = [str(n) for n in p('joint_names')]
+        action_names = [str(n) for n in p('action_names') if n] or self.joint_names
+        cameras = [str(c) for c in p('extra_cameras') if c]
+        rate = float(p('rate'))
+        if rate <= 0:
+            raise ValueError(f'rate must be > 0 Hz, got {rate}')
+        self.recorder = Recorder(
+            p('output_dir'), self.joint_names, action_names, fps=rate,
+            max_age={IMAGE: float(p('image_timeout')), JOINT_STATES: float(p('joint_state_timeout')),
+                     ACTION: float(p('action_timeout'))},
+            cameras=cameras, robot=str(p('robot_name')),
+            min_free_bytes=int(float(p('min_free_mb')) * 2**20))
+        self.language_command = str(p('language_command'))
+        self.buttons = ButtonEdges()
+        self.bad_messages: dict[str, int] = {}
+        self.add_on_set_parameters_callback(self._on_parameters)
+
+        self.status_pub = self.create_publisher(String, '~/status', LATCHED)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, '/camera/image_raw',
+                                 lambda m: self._on_image(IMAGE, m), qos_profile_sensor_data)
+        for camera in cameras:
+            self.create_subscription(Image, f'/camera/{camera}/image_raw',
+                                     lambda m, c=camera: self._on_image(f'{IMAGE}_{c}', m),
+                                     qos_profile_sensor_data)
+        self.create_subscription(JointState, '/joint_states', self._on_joint_state,
+                                 qos_profile_sensor_data)
+        self.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
+                                 self._on_command, 10)
+        self.create_subscription(Joy, '/joy', self._on_joy, 10)
+        self.create_subscription(String, '/voice_command', self._on_voice_command, 10)
+        self.create_service(Trigger, '~/start', self._on_start)
+        self.create_service(SetBool, '~/stop', self._on_stop)
+        self.create_service(Trigger, '~/discard', self._on_discard)
+        self.create_timer(1.0 / rate, self._sample)
+        self.create_timer(1.0, self._publish_status)
+        self.get_logger().info(
+            f'recording {len(self.joint_names)} joints and {len(action_names)} actions at '
+            f'{rate:g} Hz into {self.recorder.output_dir}; START on the joystick or '
+            f'{self.get_fully_qualified_name()}/start begins an episode')
+        self._publish_status()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _bad(self, what: str, text: str) -> None:
+        self.bad_messages[what] = self.bad_messages.get(what, 0) + 1
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+
+    # -- parameters -----------------------------------------------------------------------
+    def _on_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == 'language_command':
+                self.language_command = str(param.value)
+            elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
+                                'extra_cameras', 'image_timeout', 'joint_state_timeout',
+                                'action_timeout', 'robot_name', 'min_free_mb'):
+                return SetParametersResult(successful=False,
+                                           reason=f'{param.name} is read at start-up only')
+        return SetParametersResult(successful=True)
+
+    # -- streams ------------------------------------------------------------------------------
+    def _on_image(self, stream: str, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb(msg)
+        except ImageConversionError as exc:
+            self._bad('image', f'{stream} frame dropped: {exc}')
+            return
+        self.recorder.update(stream, rgb, self._now())
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            value = joint_state_to_arrays(msg, self.joint_names)
+        except MissingJointError as exc:
+            self._bad('joint_states', f'/joint_states ignored: {exc}')
+            return
+        except ValueError as exc:
+            self._bad('joint_states', f'/joint_states ignored: {exc}')
+            return
+        self.recorder.update(JOINT_STATES, value, self._now())
+
+    def _on_command(self, msg: JointTrajectory) -> None:
+        try:
+            action = trajectory_to_action(msg, self.recorder.action_names)
+        except ValueError as exc:
+            self._bad('action', f'command ignored: {exc}')
+            return
+        self.recorder.update(ACTION, action, self._now())
+
+    def _on_voice_command(self, msg: String) -> None:
+        command = msg.data.strip()
+        if not command:
+            return
+        if self.recorder.recording and command != self.recorder.current.language_command:
+            self.get_logger().warning(f'language command {command!r} applies to the next episode; '
+                                      'the current one keeps its command')
+        self.language_command = command
+
+    def _on_joy(self, msg: Joy) -> None:
+        pressed = self.buttons.pressed(msg.buttons)
+        p = lambda name: int(self.get_parameter(name).value)  # noqa: E731
+        if p('discard_button') in pressed and self.recorder.recording:
+            self._discard()
+        elif p('fail_button') in pressed and self.recorder.recording:
+            self._stop(False)
+        elif p('start_button') in pressed:
+            if self.recorder.recording:
+                self._stop(True)
+            else:
+                self._start()
+
+    # -- episode control ------------------------------------------------------------------------
+    def _start(self) -> tuple[bool, str]:
+        try:
+            path = self.recorder.start(self.language_command, self._now())
+        except RecorderError as exc:
+            self.get_logger().error(f'cannot start: {exc}')
+            return False, str(exc)
+        self.get_logger().info(f'recording {path.name}: {self.language_command!r}')
+        self._publish_status()
+        return True, json.dumps({'path': str(path), 'language_command': self.language_command})
+
+    def _stop(self, success: bool) -> tuple[bool, str]:
+        try:
+            summary = self.recorder.stop(success)
+        except RecorderError as exc:
+            self.get_logger().error(str(exc))
+            self._publish_status()
+            return False, str(exc)
+        self.get_logger().info(f'saved {summary.path} ({summary.steps} steps, {summary.dropped} '
+                               f'dropped, success={summary.success})')
+        self._publish_status()
+        return True, json.dumps(summary.as_dict())
+
+    def _discard(self) -> tuple[bool, str]:
+        try:
+            summary = self.recorder.discard()
+        except RecorderError as exc:
+            return False, str(exc)
+        self.get_logger().info(f'discarded {summary.path.name} ({summary.steps} steps)')
+        self._publish_status()
+        return True, json.dumps(summary.as_dict())
+
+    def _on_start(self, request, response):
+        response.success, response.message = self._start()
+        return response
+
+    def _on_stop(self, request, response):
+        response.success, response.message = self._stop(bool(request.data))
+        return response
+
+    def _on_discard(self, request, response):
+        response.success, response.message = self._discard()
+        return response
+
+    # -- the 30 Hz loop -------------------------------------------------------------------------
+    def _sample(self) -> None:
+        if not self.recorder.recording:
+            return
+        try:
+            self.recorder.sample(self._now())
+        except RecorderError as exc:
+            self.get_logger().error(str(exc))
+            self._publish_status()
+
+    # -- reporting ------------------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        status = self.recorder.status(self._now())
+        status['bad_messages'] = dict(self.bad_messages)
+        status['next_language_command'] = self.language_command
+        self.status_pub.publish(String(data=json.dumps(status)))
+        if status['last_error']:
+            level, message = DiagnosticStatus.ERROR, status['last_error']
+        elif status['state'] == 'recording' and status['dropped']:
+            level, message = DiagnosticStatus.WARN, f'recording, {status["dropped"]} steps dropped'
+        else:
+            level, message = DiagnosticStatus.OK, status['state']
+        values = {k: v for k, v in status.items() if k not in ('stream_age_s', 'last_episode')}
+        values.update({f'age_{k}': v for k, v in status['stream_age_s'].items()})
+        diag = DiagnosticStatus(level=level, name='vla_collect: teleop_collector',
+                                hardware_id=str(self.get_parameter('robot_name').value),
+                                message=message,
+                                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        msg = DiagnosticArray(status=[diag])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = CollectorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if node.recorder.recording:  # keep what was recorded: save it as unfinished
+                try:
+                    summary = node.recorder.stop(success=False)
+                    node.get_logger().info(f'shutting down: saved {summary.path} as unsuccessful')
+                except RecorderError as exc:
+                    node.get_logger().warning(f'shutting down: {exc}')
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,286 @@
+"""The recorder's logic, without ROS: synchronised sampling of the latest value of every
+stream with a staleness limit per stream, episode start/stop/discard, drop accounting.
+
+The ``teleop_collector`` node converts messages, feeds :meth:`Recorder.update` from its
+subscriptions and calls :meth:`Recorder.sample` from a 30 Hz timer.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_collect.episode_io import (DEFAULT_MIN_FREE_BYTES, EpisodeWriteError, EpisodeWriter,
+                                    next_episode_path)
+
+log = logging.getLogger(__name__)
+
+IMAGE = 'image'
+JOINT_STATES = 'joint_states'
+ACTION = 'action'
+
+
+class RecorderError(RuntimeError):
+    """A request the recorder cannot honour; the message says why and what to do."""
+
+
+@dataclass
+class Stream:
+    """The latest value of one input stream and when it arrived (recorder clock, seconds)."""
+
+    name: str
+    max_age: float  # seconds after which the value is stale
+    value: Any = None
+    stamp: float | None = None
+    received: int = 0
+    stale_drops: int = 0  # recorded steps dropped because this stream was stale
+
+    def fresh(self, now: float) -> bool:
+        return self.stamp is not None and 0.0 <= now - self.stamp <= self.max_age
+
+    def age(self, now: float) -> float | None:
+        return None if self.stamp is None else now - self.stamp
+
+
+@dataclass
+class EpisodeSummary:
+    path: Path | None
+    steps: int
+    dropped: int
+    success: bool
+    language_command: str
+    saved: bool
+
+    def as_dict(self) -> dict:
+        return {'path': str(self.path) if self.path else None, 'steps': self.steps,
+                'dropped': self.dropped, 'success': self.success,
+                'language_command': self.language_command, 'saved': self.saved}
+
+
+@dataclass
+class _Current:
+    path: Path
+    language_command: str
+    started: float
+    writer: EpisodeWriter | None = None
+    steps: int = 0
+    dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Recorder:
+    """Samples ``image``, ``joint_states`` (positions, velocities) and ``action`` (+ extra cameras
+    ``image_<camera>``) into one HDF5 episode per start/stop, in ``output_dir``."""
+
+    def __init__(self, output_dir: str | Path, joint_names: Sequence[str],
+                 action_names: Sequence[str] | None = None, fps: float = 30.0,
+                 max_age: Mapping[str, float] | None = None, cameras: Iterable[str] = (),
+                 robot: str = 'robot', min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
+        self.output_dir = Path(output_dir).expanduser()
+        self.joint_names = [str(n) for n in joint_names]
+        self.action_names = [str(n) for n in (action_names or joint_names)]
+        if not self.joint_names:
+            raise ValueError('joint_names is empty; set it (robot.yaml) to the joints to record')
+        if fps <= 0:
+            raise ValueError(f'fps must be > 0, got {fps}')
+        self.fps = float(fps)
+        self.cameras = [str(c) for c in cameras]
+        self.robot = robot
+        self.min_free_bytes = int(min_free_bytes)
+        limits = {IMAGE: 0.2, JOINT_STATES: 0.2, ACTION: 0.2, **(max_age or {})}
+        names = [IMAGE, JOINT_STATES, ACTION] + [f'{IMAGE}_{c}' for c in self.cameras]
+        for name in names:
+            limits.setdefault(name, limits[IMAGE])
+            if not limits[name] > 0:
+                raise ValueError(f'staleness limit of {name} must be > 0 s, got {limits[name]}')
+        self.streams = {n: Stream(n, float(limits[n])) for n in names}
+        self.current: _Current | None = None
+        self.episodes_saved = 0
+        self.episodes_discarded = 0
+        self.steps_recorded = 0  # over all episodes
+        self.steps_dropped = 0
+        self.drop_reasons: dict[str, int] = {}
+        self.last_error = ''
+        self.last_episode: EpisodeSummary | None = None
+
+    # -- inputs -----------------------------------------------------------------------------
+    def update(self, stream: str, value: Any, now: float) -> None:
+        """Store the latest value of ``stream`` (image: (H, W, 3) uint8; joint_states:
+        (positions, velocities); action: (A,) array)."""
+        s = self.streams[stream]
+        s.value, s.stamp = value, float(now)
+        s.received += 1
+
+    @property
+    def recording(self) -> bool:
+        return self.current is not None
+
+    # -- episodes -----------------------------------------------------------------------------
+    def start(self, language_command: str, now: float) -> Path:
+        """Begin an episode; the file is created at the first recorded step."""
+        if self.current is not None:
+            raise RecorderError(f'already recording {self.current.path.name}; stop or discard it first')
+        command = str(language_command).strip()
+        if not command:
+            raise RecorderError('no language command: publish one on /voice_command or set the '
+                                'language_command parameter before starting an episode')
+        path = next_episode_path(self.output_dir)
+        self.current = _Current(path=path, language_command=command, started=float(now))
+        self.last_error = ''
+        return path
+
+    def stop(self, success: bool) -> EpisodeSummary:
+        """End the episode and save it with ``success``; raises RecorderError if nothing was
+        recorded (the empty episode is dropped)."""
+        cur = self._require('stop')
+        self.current = None
+        summary = EpisodeSummary(cur.path, cur.steps, cur.dropped, bool(success),
+                                 cur.language_command, saved=False)
+        if cur.writer is None or cur.steps == 0:
+            if cur.writer is not None:
+                cur.writer.abort()
+            self.last_episode = summary
+            raise RecorderError(f'no step of {cur.path.name} was recorded ({cur.dropped} dropped: '
+                                f'{self._reasons(cur.drop_reasons)}); nothing was saved')
+        try:
+            cur.writer.close(success=bool(success), attrs={
+                'dropped_steps': cur.dropped, 'drop_reasons': self._reasons(cur.drop_reasons)})
+        except (EpisodeWriteError, OSError) as exc:
+            self.last_error = str(exc)
+            self.last_episode = summary
+            raise RecorderError(f'saving {cur.path} failed: {exc}') from exc
+        self.episodes_saved += 1
+        summary.saved = True
+        self.last_episode = summary
+        return summary
+
+    def discard(self) -> EpisodeSummary:
+        """Drop the current episode (its temporary file is deleted)."""
+        cur = self._require('discard')
+        self.current = None
+        if cur.writer is not None:
+            cur.writer.abort()
+        self.episodes_discarded += 1
+        summary = EpisodeSummary(cur.path, cur.steps, cur.dropped, False, cur.language_command,
+                                 saved=False)
+        self.last_episode = summary
+        return summary
+
+    def _require(self, what: str) -> _Current:
+        if self.current is None:
+            raise RecorderError(f'cannot {what}: no episode is being recorded')
+        return self.current
+
+    @staticmethod
+    def _reasons(reasons: Mapping[str, int]) -> str:
+        return ', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _drop(self, reason: str) -> None:
+        cur = self.current
+        assert cur is not None
+        cur.dropped += 1
+        cur.drop_reasons[reason] = cur.drop_reasons.get(reason, 0) + 1
+        self.steps_dropped += 1
+        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
+
+    def sample(self, now: float) -> bool:
+        """Record one step from the latest values; False (and a counted drop) when a stream is
+        stale or the step cannot be written.  Raises RecorderError when the episode had to be
+        aborted (disk full, unwritable directory)."""
+        cur = self.current
+        if cur is None:
+            return False
+        stale = [s for s in self.streams.values() if not s.fresh(now)]
+        if stale:
+            for s in stale:
+                s.stale_drops += 1
+            self._drop('stale ' + '+'.join(s.name for s in stale))
+            return False
+        image = self.streams[IMAGE].value
+        positions, velocities = self.streams[JOINT_STATES].value
+        action = self.streams[ACTION].value
+        extra = {c: self.streams[f'{IMAGE}_{c}'].value for c in self.cameras}
+        try:
+            if cur.writer is None:
+                cur.writer = EpisodeWriter(
+                    cur.path, joint_names=self.joint_names, action_names=self.action_names,
+                    image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
+                    robot=self.robot, cameras=self.cameras,
+                    camera_shapes={c: v.shape for c, v in extra.items()},
+                    flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+            shapes = [(IMAGE, image.shape, cur.writer.image_shape)] + [
+                (f'{IMAGE}_{c}', v.shape, cur.writer.camera_shapes[c]) for c, v in extra.items()]
+            for name, got, want in shapes:
+                if tuple(got) != tuple(want):
+                    self._drop(f'{name} size changed')
+                    log.warning('%s is %s, the episode started at %s; step dropped', name, got, want)
+                    return False
+            cur.writer.append(image, positions, velocities, action, timestamp=now,
+                              extra_images=extra)
+        except (EpisodeWriteError, FileExistsError) as exc:
+            if cur.writer is not None:
+                cur.writer.abort()
+            self.current = None
+            self.last_error = str(exc)
+            self.last_episode = EpisodeSummary(cur.path, cur.steps, cur.dropped, False,
+                                               cur.language_command, saved=False)
+            raise RecorderError(f'episode {cur.path.name} aborted: {exc}') from exc
+        except ValueError as exc:  # a value the writer refuses (time going back, wrong width)
+            self._drop('invalid step')
+            log.warning('step dropped: %s', exc)
+            return False
+        cur.steps += 1
+        self.steps_recorded += 1
+        return True
+
+    # -- reporting ----------------------------------------------------------------------------
+    def status(self, now: float) -> dict:
+        """State, counts and stream ages, for /diagnostics and the status topic."""
+        cur = self.current
+        total = self.steps_recorded + self.steps_dropped
+        return {
+            'state': 'recording' if cur else 'idle',
+            'episode': cur.path.name if cur else None,
+            'language_command': cur.language_command if cur else None,
+            'steps': cur.steps if cur else 0,
+            'dropped': cur.dropped if cur else 0,
+            'episode_seconds': round(now - cur.started, 3) if cur else 0.0,
+            'episodes_saved': self.episodes_saved,
+            'episodes_discarded': self.episodes_discarded,
+            'steps_recorded_total': self.steps_recorded,
+            'steps_dropped_total': self.steps_dropped,
+            'drop_ratio': round(self.steps_dropped / total, 6) if total else 0.0,
+            'drop_reasons': dict(self.drop_reasons),
+            'stream_age_s': {n: (None if s.age(now) is None else round(s.age(now), 3))
+                             for n, s in self.streams.items()},
+            'stale_drops': {n: s.stale_drops for n, s in self.streams.items()},
+            'output_dir': str(self.output_dir),
+            'last_error': self.last_error,
+            'last_episode': self.last_episode.as_dict() if self.last_episode else None,
+        }
+
+
+class ButtonEdges:
+    """Rising edges of joystick buttons: a held button acts once."""
+
+    def __init__(self) -> None:
+        self._previous: list[int] = []
+
+    def pressed(self, buttons: Sequence[int]) -> set[int]:
+        now = [int(b) for b in buttons]
+        prev = self._previous + [0] * max(0, len(now) - len(self._previous))
+        self._previous = now
+        return {i for i, b in enumerate(now) if b and not prev[i]}
+
+
+def as_image(value: Any) -> np.ndarray:
+    """Check an image value for :meth:`Recorder.update` (an (H, W, 3) uint8 array)."""
+    arr = np.asarray(value)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f'expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}')
+    return arr
