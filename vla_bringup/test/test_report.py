@@ -81,7 +81,7 @@ def run_dir(tmp_path: Path) -> Path:
     # named as `vla evaluate --videos` names them, and referenced by the episodes
     write_gif(videos / 'pick_red_success_seed1000.gif', (40, 160, 40))
     write_gif(videos / 'pick_red_failure_seed1019.gif', (160, 40, 40))
-    write_gif(videos / 'baseline_stack_green_on_red_success.gif', (40, 40, 160))  # by name only
+    write_gif(videos / 'baseline' / 'stack_green_on_red_success.gif', (40, 40, 160))  # by path only
     write_mp4(videos / 'policy_pick_green_failure.mp4')  # by name only
     rng = np.random.default_rng(0)
     latencies = [round(float(x), 3) for x in rng.gamma(4.0, 1.5, size=600)]
@@ -93,11 +93,13 @@ def run_dir(tmp_path: Path) -> Path:
         json.dumps(results_json('expert', BASELINE_SUCCESSES, None)))
     ckpt = run / 'checkpoint'
     ckpt.mkdir()
-    lines = ['step,train_loss,val_loss,lr,elapsed_s']
+    # the layout of `vla train`'s log: every column in the header, empty cells where not logged
+    lines = ['step,epoch,lr,loss,l1,mse,grad_norm,val_loss,samples_per_s,elapsed_s']
     for step in range(1, 301):
         val = f'{1.5 / (1 + step / 40):.4f}' if step % 50 == 0 else ''
-        lines.append(f'{step},{2.0 / (1 + step / 30) + 0.05 * np.sin(step):.4f},{val},'
-                     f'{1e-3 * min(1.0, step / 20):.6f},{step * 0.2:.1f}')
+        lines.append(f'{step},{step / 100:.3f},{1e-3 * min(1.0, step / 20):.6f},'
+                     f'{2.0 / (1 + step / 30) + 0.05 * np.sin(step):.4f},,,0.5,{val},64.0,'
+                     f'{step * 0.2:.1f}')
     (ckpt / 'metrics.csv').write_text('\n'.join(lines) + '\n')
     (run / 'stages.json').write_text(json.dumps({  # as `vla demo` writes it
         'collect': {'status': 'done', 'seconds': 412.5, 'command': 'vla collect --tasks all'},
@@ -143,7 +145,7 @@ def test_report_html_is_self_contained_with_every_figure(run_dir: Path):
     assert 'pick_red: VLA policy success, seed 1000' in page
     assert 'pick_red: VLA policy failure, seed 1019' in page
     assert 'stack_green_on_red: scripted baseline success' in page
-    assert 'metrics.csv' in page and '<td>collect</td><td>412.5</td><td>done</td>' in page
+    assert 'metrics.csv' in page and '<td>collect</td><td>412.5</td><td>done</td><td>vla collect --tasks all</td>' in page
     assert '<td>report</td><td>—</td><td>running</td>' in page
     assert not list((run_dir / 'report').glob('.*')), 'no temporary files left behind'
 
@@ -185,7 +187,7 @@ def test_missing_inputs_are_stated_not_errors(tmp_path: Path):
     html_path, md_path = write_report(run)
     md = md_path.read_text()
     for message in ('No VLA policy results: eval/policy.json does not exist.',
-                    'No training metrics: neither checkpoint/metrics.csv nor',
+                    'No training metrics: no metrics.jsonl or metrics.csv in checkpoint/',
                     'No stage wall times: stages.json does not exist.',
                     'No latency histogram', 'No rollout videos',
                     'scripted baseline episode pick_blue seed 1003 names video '
@@ -225,7 +227,10 @@ def test_metrics_jsonl_with_sparse_validation_and_bad_lines(tmp_path: Path):
     assert [s for s, _ in metrics.train] == list(range(1, 11)) and metrics.val == [(5, 0.3)]
     assert metrics.elapsed_s == 5.0
     (tmp_path / 'metrics.csv').write_text('step,train_loss,val_loss\n1,0.5,\n2,,0.4\nx,1,1\n')
-    metrics = load_metrics(tmp_path)  # the csv wins and the jsonl is named as not read
+    metrics = load_metrics(tmp_path)  # the jsonl wins (it keeps every key); the csv is named
+    assert metrics.source.name == 'metrics.jsonl' and metrics.ignored[0].name == 'metrics.csv'
+    (tmp_path / 'metrics.jsonl').write_text('{"step": 1}\n')  # no loss in the jsonl: the csv
+    metrics = load_metrics(tmp_path)
     assert metrics.source.name == 'metrics.csv' and metrics.ignored[0].name == 'metrics.jsonl'
     assert metrics.train == [(1, 0.5)] and metrics.val == [(2, 0.4)] and metrics.skipped == 1
     assert load_metrics(tmp_path / 'empty') is None
@@ -261,3 +266,17 @@ def test_html_renders_in_headless_chromium(run_dir: Path, tmp_path: Path):
     # the plots' bar colours are on the page, i.e. the embedded PNGs were decoded and drawn
     blue = np.all(np.abs(image.astype(int) - (31, 119, 180)) < 8, axis=-1).sum()
     assert blue > 2000
+
+
+def test_training_log_in_the_run_directory_itself(tmp_path: Path):
+    """`vla train --out RUN_DIR` writes metrics.jsonl/csv beside checkpoint/, not inside it."""
+    (tmp_path / 'eval').mkdir()
+    (tmp_path / 'eval' / 'policy.json').write_text(
+        json.dumps(results_json('checkpoint:x', POLICY_SUCCESSES, [5.0, 6.0, 7.0])))
+    rows = [{'step': s, 'loss': 1.0 / s, 'val_loss': 0.5 if s == 20 else None} for s in range(1, 21)]
+    (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    _, md_path = write_report(tmp_path)
+    md = md_path.read_text()
+    assert 'Training log from metrics.jsonl: 20 logged rows up to step 20' in md
+    assert 'last train loss 0.05, last validation loss 0.5' in md
+    assert (tmp_path / 'report' / 'figures' / 'loss.png').is_file()

@@ -11,10 +11,11 @@ the report):
 - ``eval/policy.json``, ``eval/baseline.json``: results JSON of ``vla evaluate`` (DESIGN.md);
   ``latency_ms.samples`` (per-tick latencies) feed the histogram, ``episodes[i].video``
   (a path relative to RUN_DIR) the rollouts;
-- ``checkpoint/metrics.csv`` or ``checkpoint/metrics.jsonl``: the training log;
+- ``metrics.jsonl`` or ``metrics.csv`` (the ``vla train`` log, both written side by side) in
+  ``checkpoint/`` (``vla demo`` trains with ``--out RUN_DIR/checkpoint``) or RUN_DIR itself;
 - ``stages.json``: ``{stage: {seconds, status}}`` of ``vla demo``;
-- ``eval/videos/*.gif|*.mp4``: rollouts not named by an episode, matched to a task (and to
-  success/failure) by their file name.
+- ``eval/videos/**/*.gif|*.mp4``: rollouts not named by an episode, matched to a task, to
+  success/failure and to policy/baseline by their path below ``eval/videos``.
 
 Rollout media: GIFs and MP4s up to ``max_embed_mb`` are embedded as data URIs (``<img>`` /
 ``<video>``), so index.html can be mailed on its own; larger ones are linked by a path
@@ -41,7 +42,8 @@ from pathlib import Path
 SOURCES = ('policy', 'baseline')  # eval/<source>.json
 LABELS = {'policy': 'VLA policy', 'baseline': 'scripted baseline'}
 COLORS = {'policy': '#1f77b4', 'baseline': '#ff7f0e'}
-METRICS_FILES = ('metrics.csv', 'metrics.jsonl')  # checked in this order under checkpoint/
+METRICS_FILES = ('metrics.jsonl', 'metrics.csv')  # the trainer writes both; jsonl keeps every key
+METRICS_DIRS = ('checkpoint', '.')  # where under RUN_DIR the training log is looked for
 MEDIA_TYPES = {'.gif': 'image/gif', '.mp4': 'video/mp4'}
 DEFAULT_MAX_EMBED_MB = 5.0  # larger rollout media are linked instead of inlined
 
@@ -184,13 +186,25 @@ def _metric_rows(path: Path) -> Iterable[dict | None]:
         yield row if isinstance(row, dict) else None
 
 
-def load_metrics(checkpoint_dir: Path) -> Metrics | None:
-    """The trainer's log under ``checkpoint_dir`` (csv preferred, else jsonl), or None."""
-    found = [checkpoint_dir / name for name in METRICS_FILES if (checkpoint_dir / name).is_file()]
+def load_metrics(directory: Path) -> Metrics | None:
+    """The trainer's log in ``directory``, or None when there is none.
+
+    ``metrics.jsonl`` is read when it has loss rows, else ``metrics.csv``; the train loss is
+    ``train_loss`` or ``loss``, the validation loss ``val_loss`` (empty on most rows).
+    """
+    found = [directory / name for name in METRICS_FILES if (directory / name).is_file()]
     if not found:
         return None
-    metrics = Metrics(source=found[0], ignored=found[1:])
-    for row in _metric_rows(found[0]):
+    for i, path in enumerate(found):
+        metrics = _read_metrics(path, ignored=found[:i] + found[i + 1:])
+        if metrics.train or metrics.val:
+            return metrics
+    return _read_metrics(found[0], ignored=found[1:])  # none usable: report on the first
+
+
+def _read_metrics(path: Path, ignored: list[Path]) -> Metrics:
+    metrics = Metrics(source=path, ignored=ignored)
+    for row in _metric_rows(path):
         step = _optional_float(row.get('step')) if row else None
         train = _first(row, TRAIN_KEYS) if row else None
         val = _first(row, VAL_KEYS) if row else None
@@ -273,12 +287,13 @@ def find_rollouts(run_dir: Path, results: dict[str, dict], tasks: Sequence[str],
     videos = run_dir / 'eval' / 'videos'
     if videos.is_dir():
         by_length = sorted(tasks, key=len, reverse=True)  # 'pick_red' must not claim 'pick_red_x'
-        for path in sorted(videos.iterdir()):
+        for path in sorted(videos.rglob('*')):
             if path.suffix.lower() not in MEDIA_TYPES or path.resolve() in named:
                 continue
-            task = next((t for t in by_length if t in path.stem), '')
-            source = next((s for s in SOURCES if s in path.stem.lower()), '')
-            rollouts.append(Rollout(source, task, _outcome_from_name(path.stem), path.resolve()))
+            name = path.relative_to(videos).with_suffix('').as_posix()  # e.g. policy/pick_red_x
+            task = next((t for t in by_length if t in name), '')
+            source = next((s for s in SOURCES if s in name.lower()), '')
+            rollouts.append(Rollout(source, task, _outcome_from_name(name), path.resolve()))
     return rollouts
 
 
@@ -384,9 +399,14 @@ def success_figure(results: dict[str, dict], tasks: Sequence[str]) -> bytes:
             low.append(max(0.0, rate - entry['ci95'][0]))
             high.append(max(0.0, entry['ci95'][1] - rate))
             labels.append(f'{entry["successes"]}/{entry["n"]}')
-        bars = ax.bar(xs, rates, width * 0.95, yerr=[low, high], capsize=4,
-                      color=COLORS[source], label=LABELS[source], error_kw={'lw': 1.2})
-        ax.bar_label(bars, labels, label_type='center', color='white', fontsize=8)
+        ax.bar(xs, rates, width * 0.95, yerr=[low, high], capsize=4,
+               color=COLORS[source], label=LABELS[source], error_kw={'lw': 1.2})
+        for x, rate, label in zip(xs, rates, labels):  # k/n inside a tall bar, above a short one
+            inside = rate >= 0.15
+            ax.text(x, rate / 2 if inside else rate + 0.02, label, ha='center',
+                    va='center' if inside else 'bottom', fontsize=8,
+                    color='white' if inside else '#222',
+                    bbox=None if inside else {'fc': 'white', 'ec': 'none', 'pad': 1})
     ax.set_xticks(range(len(names)), names)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel('success rate')
@@ -410,7 +430,7 @@ def latency_figure(results: dict[str, dict]) -> bytes | None:
         return None
     fig = _new_figure(8, 3.4)
     ax = fig.subplots()
-    top = max(_percentile(lat['samples'], 0.999) for lat in with_samples.values())
+    top = max(max(_percentile(lat['samples'], 0.999) for lat in with_samples.values()), 1e-3)
     bins = [top * i / 60 for i in range(61)]
     for source, lat in with_samples.items():
         samples = lat['samples']
@@ -511,15 +531,15 @@ def run_facts(results: dict[str, dict]) -> list[tuple[str, str]]:
     return facts
 
 
-STAGE_HEADER = ['stage', 'seconds', 'status', 'command']
-
-
-def stage_rows(stages: dict[str, dict]) -> list[list[str]]:
-    rows = [[name, '—' if s['seconds'] is None else f'{s["seconds"]:.1f}', s['status'],
-             s['command']] for name, s in stages.items()]
+def stage_table(stages: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the stage wall times (the command column only where one is known)."""
+    commands = any(s['command'] for s in stages.values())
+    header = ['stage', 'seconds', 'status'] + (['command'] if commands else [])
+    rows = [[name, '—' if s['seconds'] is None else f'{s["seconds"]:.1f}', s['status']]
+            + ([s['command']] if commands else []) for name, s in stages.items()]
     total = sum(s['seconds'] or 0.0 for s in stages.values())
-    rows.append(['total', f'{total:.1f}', '', ''])
-    return rows
+    rows.append(['total', f'{total:.1f}', ''] + ([''] if commands else []))
+    return header, rows
 
 
 # -- writers ----------------------------------------------------------------------------------
@@ -546,11 +566,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return '\n'.join(lines)
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = '') -> str:
     head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
     body = ''.join('<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in r) + '</tr>'
                    for r in rows)
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    cls = f' class="{css}"' if css else ''
+    return f'<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -629,12 +650,17 @@ h1 { margin-bottom: 0.1em; } h2 { border-bottom: 1px solid #ddd; padding-bottom:
 .summary { font-size: 1.1em; background: #f3f7fb; border-left: 4px solid #1f77b4; padding: 0.6em 1em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
-td { white-space: nowrap; } th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+table.results td { white-space: nowrap; }
+table.stages td:nth-child(n+3), table.stages th:nth-child(n+3) { text-align: left; }
+table.stages td:nth-child(4) { font-family: monospace; font-size: 0.9em; }
 tbody tr:last-child td { font-weight: 600; }
 img.plot { max-width: 100%; height: auto; }
 .notes li { color: #8a5a00; }
 .rollouts { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; } figure img, figure video { width: 224px; height: auto; image-rendering: pixelated; border: 1px solid #ccc; }
+figure { margin: 0; }
+figure img, figure video { width: 224px; height: auto; image-rendering: pixelated;
+                           border: 1px solid #ccc; }
 figcaption { font-size: 0.85em; color: #444; max-width: 224px; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; } dt { font-weight: 600; }
 """
@@ -666,14 +692,14 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                           '`vla demo`)')
     tasks = list(dict.fromkeys(t for data in results.values() for t in data['tasks']))
 
-    metrics = load_metrics(run_dir / 'checkpoint')
+    metrics = next((m for m in (load_metrics(run_dir / d) for d in METRICS_DIRS) if m), None)
     if metrics is None:
-        notes.append('No training metrics: neither checkpoint/metrics.csv nor '
-                     'checkpoint/metrics.jsonl exists.')
+        notes.append('No training metrics: no metrics.jsonl or metrics.csv in checkpoint/ '
+                     'or in the run directory.')
     else:
         if metrics.skipped:
-            notes.append(f'{metrics.skipped} row(s) of {metrics.source.name} had no step or '
-                         'no loss value and were skipped.')
+            notes.append(f'{metrics.skipped} row(s) of {metrics.source.relative_to(run_dir)} had '
+                         'no step or no loss value and were skipped.')
         if not metrics.train and not metrics.val:
             notes.append(f'{metrics.source.relative_to(run_dir)} has no usable loss rows.')
     stages_path = run_dir / 'stages.json'
@@ -721,8 +747,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                         f'{max(metrics.steps) if metrics.steps else 0}{elapsed}; last train loss '
                         f'{last_train}, last validation loss {last_val}')
         if metrics.ignored:
-            metrics_line += (f' ({", ".join(p.name for p in metrics.ignored)} also present, '
-                             'not read)')
+            metrics_line += (f' ({", ".join(p.name for p in metrics.ignored)} beside it, '
+                             'the same log in another format, not read)')
 
     # report.md
     md = [f'# Evaluation report: {run_dir.name}', '',
@@ -739,7 +765,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     md += ['![control latency](figures/latency.png)', ''] if 'latency' in figures else \
           ['No per-tick latency samples (see notes).', '']
     if stages is not None:
-        md += ['## Stage wall times', '', _md_table(STAGE_HEADER, stage_rows(stages)), '']
+        md += ['## Stage wall times', '', _md_table(*stage_table(stages)), '']
     md += ['## Rollouts', '']
     for task, chosen in picked.items():
         md += [f'### {task or "not matched to a task"}', '']
@@ -759,7 +785,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             f'<p class="meta">Run directory <code>{esc(str(run_dir))}</code>, '
             f'written {esc(created)}</p>',
             f'<p class="summary">{esc(summary)}</p>',
-            '<h2>Results per task</h2>', _html_table(header, rows),
+            '<h2>Results per task</h2>', _html_table(header, rows, 'results'),
             '<dl>' + ''.join(f'<dt>{esc(label)}</dt><dd>{esc(text)}</dd>'
                              for label, text in facts) + '</dl>']
 
@@ -776,7 +802,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                 '<p>No per-tick latency samples (see notes).</p>')
     if stages is not None:
         body += ['<h2>Stage wall times</h2>',
-                 _html_table(STAGE_HEADER, stage_rows(stages))]
+                 _html_table(*stage_table(stages), 'stages')]
     body.append('<h2>Rollouts</h2>')
     max_bytes = int(max_embed_mb * 1e6)
     for task, chosen in picked.items():
@@ -793,7 +819,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             '</head><body>\n' + '\n'.join(body) + '\n</body></html>\n')
 
     html_path, md_path = out / 'index.html', out / 'report.md'
-    _write_atomic(md_path, '\n'.join(md).encode())
+    _write_atomic(md_path, ('\n'.join(md).rstrip() + '\n').encode())
     _write_atomic(html_path, page.encode())
     return html_path, md_path
 
