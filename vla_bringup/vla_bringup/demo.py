@@ -72,10 +72,11 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
                      '--episodes', str(episodes), '--seed', str(EVAL_SEED), '--real-time-factor', rtf,
                      '--json', str(run_dir / 'eval' / 'policy.json'),
-                     '--videos', str(run_dir / 'eval' / 'videos')],
+                     '--videos', str(run_dir / 'eval' / 'videos' / 'policy')],
         'baseline': ['evaluate', '--policy', 'expert', '--tasks', args.tasks, '--episodes', str(episodes),
                      '--seed', str(EVAL_SEED), '--real-time-factor', rtf,
-                     '--json', str(run_dir / 'eval' / 'baseline.json')],
+                     '--json', str(run_dir / 'eval' / 'baseline.json'),
+                     '--videos', str(run_dir / 'eval' / 'videos' / 'baseline')],
         'report': ['report', str(run_dir)],
     }
 
