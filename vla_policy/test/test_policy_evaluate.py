@@ -1,0 +1,29 @@
+import json
+
+from vla_policy.evaluate import main
+from vla_policy.testing import make_tiny_checkpoint
+from vla_sim import JOINT_NAMES, SimEnv
+
+
+def test_offline_evaluation_writes_results_json_and_videos(tmp_path, capsys):
+    env = SimEnv(image_size=32, render_images=False)
+    mid = (env.action_low + env.action_high) / 2  # a random policy that commands mid-range targets
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINT_NAMES, image_size=32, action_mean=mid)
+    out = tmp_path / 'eval.json'
+    assert main(['--checkpoint', str(ckpt), '--tasks', 'pick_red', '--episodes', '1', '--json', str(out),
+                 '--videos', str(tmp_path / 'videos')]) == 0
+    result = json.loads(out.read_text())
+    task = result['tasks']['pick_red']
+    assert task['n'] == 1 and task['successes'] == 0 and task['mean_length'] == 240  # the time limit
+    assert result['seed'] == 1000 and len(result['overall']['ci95']) == 2
+    assert result['latency_ms']['p99'] > 0
+    assert [p.name for p in (tmp_path / 'videos').iterdir()] == ['pick_red_failure_seed1000.gif']
+    assert 'pick_red' in capsys.readouterr().out
+
+
+def test_wrong_robot_checkpoint_is_refused(tmp_path, capsys):
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=['a', 'b', 'c'], image_size=32)
+    assert main(['--checkpoint', str(ckpt), '--tasks', 'pick_red', '--episodes', '1']) == 1
+    assert 'does not match' in capsys.readouterr().err
+    assert main(['--checkpoint', str(tmp_path / 'nothing'), '--episodes', '1']) == 1
+    assert main(['--checkpoint', str(ckpt), '--tasks', 'fly', '--episodes', '1']) == 1

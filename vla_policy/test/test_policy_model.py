@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from vla_policy import IncompatibleCheckpoint, VLAPolicy, preset
+from vla_policy.encoders import WeightsNotFound
+from vla_policy.testing import make_tiny_checkpoint
+
+JOINTS = ['j1', 'j2', 'j3', 'j4', 'j5', 'j6', 'gripper']
+
+
+def _batch(cfg, B=3):
+    T, K, S = cfg.n_obs_steps, cfg.chunk_size, cfg.image_size
+    g = torch.Generator().manual_seed(0)
+    return dict(images=torch.randint(0, 255, (B, T, S, S, 3), dtype=torch.uint8, generator=g),
+                joint_positions=torch.randn(B, T, cfg.state_dim, generator=g),
+                instruction=['pick up the red cube', 'put the green cube on the red cube', 'pick up the red cube'][:B],
+                actions=torch.randn(B, K, cfg.action_dim, generator=g),
+                action_is_pad=torch.zeros(B, K, dtype=torch.bool))
+
+
+def _obs(rng, size=(48, 40), n=7, text='pick up the red cube'):
+    return {'image': rng.integers(0, 255, (*size, 3), dtype=np.uint8),
+            'joint_positions': rng.normal(size=n).astype(np.float32), 'instruction': text}
+
+
+@pytest.mark.parametrize('name', ['tiny', 'tiny-clip-bert'])
+def test_forward_backward_and_chunk_shapes(name):
+    cfg = preset(name, joint_names=JOINTS, state_dim=7, action_names=[f'a{i}' for i in range(4)], action_dim=4)
+    policy = VLAPolicy(cfg)
+    loss, info = policy(_batch(cfg))
+    loss.backward()
+    assert torch.isfinite(loss) and set(info) == {'l1', 'mse'}
+    assert policy.vision_proj.weight.grad.abs().sum() > 0
+    assert policy.state_proj.weight.grad.abs().sum() > 0  # the joint state is used
+    chunk = policy.predict_action_chunk(_batch(cfg))
+    assert chunk.shape == (3, cfg.chunk_size, 4)
+
+
+def test_padded_actions_do_not_count_in_the_loss():
+    cfg = preset('tiny', joint_names=JOINTS, state_dim=7, action_dim=7)
+    policy = VLAPolicy(cfg).eval()
+    batch = _batch(cfg)
+    batch['action_is_pad'][:, 2:] = True
+    loss1, _ = policy(batch)
+    batch['actions'][:, 2:] += 100.0
+    loss2, _ = policy(batch)
+    assert torch.allclose(loss1, loss2)
+
+
+def test_frozen_language_encoder_caches_one_embedding_per_instruction():
+    cfg = preset('tiny', joint_names=JOINTS, state_dim=7, action_dim=7)
+    policy = VLAPolicy(cfg)
+    policy(_batch(cfg))
+    assert sorted(policy.language.cache) == ['pick up the red cube', 'put the green cube on the red cube']
+    assert not any(p.requires_grad for p in policy.language.parameters())
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=32, seed=1,
+                                action_mean=[0.1] * 7)
+    a = VLAPolicy.from_pretrained(path)
+    b = VLAPolicy.from_pretrained(path)
+    rng = np.random.default_rng(0)
+    observations = [_obs(rng) for _ in range(6)]
+    out_a = [a.select_action(o) for o in observations]
+    out_b = [b.select_action(o) for o in observations]
+    assert all(x.dtype == np.float32 and x.shape == (7,) for x in out_a)
+    assert all(np.array_equal(x, y) for x, y in zip(out_a, out_b))
+    # saving the loaded policy again gives the same weights
+    b.save_pretrained(tmp_path / 'again')
+    c = VLAPolicy.from_pretrained(tmp_path / 'again')
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, c.state_dict()[name]), name
+    assert VLAPolicy.from_pretrained(tmp_path / 'again').config == a.config
+
+
+def test_select_action_serves_a_queue_and_new_instructions_reset(tmp_path):
+    policy = VLAPolicy.from_pretrained(make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS))
+    n = policy.config.n_action_steps
+    rng = np.random.default_rng(1)
+    for _ in range(n):
+        policy.select_action(_obs(rng))
+    assert len(policy._queue) == 0
+    policy.select_action(_obs(rng))
+    assert len(policy._queue) == n - 1
+    policy.select_action(_obs(rng, text='pick up the blue cube'))  # new command: fresh chunk
+    assert len(policy._queue) == n - 1 and len(policy._history) == policy.config.n_obs_steps
+
+
+def test_temporal_ensembling_blends_overlapping_chunks(tmp_path):
+    policy = VLAPolicy.from_pretrained(make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS,
+                                                            temporal_ensemble=True))
+    rng = np.random.default_rng(2)
+    K = policy.config.chunk_size
+    first = policy.select_action(_obs(rng))
+    assert len(policy._ensemble) == 1
+    assert np.allclose(first, policy._ensemble[0][0][0], atol=1e-6)  # one chunk: its first action
+    for step in range(2, K + 3):
+        action = policy.select_action(_obs(rng))
+        assert np.all(np.isfinite(action))
+        assert len(policy._ensemble) == min(step, K - 1)  # chunks that still cover the next tick
+
+
+def test_bad_observations_and_mismatched_robots_are_clear_errors(tmp_path):
+    policy = VLAPolicy.from_pretrained(make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS))
+    rng = np.random.default_rng(3)
+    with pytest.raises(ValueError, match='joint_positions has 3 values'):
+        policy.select_action(_obs(rng, n=3))
+    with pytest.raises(ValueError, match='uint8'):
+        policy.select_action({**_obs(rng), 'image': np.zeros((8, 8, 3), np.float32)})
+    with pytest.raises(ValueError, match='missing'):
+        policy.select_action({'image': np.zeros((8, 8, 3), np.uint8)})
+    with pytest.raises(IncompatibleCheckpoint, match='joint names'):
+        policy.check_compatible(joint_names=['a', 'b', 'c', 'd', 'e', 'f', 'g'])
+    with pytest.raises(IncompatibleCheckpoint, match='action dimension 6'):
+        policy.check_compatible(action_dim=6)
+    policy.check_compatible(joint_names=JOINTS, action_dim=7)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from vla_policy import CheckpointError
+    with pytest.raises(CheckpointError, match='not a VLAPolicy checkpoint'):
+        VLAPolicy.from_pretrained(tmp_path)
+
+
+def test_clip_bert_without_local_weights_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv('VLA_CLIP_PATH', str(tmp_path / 'empty_dir'))
+    cfg = preset('clip-bert', joint_names=JOINTS, state_dim=7, action_dim=7)
+    with pytest.raises(WeightsNotFound, match='VLA_CLIP_PATH') as err:
+        VLAPolicy(cfg)
+    assert 'empty_dir' in str(err.value) and 'huggingface-cli download' in str(err.value)
+    cfg = preset('clip-bert', joint_names=JOINTS, state_dim=7, action_dim=7,
+                 clip_path=str(tmp_path / 'no_clip_here'))
+    with pytest.raises(WeightsNotFound, match='no_clip_here'):
+        VLAPolicy(cfg)

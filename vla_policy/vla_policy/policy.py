@@ -1,0 +1,315 @@
+"""VLAPolicy: vision encoder + language encoder -> per-frame fusion (with joint state) ->
+temporal transformer over the frame history -> a chunk of future actions.
+
+Token sequence of the transformer, for a history of T frames and a chunk of K actions::
+
+    [language] [frame_{t-T+1} ... frame_t] [query_1 ... query_K]  ->  K actions
+
+where each frame token fuses that frame's visual features, the instruction embedding and the
+normalized joint positions. At inference the policy caches one fused token per frame, so each
+``select_action`` call encodes only the newest image.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla_policy.config import VLAConfig
+from vla_policy.encoders import LanguageEncoder, VisionEncoder
+from vla_policy.images import prepare_image
+from vla_policy.normalization import Normalizer
+
+MODEL_FILE = 'model.safetensors'
+CONFIG_FILE = 'config.json'
+METADATA_FILE = 'metadata.json'
+TOKENIZER_DIR = 'tokenizer'
+
+
+class IncompatibleCheckpoint(ValueError):
+    """A checkpoint does not fit the robot or the data it is used with."""
+
+
+class CheckpointError(FileNotFoundError):
+    """A checkpoint directory is missing or unreadable."""
+
+
+class VLAPolicy(nn.Module):
+    """Language-conditioned visuomotor policy predicting chunks of absolute actions.
+
+    Inputs and outputs are in robot units; normalization statistics live in the state dict.
+    """
+
+    def __init__(self, config: VLAConfig, load_pretrained: bool = True,
+                 tokenizer_dir: str | Path | None = None) -> None:
+        super().__init__()
+        if not config.is_configured:
+            raise ValueError(f'VLAConfig has state_dim={config.state_dim}, action_dim={config.action_dim}; '
+                             'set them (the trainer fills them from the dataset) before building a policy')
+        self.config = config
+        D = config.d_model
+        self.vision = VisionEncoder(config, load_pretrained)
+        self.language = LanguageEncoder(config, load_pretrained, tokenizer_dir)
+        self.state_norm = Normalizer(config.state_dim, config.norm_eps)
+        self.action_norm = Normalizer(config.action_dim, config.norm_eps)
+
+        self.vision_proj = nn.Linear(self.vision.out_dim, D)
+        self.language_proj = nn.Linear(self.language.out_dim, D)
+        self.state_proj = nn.Linear(config.state_dim, D)
+        self.fuse = nn.Sequential(nn.Linear(3 * D, D), nn.GELU(), nn.Linear(D, D), nn.LayerNorm(D))
+        self.frame_pos = nn.Parameter(torch.zeros(config.n_obs_steps, D))
+        self.language_type = nn.Parameter(torch.zeros(D))
+        self.action_queries = nn.Parameter(torch.randn(config.chunk_size, D) * 0.02)
+        layer = nn.TransformerEncoderLayer(D, config.n_heads, config.ff_dim, config.dropout,
+                                           activation='gelu', batch_first=True, norm_first=True)
+        self.temporal = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, config.action_dim))
+        self.metadata: dict[str, Any] = {}  # training metadata of a loaded checkpoint
+        self.reset()
+
+    # -- building blocks ------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.action_queries.device
+
+    def set_normalization(self, stats: dict[str, dict[str, Any]]) -> None:
+        """Install ``{"state": {"mean", "std"}, "action": {"mean", "std"}}`` (robot units)."""
+        self.state_norm.set_stats(stats['state']['mean'], stats['state']['std'])
+        self.action_norm.set_stats(stats['action']['mean'], stats['action']['std'])
+
+    def encode_frames(self, images: torch.Tensor, joint_positions: torch.Tensor,
+                      language: torch.Tensor) -> torch.Tensor:
+        """Fused per-frame tokens.
+
+        images (B, T, H, W, 3) uint8, joint_positions (B, T, N) robot units,
+        language (B, D) projected instruction embedding -> (B, T, D).
+        """
+        B, T = images.shape[:2]  # batch, time
+        vis = self.vision(images.reshape(B * T, *images.shape[2:])).reshape(B, T, -1)
+        vis = self.vision_proj(vis)
+        state = self.state_proj(self.state_norm.normalize(joint_positions.float()))
+        lang = language.unsqueeze(1).expand(B, T, -1)
+        return self.fuse(torch.cat([vis, lang, state], dim=-1))
+
+    def embed_language(self, instructions: list[str]) -> torch.Tensor:
+        return self.language_proj(self.language(list(instructions)).to(self.device))
+
+    def decode(self, frame_tokens: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
+        """frame_tokens (B, T, D), language (B, D) -> normalized action chunk (B, K, A)."""
+        B, T, _ = frame_tokens.shape
+        if T != self.config.n_obs_steps:
+            raise ValueError(f'expected {self.config.n_obs_steps} frames of history, got {T}')
+        tokens = torch.cat([(language + self.language_type).unsqueeze(1),
+                            frame_tokens + self.frame_pos,
+                            self.action_queries.unsqueeze(0).expand(B, -1, -1)], dim=1)
+        out = self.temporal(tokens)[:, -self.config.chunk_size:]
+        return self.head(out)
+
+    # -- training -------------------------------------------------------------------------
+    def _batch_to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                for k, v in batch.items()}
+
+    def predict_normalized(self, batch: dict[str, Any]) -> torch.Tensor:
+        language = self.embed_language(batch['instruction'])
+        frames = self.encode_frames(batch['images'], batch['joint_positions'], language)
+        return self.decode(frames, language)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Behavioural-cloning loss on a batch from :class:`vla_policy.dataset.EpisodeDataset`.
+
+        batch: images (B, T, H, W, 3) uint8, joint_positions (B, T, N), instruction [B str],
+        actions (B, K, A) robot units, action_is_pad (B, K) bool.
+        """
+        batch = self._batch_to_device(batch)
+        pred = self.predict_normalized(batch)
+        target = self.action_norm.normalize(batch['actions'].float())
+        valid = (~batch['action_is_pad']).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
+        denom = (valid.sum() * pred.shape[-1]).clamp(min=1.0)
+        l1 = (F.l1_loss(pred.float(), target, reduction='none') * valid).sum() / denom
+        mse = (F.mse_loss(pred.float(), target, reduction='none') * valid).sum() / denom
+        loss = l1 if self.config.loss == 'l1' else mse
+        return loss, {'l1': float(l1.detach()), 'mse': float(mse.detach())}
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, K, A) actions in robot units for a batch shaped as in :meth:`forward`."""
+        was_training = self.training
+        self.eval()
+        try:
+            pred = self.predict_normalized(self._batch_to_device(batch))
+        finally:
+            self.train(was_training)
+        return self.action_norm.unnormalize(pred.float())
+
+    # -- deployment -----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the frame history and queued actions (call before every episode/command)."""
+        self._history: deque[torch.Tensor] = deque(maxlen=self.config.n_obs_steps)
+        self._queue: deque[np.ndarray] = deque()
+        self._ensemble: list[list[Any]] = []  # [chunk (K, A) ndarray, age]
+        self._instruction: str | None = None
+        self._language: torch.Tensor | None = None
+
+    def _validate_obs(self, obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+        missing = [k for k in ('image', 'joint_positions', 'instruction') if k not in obs]
+        if missing:
+            raise ValueError(f'observation is missing {missing}; expected keys image, joint_positions, instruction')
+        q = np.asarray(obs['joint_positions'], dtype=np.float32).reshape(-1)
+        if q.shape != (self.config.state_dim,):
+            raise ValueError(f'joint_positions has {q.shape[0]} values, the policy was trained on '
+                             f'{self.config.state_dim} ({self.config.joint_names})')
+        if not np.all(np.isfinite(q)):
+            raise ValueError(f'joint_positions contains non-finite values: {q.tolist()}')
+        text = obs['instruction']
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f'instruction must be a non-empty string, got {text!r}')
+        return prepare_image(obs['image'], self.config.image_size), q, text
+
+    @torch.no_grad()
+    def select_action(self, obs: dict[str, Any]) -> np.ndarray:
+        """One action (A,) float32 in robot units for the newest observation.
+
+        obs: image (H, W, 3) uint8 of any size, joint_positions (N,), instruction str. A new
+        instruction starts a fresh history (as :meth:`reset`).
+        """
+        image, q, text = self._validate_obs(obs)
+        if self.training:
+            self.eval()
+        if text != self._instruction:
+            self.reset()
+            self._instruction = text
+            self._language = self.embed_language([text])  # (1, D)
+        images = torch.from_numpy(image).to(self.device)[None, None]  # (1, 1, H, W, 3)
+        state = torch.from_numpy(q).to(self.device)[None, None]  # (1, 1, N)
+        token = self.encode_frames(images, state, self._language)[:, 0]  # (1, D)
+        if not self._history:
+            self._history.extend([token] * self.config.n_obs_steps)  # repeat-pad, as in training
+        else:
+            self._history.append(token)
+
+        if self.config.temporal_ensemble:
+            return self._ensembled_action()
+        if not self._queue:
+            chunk = self._predict_chunk()
+            self._queue.extend(chunk[: self.config.n_action_steps])
+        return self._queue.popleft()
+
+    def _predict_chunk(self) -> np.ndarray:
+        frames = torch.stack(list(self._history), dim=1)  # (1, T, D)
+        pred = self.action_norm.unnormalize(self.decode(frames, self._language).float())
+        return pred[0].cpu().numpy().astype(np.float32)  # (K, A)
+
+    def _ensembled_action(self) -> np.ndarray:
+        self._ensemble.append([self._predict_chunk(), 0])
+        actions = np.stack([chunk[age] for chunk, age in self._ensemble])  # oldest first
+        weights = np.exp(-self.config.ensemble_decay * np.arange(len(actions)))
+        action = (weights[:, None] * actions).sum(0) / weights.sum()
+        for entry in self._ensemble:
+            entry[1] += 1
+        self._ensemble = [e for e in self._ensemble if e[1] < self.config.chunk_size]
+        return action.astype(np.float32)
+
+    def check_compatible(self, joint_names: list[str] | tuple[str, ...] | None = None,
+                         action_dim: int | None = None, action_names: list[str] | tuple[str, ...] | None = None,
+                         state_dim: int | None = None) -> None:
+        """Raise :class:`IncompatibleCheckpoint` when the robot/data differs from the training data."""
+        cfg = self.config
+        problems = []
+        if joint_names is not None and cfg.joint_names and list(joint_names) != list(cfg.joint_names):
+            problems.append(f'joint names {list(joint_names)} != trained {list(cfg.joint_names)}')
+        if state_dim is not None and state_dim != cfg.state_dim:
+            problems.append(f'state dimension {state_dim} != trained {cfg.state_dim}')
+        if joint_names is not None and len(joint_names) != cfg.state_dim:
+            problems.append(f'{len(joint_names)} joints != trained state dimension {cfg.state_dim}')
+        if action_dim is not None and action_dim != cfg.action_dim:
+            problems.append(f'action dimension {action_dim} != trained {cfg.action_dim}')
+        if action_names is not None and cfg.action_names and list(action_names) != list(cfg.action_names):
+            problems.append(f'action names {list(action_names)} != trained {list(cfg.action_names)}')
+        if problems:
+            raise IncompatibleCheckpoint('checkpoint does not match this robot/data: ' + '; '.join(problems))
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, metadata: dict[str, Any] | None = None,
+                        state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write a self-contained checkpoint directory (atomically replaced if it exists).
+
+        ``state_dict`` overrides the weights written (e.g. the EMA weights).
+        """
+        from safetensors.torch import save_file
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{directory.name}.tmp-', dir=directory.parent))
+        try:
+            weights = state_dict if state_dict is not None else self.state_dict()
+            save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / MODEL_FILE),
+                      metadata={'format': 'pt'})
+            self.config.save(tmp / CONFIG_FILE)
+            self.language.save_tokenizer(tmp / TOKENIZER_DIR)
+            (tmp / METADATA_FILE).write_text(json.dumps(metadata or {}, indent=2, default=str) + '\n')
+            _replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = 'cpu') -> VLAPolicy:
+        """Load a checkpoint written by :meth:`save_pretrained` (or a training run directory
+        holding one in ``checkpoint/``) in eval mode."""
+        from safetensors.torch import load_file
+        directory = resolve_checkpoint(directory)
+        config = VLAConfig.load(directory / CONFIG_FILE)
+        tok = directory / TOKENIZER_DIR
+        policy = cls(config, load_pretrained=False, tokenizer_dir=tok if tok.is_dir() else None)
+        try:
+            weights = load_file(str(directory / MODEL_FILE))
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f'cannot read weights {directory / MODEL_FILE}: {exc}') from exc
+        missing, unexpected = policy.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f'{directory / MODEL_FILE} does not match its config.json: missing {missing[:5]}, '
+                                  f'unexpected {unexpected[:5]}')
+        policy.metadata = read_metadata(directory)
+        return policy.to(device).eval()
+
+
+def resolve_checkpoint(directory: str | Path) -> Path:
+    """The checkpoint directory itself, or ``<run>/checkpoint`` of a training run directory."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).is_file():
+        return directory
+    if (directory / 'checkpoint' / CONFIG_FILE).is_file():
+        return directory / 'checkpoint'
+    raise CheckpointError(f'{directory} is not a VLAPolicy checkpoint: expected {CONFIG_FILE} and {MODEL_FILE} '
+                          f'in it (or in {directory}/checkpoint); train one with `vla train --data DIR --out DIR`')
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / METADATA_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, replacing an existing ``dst`` with no moment without a valid copy
+    of either under ``dst``'s name longer than two renames."""
+    if dst.exists():
+        old = dst.with_name(f'.{dst.name}.old-{os.getpid()}')
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
