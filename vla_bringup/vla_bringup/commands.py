@@ -217,6 +217,8 @@ COMMANDS: list[Command] = [
     scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
     Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',
             add_evaluate_arguments, run_evaluate),
+    program_command('train', 'vla_policy.train', 'behavioural cloning of a VLAPolicy on HDF5 episodes '
+                    '(= ros2 run vla_policy train)'),
     module_command('demo', 'vla_bringup.demo', 'the end-to-end demo in simulation: collect, train, '
                    'deploy, evaluate against the scripted baseline, report'),
     module_command('report', 'vla_bringup.report',
