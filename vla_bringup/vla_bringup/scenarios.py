@@ -88,13 +88,24 @@ def expert_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
     """The scripted expert as the command source (simulation only: it needs privileged state)."""
     return [NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
                      param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
-                     parameters=sim_time_parameters(args),
-                     remappings=(('/vla/command', ROBOT_COMMAND_TOPIC),))]
+                     parameters=sim_time_parameters(args))]
+
+
+def safety_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The command gate (the only path from REQUEST_TOPIC to the robot) and the safety monitor
+    (limits, joint-state watchdog, latched /emergency_stop)."""
+    files = (config_file('robot.yaml'), config_file('safety.yaml'))
+    return [NodeSpec('vla_safety', 'safety_monitor', 'vla_safety.monitor_node', 'safety_monitor',
+                     param_files=files, parameters=sim_time_parameters(args)),
+            NodeSpec('vla_safety', 'command_gate', 'vla_safety.gate_node', 'command_gate',
+                     param_files=files,
+                     parameters={**sim_time_parameters(args), 'input_topic': REQUEST_TOPIC,
+                                 'output_topic': ROBOT_COMMAND_TOPIC})]
 
 
 def sim_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
-    """The simulated robot driven by the scripted expert."""
-    nodes = robot_nodes({**args, 'use_sim': True})
+    """The simulated robot driven by the scripted expert, every command through the gate."""
+    nodes = robot_nodes({**args, 'use_sim': True}) + safety_nodes({**args, 'use_sim': True})
     if _value(args.get('expert', True)):
         nodes += expert_nodes(args)
     return nodes

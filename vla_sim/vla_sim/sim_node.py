@@ -94,6 +94,9 @@ class SimNode(Node):
         self.last_info: dict = {}
         self.last_reward = 0.0
         self.done = False
+        self.clock_offset = 0.0  # sim seconds of earlier episodes: /clock never runs backwards
+        self.reset_time = 0.0  # clock time (s) of the last reset, in the stamps' clock
+        self.stale = 0
         self._reset_env(str(p('task').value), int(p('seed').value))
 
         # Physics runs on a steady wall-clock timer, real_time_factor times faster than `rate`.
@@ -122,7 +125,10 @@ class SimNode(Node):
         return SetParametersResult(successful=True)
 
     def _reset_env(self, task: str, seed: int) -> None:
+        if self.env.seed is not None:
+            self.clock_offset += self.env.sim_time
         self.obs = self.env.reset(task=task, seed=seed)
+        self.reset_time = self._clock_seconds()
         self.trajectory = None
         self.hold = np.asarray(self.obs['joint_positions'], dtype=np.float64)
         self.episode += 1
@@ -147,6 +153,11 @@ class SimNode(Node):
 
     # -- commands ---------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        if 0.0 < stamp < self.reset_time:
+            # sent before the last reset (in flight while it ran): meant for the old episode
+            self.stale += 1
+            return
         try:
             traj = validate_trajectory(
                 msg.joint_names, [pt.positions for pt in msg.points],
@@ -179,9 +190,14 @@ class SimNode(Node):
         self._rate_window.append(time.monotonic())
         self._publish_observation()
 
+    def _clock_seconds(self) -> float:
+        if self.publish_clock:
+            return self.clock_offset + self.env.sim_time
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _stamp(self) -> TimeMsg:
         if self.publish_clock:
-            return stamp_from_seconds(self.env.sim_time)
+            return stamp_from_seconds(self._clock_seconds())
         return self.get_clock().now().to_msg()
 
     def _publish_observation(self) -> None:
@@ -232,6 +248,7 @@ class SimNode(Node):
             ('task', self.env.task.name), ('seed', self.env.seed), ('episode', self.episode),
             ('wall_tick_rate_hz', f'{achieved:.2f}'), ('ticks', self.ticks),
             ('rejected_commands', self.rejected), ('clipped_commands', self.clipped),
+            ('stale_commands', self.stale),
             ('success', bool(self.last_info.get('success', False))))]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self._stamp()

@@ -1,0 +1,99 @@
+"""The safety layer in front of the MuJoCo robot (sim_node): a joint driven past a (tightened)
+position limit latches the emergency stop, after which the robot gets nothing but one hold;
+the reset is refused while the violation persists and restores control once it has cleared."""
+import dataclasses
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, robot_nodes, safety_nodes
+from vla_safety.gate_node import LATCHED
+from vla_safety.testing import GraphProbe, wait_for
+from vla_sim.launching import NodeGroup
+
+pytestmark = pytest.mark.ros
+LIMIT = 0.35  # tightened |joint1| limit of the monitor for this test (the default is 3.5 rad)
+
+
+@pytest.fixture(scope='module')
+def robot():
+    sim = robot_nodes({'use_sim': True, 'task': 'pick_red', 'seed': 0})
+    sim = [dataclasses.replace(s, parameters={**s.parameters, 'image_size': 32}) for s in sim]
+    monitor, gate = safety_nodes({})
+    n = 7
+    monitor = dataclasses.replace(monitor, parameters={'position_limit': [LIMIT] + [3.5] * (n - 1)})
+    group = NodeGroup(sim + [monitor, gate]).start()
+    probe = GraphProbe('safety_sim_probe')
+    try:
+        probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+        probe.subscribe(JointTrajectory, ROBOT_COMMAND_TOPIC)
+        probe.subscribe(String, '/emergency_stop', LATCHED)
+        probe.publisher(JointTrajectory, REQUEST_TOPIC)
+        ok = wait_for(lambda: probe.messages('/joint_states') and probe.messages('/emergency_stop')
+                      and probe.publishers[REQUEST_TOPIC].get_subscription_count() > 0, 60.0)
+        assert ok, '\n'.join(f'--- {p.spec.name}\n{p.output()}' for p in group.processes)
+        yield probe, group
+    finally:
+        probe.close()
+        group.stop()
+
+
+def joint_positions(probe) -> np.ndarray:
+    msg = probe.messages('/joint_states')[-1]
+    return np.array(msg.position)
+
+
+class Operator:
+    """Sends one target at 30 Hz on /vla/command, as a teleop or a policy would."""
+
+    def __init__(self, probe, names) -> None:
+        self.probe, self.names, self.target = probe, list(names), None
+        probe.timer(1.0 / 30.0, self.send)
+
+    def send(self) -> None:
+        if self.target is not None:
+            point = JointTrajectoryPoint(positions=self.target.tolist(),
+                                         time_from_start=Duration(nanosec=33_333_333))
+            self.probe.publish(JointTrajectory, REQUEST_TOPIC,
+                               JointTrajectory(joint_names=self.names, points=[point]))
+
+
+def test_limit_violation_stops_the_simulated_arm_and_reset_restores_control(robot):
+    probe, group = robot
+    names = list(probe.messages('/joint_states')[-1].name)
+    operator = Operator(probe, names)
+    start = joint_positions(probe)
+    assert abs(start[0]) < LIMIT
+    target = start.copy()
+    target[0] = 0.8  # beyond the tightened limit, inside the joint bounds
+    operator.target = target
+    stop = probe.wait_for_message('/emergency_stop', lambda m: 'joint1' in m.data, timeout=20.0)
+    assert stop is not None, '\n'.join(p.output() for p in group.processes)
+    assert 'joint position limit' in stop.data
+    # after the stop: exactly one hold reaches the robot, and the arm stays near the limit
+    wait_for(lambda: False, 1.5)
+    stopped_at = [t for t, m in probe.stamped('/emergency_stop') if m.data][0]
+    after = [m for t, m in probe.stamped(ROBOT_COMMAND_TOPIC) if t > stopped_at]
+    assert len(after) == 1, f'{len(after)} commands reached the robot after the stop'
+    q = joint_positions(probe)
+    assert LIMIT - 0.05 < q[0] < LIMIT + 0.15, q
+    assert np.max(np.abs(probe.messages('/joint_states')[-1].velocity)) < 0.1
+    # the reset is refused while joint1 is beyond its limit ...
+    answer = probe.call(Trigger, '/emergency_stop/reset', Trigger.Request())
+    assert answer is not None and not answer.success and 'persists' in answer.message
+    # ... and accepted once the limit no longer is violated (the operator widens it)
+    result = probe.set_parameters('safety_monitor', {'position_limit': [3.5] * len(names)})
+    assert result is not None and all(r.successful for r in result.results)
+    target[0] = start[0]
+    answer = probe.call(Trigger, '/emergency_stop/reset', Trigger.Request())
+    assert answer.success, answer.message
+    # control is restored: the arm follows the commands back
+    assert wait_for(lambda: abs(joint_positions(probe)[0] - start[0]) < 0.05, 20.0), \
+        joint_positions(probe)
+    assert not group.dead()

@@ -1,0 +1,267 @@
+"""Safety rules with no ROS dependency: joint bounds, per-tick step limits, limit checks.
+
+The command gate, the safety monitor and the controller (defence in depth) all apply these
+rules, and the tests exercise them without a ROS graph.  Every array is in the robot's joint
+order (``SafetyLimits.joint_names``); a fault is returned as a sentence that names the joint,
+the bad value and what was expected (a :class:`Fault`), or ``None`` when everything is fine.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: the course's joint position limit (|q|, rad) and joint speed limit (|dq/dt|, rad/s)
+DEFAULT_POSITION_LIMIT = 3.5
+DEFAULT_VELOCITY_LIMIT = 2.0
+
+
+class SafetyConfigError(ValueError):
+    """Inconsistent safety limits; the message quotes the bad values."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why an input was refused: a short ``kind`` (for counting) and the full ``reason``."""
+
+    kind: str  # e.g. 'unknown joint', 'non-finite target', 'joint position limit'
+    reason: str  # names the joint, the bad value and what was expected
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _per_joint(name: str, value: float | Sequence[float], n: int) -> np.ndarray:
+    """A scalar (same for every joint) or one value per joint, as a float array of length n."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size == 1:
+        arr = np.full(n, float(arr[0]))
+    if arr.size != n:
+        raise SafetyConfigError(f'{name} has {arr.size} values for {n} joints; give one value '
+                                'or one per joint')
+    if not np.all(np.isfinite(arr)):
+        raise SafetyConfigError(f'{name} must be finite, got {arr.tolist()}')
+    return arr
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """The limits of one robot, built from the robot YAML (``robot.yaml`` + ``safety.yaml``)."""
+
+    joint_names: tuple[str, ...]  # the robot's joints, in action-vector order
+    lower: np.ndarray  # (N,) command bounds: targets are clipped into [lower, upper]
+    upper: np.ndarray  # (N,)
+    max_velocity: np.ndarray  # (N,) fastest commanded joint speed (rad/s, gripper m/s)
+    position_limit: np.ndarray  # (N,) |measured position| above this is a violation
+    velocity_limit: np.ndarray  # (N,) |measured velocity| above this is a violation
+
+    @classmethod
+    def from_values(cls, joint_names: Sequence[str], lower: Sequence[float],
+                    upper: Sequence[float], max_velocity: float | Sequence[float],
+                    position_limit: float | Sequence[float] = DEFAULT_POSITION_LIMIT,
+                    velocity_limit: float | Sequence[float] = DEFAULT_VELOCITY_LIMIT,
+                    ) -> SafetyLimits:
+        """Check and convert parameter values (scalars apply to every joint)."""
+        names = tuple(str(n) for n in joint_names)
+        if not names:
+            raise SafetyConfigError('joint_names is empty; list the robot joints in action order')
+        if len(set(names)) != len(names):
+            raise SafetyConfigError(f'joint_names has repeated names: {list(names)}')
+        n = len(names)
+        low = _per_joint('joint_lower', lower, n)
+        high = _per_joint('joint_upper', upper, n)
+        bad = [names[i] for i in np.flatnonzero(low >= high)]
+        if bad:
+            raise SafetyConfigError(f'joint_lower must be below joint_upper for {bad} '
+                                    f'(lower {low.tolist()}, upper {high.tolist()})')
+        values = {'max_velocity': _per_joint('max_velocity', max_velocity, n),
+                  'position_limit': _per_joint('position_limit', position_limit, n),
+                  'velocity_limit': _per_joint('velocity_limit', velocity_limit, n)}
+        for key, arr in values.items():
+            if np.any(arr <= 0):
+                raise SafetyConfigError(f'{key} must be > 0 for every joint, got {arr.tolist()}')
+        return cls(joint_names=names, lower=low, upper=high, **values)
+
+    @property
+    def n(self) -> int:
+        return len(self.joint_names)
+
+
+# -- commands ---------------------------------------------------------------------------------
+def check_command(names: Sequence[str], positions: Sequence[Sequence[float]],
+                  limits: SafetyLimits) -> Fault | None:
+    """Why a command (joint names + one row of positions per point) cannot be used, or None.
+
+    Faults: no points, unknown, missing or repeated joints, a row whose length differs from the
+    name list, NaN or inf.
+    """
+    names = list(names)
+    robot = list(limits.joint_names)
+    unknown = [n for n in names if n not in robot]
+    if unknown:
+        return Fault('unknown joint', f'unknown joint(s) {unknown}; this robot has {robot}')
+    missing = [n for n in robot if n not in names]
+    if missing:
+        return Fault('missing joint', f'missing joint(s) {missing}; a command must name all of '
+                                        f'{robot}')
+    if len(set(names)) != len(names):
+        return Fault('repeated joint', f'repeated joint names in {names}')
+    if len(positions) == 0:
+        return Fault('no points', 'command has no points')
+    for k, row in enumerate(positions):
+        if len(row) != len(names):
+            return Fault('wrong length', f'point {k} has {len(row)} positions for {len(names)} joints')
+        values = np.asarray(row, dtype=np.float64)
+        bad = [names[j] for j in np.flatnonzero(~np.isfinite(values))]
+        if bad:
+            return Fault('non-finite target',
+                         f'point {k} has non-finite target(s) for {bad}: {values.tolist()}')
+    return None
+
+
+def check_times(times: Sequence[float]) -> Fault | None:
+    """Why a list of ``time_from_start`` values (s) is unusable, or None."""
+    t = np.asarray(times, dtype=np.float64)
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        return Fault('bad time', f'time_from_start must be finite and >= 0, got {t.tolist()}')
+    if np.any(np.diff(t) <= 0):
+        return Fault('bad time',
+                     f'time_from_start must increase from point to point, got {t.tolist()}')
+    return None
+
+
+def to_robot_order(names: Sequence[str], rows: Sequence[Sequence[float]],
+                   limits: SafetyLimits) -> np.ndarray:
+    """(P, N) positions in the robot's joint order (call :func:`check_command` first)."""
+    order = [list(names).index(n) for n in limits.joint_names]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)[:, order]
+
+
+def clip_to_bounds(positions: np.ndarray, limits: SafetyLimits) -> tuple[np.ndarray, np.ndarray]:
+    """Targets clipped into ``[lower, upper]`` and a mask of the joints that were outside."""
+    positions = np.asarray(positions, dtype=np.float64)
+    outside = (positions < limits.lower) | (positions > limits.upper)
+    return np.clip(positions, limits.lower, limits.upper), outside
+
+
+def limit_step(previous: np.ndarray, target: np.ndarray, dt: float,
+               max_velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move from ``previous`` toward ``target`` by at most ``max_velocity * dt`` per joint.
+
+    Returns the limited target and a mask of the joints that were limited.
+    """
+    if not np.isfinite(dt) or dt < 0:
+        raise ValueError(f'dt must be finite and >= 0, got {dt}')
+    previous = np.asarray(previous, dtype=np.float64)
+    delta = np.asarray(target, dtype=np.float64) - previous
+    bound = np.asarray(max_velocity, dtype=np.float64) * dt
+    limited = np.abs(delta) > bound + 1e-12
+    return previous + np.clip(delta, -bound, bound), limited
+
+
+def limit_trajectory(reference: np.ndarray, times: np.ndarray, positions: np.ndarray,
+                     max_velocity: np.ndarray, min_dt: float) -> tuple[np.ndarray, bool]:
+    """Rate-limit every point of a trajectory that starts at ``reference``.
+
+    Point ``k`` may move ``max_velocity * (t_k - t_{k-1})`` from point ``k-1`` (point -1 is
+    ``reference`` at t = 0); a first point due at once (t_0 < ``min_dt``, one control tick)
+    may move one tick's worth.  Returns the (P, N) limited points and whether any was limited.
+    """
+    out = np.empty_like(np.asarray(positions, dtype=np.float64))
+    previous, t_prev, any_limited = np.asarray(reference, dtype=np.float64), 0.0, False
+    for k, (t, target) in enumerate(zip(times, positions)):
+        dt = max(float(t) - t_prev, min_dt if k == 0 else 0.0)
+        out[k], limited = limit_step(previous, target, dt, max_velocity)
+        any_limited |= bool(limited.any())
+        previous, t_prev = out[k], float(t)
+    return out, any_limited
+
+
+def sample_trajectory(start: np.ndarray, times: np.ndarray, positions: np.ndarray,
+                      elapsed: float) -> np.ndarray:
+    """Where a trajectory that left ``start`` ``elapsed`` s ago commands the robot to be now.
+
+    Linear interpolation between points, holding the last one, as ros2_control's
+    joint_trajectory_controller (and the simulator) follow position trajectories.
+    """
+    t = np.concatenate([[0.0], np.asarray(times, dtype=np.float64)])
+    points = np.vstack([np.asarray(start, dtype=np.float64)[None], positions])
+    if elapsed >= t[-1]:
+        return points[-1].copy()
+    if elapsed <= 0:
+        return points[0].copy()
+    i = int(np.searchsorted(t, elapsed, side='right'))
+    alpha = (elapsed - t[i - 1]) / (t[i] - t[i - 1]) if t[i] > t[i - 1] else 1.0
+    return points[i - 1] + alpha * (points[i] - points[i - 1])
+
+
+# -- measured joint states ----------------------------------------------------------------------
+def joint_state_arrays(names: Sequence[str], positions: Sequence[float],
+                       velocities: Sequence[float], limits: SafetyLimits,
+                       ) -> tuple[np.ndarray, np.ndarray | None] | Fault:
+    """Positions (N,) and velocities (N,) or None in robot order, or why the message is unusable.
+
+    Extra joints (fingers, a mobile base) are ignored; missing joints and a position list
+    whose length differs from the name list are faults.  An empty velocity list is allowed.
+    """
+    names = list(names)
+    if len(positions) != len(names):
+        return Fault('malformed joint state',
+                     f'joint state has {len(positions)} positions for {len(names)} names')
+    missing = [n for n in limits.joint_names if n not in names]
+    if missing:
+        return Fault('joint state missing joints', f'joint state is missing joint(s) {missing}; '
+                     f'expected all of {list(limits.joint_names)}')
+    order = [names.index(n) for n in limits.joint_names]
+    q = np.asarray(positions, dtype=np.float64)[order]
+    if len(velocities) == 0:
+        return q, None
+    if len(velocities) != len(names):
+        return Fault('malformed joint state',
+                     f'joint state has {len(velocities)} velocities for {len(names)} names')
+    return q, np.asarray(velocities, dtype=np.float64)[order]
+
+
+def check_joint_state(positions: np.ndarray, velocities: np.ndarray | None,
+                      limits: SafetyLimits) -> Fault | None:
+    """The first limit a measured state violates (non-finite, position, velocity), or None."""
+    q = np.asarray(positions, dtype=np.float64)
+    bad = [limits.joint_names[j] for j in np.flatnonzero(~np.isfinite(q))]
+    if bad:
+        return Fault('non-finite joint state', f'non-finite joint position for {bad}')
+    over = np.flatnonzero(np.abs(q) > limits.position_limit)
+    if over.size:
+        j = int(over[0])
+        return Fault('joint position limit',
+                     f'joint position limit: {limits.joint_names[j]} at {q[j]:+.3f}, '
+                     f'limit +/-{limits.position_limit[j]:.3f}')
+    if velocities is not None:
+        v = np.asarray(velocities, dtype=np.float64)
+        bad = [limits.joint_names[j] for j in np.flatnonzero(~np.isfinite(v))]
+        if bad:
+            return Fault('non-finite joint state', f'non-finite joint velocity for {bad}')
+        over = np.flatnonzero(np.abs(v) > limits.velocity_limit)
+        if over.size:
+            j = int(over[0])
+            return Fault('joint velocity limit',
+                         f'joint velocity limit: {limits.joint_names[j]} at {v[j]:+.3f}/s, '
+                         f'limit +/-{limits.velocity_limit[j]:.3f}/s')
+    return None
+
+
+class FaultLog:
+    """Counts faults by kind and says when one is new, so each reason is logged once."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, fault: Fault | str) -> bool:
+        """Count a fault (by its kind); True the first time this kind is seen."""
+        kind = fault.kind if isinstance(fault, Fault) else str(fault)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return self.counts[kind] == 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
