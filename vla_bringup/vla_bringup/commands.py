@@ -215,6 +215,12 @@ def program_command(name: str, module: str, help_text: str) -> Command:
 
 COMMANDS: list[Command] = [
     scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
+    scenario_command('teleop', 'joystick teleoperation + the demonstration recorder, simulated or '
+                     'real robot (= teleop.launch.py)'),
+    module_command('collect', 'vla_bringup.collect', 'scripted-expert demonstrations in simulation, '
+                   'recorded through ROS to HDF5 episodes'),
+    program_command('dataset', 'vla_collect.dataset_cli', 'demonstration dataset tools: '
+                    'info, validate, stats, view, split, recover'),
     Command('evaluate', 'closed-loop evaluation through ROS, per-task success with 95% intervals',
             add_evaluate_arguments, run_evaluate),
     program_command('train', 'vla_policy.train', 'behavioural cloning of a VLAPolicy on HDF5 episodes '

@@ -111,13 +111,43 @@ def sim_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
     return nodes
 
 
+def recorder_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The demonstration recorder, writing to ``output_dir`` (30 Hz in sim time when sped up)."""
+    parameters = {**sim_time_parameters(args), 'output_dir': str(args.get('output_dir', 'vla_data'))}
+    if args.get('language_command'):
+        parameters['language_command'] = str(args['language_command'])
+    return [NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
+                     'teleop_collector',
+                     param_files=(config_file('robot.yaml'), config_file('collect.yaml')),
+                     parameters=parameters)]
+
+
+def teleop_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """A person drives the robot (simulated or real) with a joystick; the recorder records.
+
+    The joystick driver itself (``ros2 run joy joy_node``) and the terminal teleop
+    (``ros2 run vla_collect keyboard_teleop``, it needs its own terminal) run beside it.
+    """
+    nodes = robot_nodes(args) + safety_nodes(args)
+    nodes.append(NodeSpec('vla_collect', 'joy_teleop', 'vla_collect.joy_teleop_node', 'joy_teleop',
+                          param_files=(config_file('robot.yaml'), config_file('teleop.yaml')),
+                          parameters=sim_time_parameters(args)))
+    return nodes + recorder_nodes(args)
+
+
 SCENARIOS: dict[str, Callable[[Mapping[str, Any]], list[NodeSpec]]] = {
     'sim': sim_scenario,
+    'teleop': teleop_scenario,
 }
 
 ARGUMENTS: dict[str, tuple[LaunchArgument, ...]] = {
     'sim': tuple(a for a in COMMON_ARGUMENTS if a.name != 'use_sim') + (
         LaunchArgument('expert', 'true', 'run the scripted expert as the command source'),),
+    'teleop': COMMON_ARGUMENTS + (
+        LaunchArgument('output_dir', 'vla_data', 'directory of the recorded episodes '
+                       '(episode_NNNNNN.hdf5, numbering resumes after the highest)'),
+        LaunchArgument('language_command', '', 'language command of the recorded episodes '
+                       '(or publish it on /voice_command)'),),
 }
 
 

@@ -14,7 +14,8 @@ Episodes start and stop with the joystick (``start_button`` toggles, stopping as
     ~/discard  std_srvs/Trigger   drop the current episode
 
 The language command is the last ``/voice_command`` or the ``language_command`` parameter,
-whichever was set last.  State and drop counts go to ``/diagnostics`` and, as JSON, to
+whichever was set last; ``episode_metadata`` (a JSON object) adds attributes to the next
+episodes (``vla collect`` stores the simulator task and seed this way).  State and drop counts go to ``/diagnostics`` and, as JSON, to
 ``~/status`` (latched).
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ class CollectorNode(Node):
         self.declare_parameter('output_dir', 'vla_data')
         self.declare_parameter('rate', 30.0)
         self.declare_parameter('language_command', '')
+        self.declare_parameter('episode_metadata', '{}')
         self.declare_parameter('robot_name', 'robot')
         self.declare_parameter('image_timeout', 0.2)
         self.declare_parameter('joint_state_timeout', 0.2)
@@ -73,6 +75,7 @@ class CollectorNode(Node):
             cameras=cameras, robot=str(p('robot_name')),
             min_free_bytes=int(float(p('min_free_mb')) * 2**20))
         self.language_command = str(p('language_command'))
+        self.episode_metadata = self._metadata(str(p('episode_metadata')))
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -114,12 +117,33 @@ class CollectorNode(Node):
         for param in params:
             if param.name == 'language_command':
                 self.language_command = str(param.value)
+            elif param.name == 'episode_metadata':
+                try:
+                    self.episode_metadata = self._metadata(str(param.value))
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
             elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
                                 'extra_cameras', 'image_timeout', 'joint_state_timeout',
                                 'action_timeout', 'robot_name', 'min_free_mb'):
                 return SetParametersResult(successful=False,
                                            reason=f'{param.name} is read at start-up only')
         return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _metadata(text: str) -> dict:
+        """Extra episode attributes from a JSON object of strings, numbers and booleans."""
+        try:
+            value = json.loads(text or '{}')
+        except json.JSONDecodeError as exc:
+            raise ValueError(f'episode_metadata must be a JSON object, got {text!r}: {exc}') from exc
+        if not isinstance(value, dict) or not all(
+                isinstance(v, (str, int, float, bool)) for v in value.values()):
+            raise ValueError('episode_metadata must be a JSON object of strings, numbers and '
+                             f'booleans, got {text!r}')
+        reserved = {'language_command', 'success', 'duration', 'schema_version'} & set(value)
+        if reserved:
+            raise ValueError(f'episode_metadata may not set {sorted(reserved)}')
+        return value
 
     # -- streams ------------------------------------------------------------------------------
     def _on_image(self, stream: str, msg: Image) -> None:
@@ -174,7 +198,8 @@ class CollectorNode(Node):
     # -- episode control ------------------------------------------------------------------------
     def _start(self) -> tuple[bool, str]:
         try:
-            path = self.recorder.start(self.language_command, self._now())
+            path = self.recorder.start(self.language_command, self._now(),
+                                       attrs=self.episode_metadata)
         except RecorderError as exc:
             self.get_logger().error(f'cannot start: {exc}')
             return False, str(exc)

@@ -66,6 +66,7 @@ class _Current:
     path: Path
     language_command: str
     started: float
+    attrs: dict = field(default_factory=dict)
     writer: EpisodeWriter | None = None
     steps: int = 0
     dropped: int = 0
@@ -120,8 +121,9 @@ class Recorder:
         return self.current is not None
 
     # -- episodes -----------------------------------------------------------------------------
-    def start(self, language_command: str, now: float) -> Path:
-        """Begin an episode; the file is created at the first recorded step."""
+    def start(self, language_command: str, now: float, attrs: Mapping[str, Any] | None = None) -> Path:
+        """Begin an episode; the file is created at the first recorded step.  ``attrs`` are
+        extra attributes stored with it (e.g. the simulator task and seed)."""
         if self.current is not None:
             raise RecorderError(f'already recording {self.current.path.name}; stop or discard it first')
         command = str(language_command).strip()
@@ -129,7 +131,8 @@ class Recorder:
             raise RecorderError('no language command: publish one on /voice_command or set the '
                                 'language_command parameter before starting an episode')
         path = next_episode_path(self.output_dir)
-        self.current = _Current(path=path, language_command=command, started=float(now))
+        self.current = _Current(path=path, language_command=command, started=float(now),
+                                attrs=dict(attrs or {}))
         self.last_error = ''
         return path
 
@@ -148,7 +151,8 @@ class Recorder:
                                 f'{self._reasons(cur.drop_reasons)}); nothing was saved')
         try:
             cur.writer.close(success=bool(success), attrs={
-                'dropped_steps': cur.dropped, 'drop_reasons': self._reasons(cur.drop_reasons)})
+                **cur.attrs, 'dropped_steps': cur.dropped,
+                'drop_reasons': self._reasons(cur.drop_reasons)})
         except (EpisodeWriteError, OSError) as exc:
             self.last_error = str(exc)
             self.last_episode = summary

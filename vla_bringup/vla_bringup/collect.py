@@ -1,0 +1,249 @@
+"""``vla collect``: scripted-expert demonstrations recorded through the ROS graph.
+
+Starts the simulator, the scripted expert (behind the command gate where the scenario has
+one) and the ``teleop_collector`` recorder on a private ROS domain; for every task and seed it
+resets the simulator, starts a recording with the task's instruction, waits for the episode
+to end (success or the task's time limit) and stops the recording with the success flag.
+
+    vla collect --tasks all --episodes 50 --out data/demos
+    vla collect --tasks pick_red,pick_blue --episodes 5 --out /tmp/demos --real-time-factor 3
+
+Episodes already in ``--out`` for a (task, seed) are kept and not recorded again, so an
+interrupted collection resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vla_bringup.commands import CommandError, task_names
+from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, build_scenario, recorder_nodes
+from vla_sim.launching import NodeGroup, isolated_ros_env, wait_for
+
+COLLECTOR = 'teleop_collector'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    parser.add_argument('--episodes', type=int, default=10, help='demonstrations per task')
+    parser.add_argument('--out', type=Path, default=Path('data/demos'),
+                        help='episode directory (default: data/demos)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='first seed; task seeds are SEED .. SEED+EPISODES-1 (evaluation uses 1000+)')
+    parser.add_argument('--real-time-factor', type=float, default=1.0,
+                        help='simulator speed relative to wall time (>1: sim time on /clock)')
+    parser.add_argument('--episode-timeout', type=float, default=120.0,
+                        help='wall-clock seconds before an episode counts as hung')
+    parser.add_argument('--only-successes', action='store_true',
+                        help='discard episodes in which the expert failed (default: keep them, '
+                             'with success=false)')
+
+
+@dataclass
+class Recorded:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    dropped: int
+    path: str | None
+    wall_time: float
+    estops: int = 0  # emergency stops latched during the episode
+    note: str = ''  # why the episode was not kept
+
+
+def existing_demos(out: Path) -> set[tuple[str, int]]:
+    """(task, seed) of the valid episodes already in ``out``."""
+    from vla_collect.episode_io import load_valid_episodes, open_episode
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        valid, _ = load_valid_episodes(out, check_images='none')
+    done = set()
+    for path in valid:
+        with open_episode(path) as ep:
+            if 'task' in ep.attrs and 'seed' in ep.attrs:
+                done.add((str(ep.attrs['task']), int(ep.attrs['seed'])))
+    return done
+
+
+def plan(tasks: list[str], episodes: int, seed: int, done: set[tuple[str, int]]
+         ) -> list[tuple[str, int]]:
+    return [(t, s) for t in tasks for s in range(seed, seed + episodes) if (t, s) not in done]
+
+
+class Collection:
+    """Drives the simulator (through :class:`EpisodeRunner`) and the recorder's services."""
+
+    def __init__(self, context) -> None:
+        from rcl_interfaces.srv import SetParameters
+        from std_srvs.srv import SetBool, Trigger
+        from trajectory_msgs.msg import JointTrajectory
+
+        from vla_bringup.episodes import EpisodeRunner
+        self.runner = EpisodeRunner(node_name='vla_collect_driver', context=context)
+        node = self.runner.node
+        self.start_srv = node.create_client(Trigger, f'/{COLLECTOR}/start')
+        self.stop_srv = node.create_client(SetBool, f'/{COLLECTOR}/stop')
+        self.discard_srv = node.create_client(Trigger, f'/{COLLECTOR}/discard')
+        self.params_srv = node.create_client(SetParameters, f'/{COLLECTOR}/set_parameters')
+        self.last_command = 0.0  # monotonic time of the last command that reached the robot
+        node.create_subscription(JointTrajectory, ROBOT_COMMAND_TOPIC, self._on_command, 10)
+
+    def _on_command(self, _msg) -> None:
+        self.last_command = time.monotonic()
+
+    def wait_ready(self, timeout: float) -> None:
+        from vla_bringup.episodes import SimUnavailable
+        self.runner.wait_for_sim(timeout=timeout)
+        clients = (self.start_srv, self.stop_srv, self.discard_srv, self.params_srv)
+        if not wait_for(lambda: all(c.service_is_ready() for c in clients), timeout,
+                        self.runner.spin_once):
+            raise SimUnavailable(f'the recorder ({COLLECTOR}) did not come up within {timeout:.0f} s')
+
+    def _call(self, client, request, what: str, timeout: float = 20.0):
+        return self.runner._call(client, request, timeout, what)
+
+    def _set_next_episode(self, instruction: str, task: str, seed: int) -> None:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        def string(name: str, value: str) -> Parameter:
+            return Parameter(name=name, value=ParameterValue(
+                type=ParameterType.PARAMETER_STRING, string_value=value))
+        result = self._call(self.params_srv, SetParameters.Request(parameters=[
+            string('language_command', instruction),
+            string('episode_metadata', json.dumps({'task': task, 'seed': seed,
+                                                   'source': 'scripted_expert'}))]),
+            'setting the recorder language command')
+        refused = [r.reason for r in result.results if not r.successful]
+        if refused:
+            raise CommandError('the recorder refused the episode settings: ' + '; '.join(refused))
+
+    def record(self, task: str, seed: int, wall_timeout: float, keep_failure: bool) -> Recorded:
+        from std_srvs.srv import SetBool, Trigger
+        start = time.monotonic()
+        self.runner.clear_estop()
+        estops_before = self.runner.estop_count
+        status = self.runner.reset(task, seed)
+        episode = status['episode']
+        # record only once the expert's commands reach the robot (they start after a reset)
+        reset_at = time.monotonic()
+        if not wait_for(lambda: self.last_command > reset_at, 20.0, self.runner.spin_once):
+            raise CommandError(f'no command reached {ROBOT_COMMAND_TOPIC} within 20 s after the '
+                               f'reset to {task} seed {seed}; is the scripted expert or the gate '
+                               'stopped (emergency stop)?')
+        self._set_next_episode(status['instruction'], task, seed)
+        answer = self._call(self.start_srv, Trigger.Request(), 'starting the recording')
+        if not answer.success:
+            raise CommandError(f'the recorder did not start: {answer.message}')
+        ended = wait_for(lambda: self.runner.status['episode'] == episode
+                         and self.runner.status['done'], wall_timeout, self.runner.spin_once)
+        final = self.runner.status
+        success = bool(final['success']) and ended
+        estops = self.runner.estop_count - estops_before
+        note = ('hung: no end of episode within the timeout' if not ended else
+                f'emergency stop: {self.runner.estop_reason or "latched"}' if estops else
+                'failed (--only-successes)' if not success and not keep_failure else '')
+        if note:  # an e-stopped demonstration shows the arm frozen, not the task: drop it
+            self._call(self.discard_srv, Trigger.Request(), 'discarding the recording')
+            return Recorded(task, seed, success, 0, 0, None, time.monotonic() - start, estops, note)
+        answer = self._call(self.stop_srv, SetBool.Request(data=success), 'stopping the recording')
+        if not answer.success:
+            raise CommandError(f'the recorder could not save {task} seed {seed}: {answer.message}')
+        summary = json.loads(answer.message)
+        return Recorded(task, seed, success, int(summary['steps']), int(summary['dropped']),
+                        summary['path'], time.monotonic() - start, estops)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
+            episode_timeout: float, only_successes: bool = False) -> list[Recorded]:
+    """Record the demonstrations missing from ``out``; returns what was recorded now."""
+    if episodes < 1:
+        raise CommandError(f'--episodes must be >= 1, got {episodes}')
+    if rtf <= 0:
+        raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
+    out = out.expanduser().resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f'cannot create the output directory {out}: {exc}') from exc
+    if not os.access(out, os.W_OK):
+        raise CommandError(f'the output directory {out} is not writable; choose another --out')
+    todo = plan(tasks, episodes, seed, existing_demos(out))
+    skipped = len(tasks) * episodes - len(todo)
+    if skipped:
+        print(f'vla collect: {skipped} episode(s) already in {out}; recording the other '
+              f'{len(todo)}', file=sys.stderr)
+    if not todo:
+        return []
+    values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf}
+    specs = build_scenario('sim', values) + recorder_nodes({**values, 'output_dir': str(out)})
+    env = isolated_ros_env()
+    from tqdm import tqdm
+
+    from vla_bringup.episodes import SimUnavailable, private_context
+    with NodeGroup(specs, env=env) as group:
+        context = private_context(int(env['ROS_DOMAIN_ID']))
+        collection = Collection(context)
+        recorded: list[Recorded] = []
+        try:
+            try:
+                collection.wait_ready(timeout=90.0)
+            except SimUnavailable as exc:
+                logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
+                raise CommandError(f'{exc}\n{logs}') from exc
+            bar = tqdm(todo, desc='collect', unit='ep', file=sys.stderr)
+            for task, task_seed in bar:
+                result = collection.record(task, task_seed, episode_timeout,
+                                           keep_failure=not only_successes)
+                recorded.append(result)
+                bar.set_postfix_str(f'{task} seed {task_seed}: '
+                                    f'{"success" if result.success else "fail"}'
+                                    f'{"" if result.path else " (not kept)"}')
+                if result.note:
+                    bar.write(f'vla collect: {task} seed {task_seed} not kept: {result.note}',
+                              file=sys.stderr)
+                dead = group.dead()
+                if dead:
+                    raise CommandError(f'node {dead[0].spec.name} died:\n{dead[0].output()}')
+            bar.close()
+        finally:
+            collection.close()
+            context.try_shutdown()
+    return recorded
+
+
+def summary_text(recorded: list[Recorded], wall: float, out: Path) -> str:
+    kept = [r for r in recorded if r.path]
+    steps = sum(r.steps for r in kept)
+    dropped = sum(r.dropped for r in kept)
+    lines = [f'vla collect: {len(kept)} episode(s) saved to {out} '
+             f'({sum(r.success for r in kept)} successful), {steps} steps, '
+             f'{dropped} dropped ({dropped / max(1, steps + dropped):.2%}), '
+             f'{sum(r.estops for r in recorded)} emergency stop(s)']
+    if recorded:
+        lines.append(f'throughput: {len(recorded) / (wall / 60.0):.2f} episodes per wall minute '
+                     f'({wall:.0f} s for {len(recorded)})')
+    for task in dict.fromkeys(r.task for r in recorded):
+        rs = [r for r in recorded if r.task == task]
+        lines.append(f'  {task:<22} {sum(r.success for r in rs)}/{len(rs)} successful')
+    return '\n'.join(lines)
+
+
+def run(args: argparse.Namespace, _rest: list[str]) -> int:
+    start = time.monotonic()
+    recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
+                       args.real_time_factor, args.episode_timeout, args.only_successes)
+    print(summary_text(recorded, time.monotonic() - start, args.out))
+    return 0

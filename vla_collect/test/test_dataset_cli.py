@@ -1,0 +1,76 @@
+"""`vla dataset` on real episode files: info, validate, stats, view, split, recover."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import imageio.v2 as imageio
+import numpy as np
+from collect_test_helpers import ACTIONS, IMAGE_SHAPE, JOINTS, frame
+
+from vla_collect.dataset_cli import main
+from vla_collect.episode_io import EpisodeWriter, list_episodes, validate_episode
+
+
+def test_info_reports_counts_success_and_commands(episode_dir, capsys):
+    assert main(['info', str(episode_dir)]) == 0
+    out = capsys.readouterr().out
+    assert '3 episodes, 18 steps' in out and 'success: 2/3 (67%)' in out
+    assert 'images 32x24, 3 joints, 4 actions' in out
+    assert 'pick red' in out and 'pick green' in out
+
+
+def test_validate_exits_1_and_names_each_bad_file(episode_dir, capsys):
+    assert main(['validate', str(episode_dir)]) == 0
+    bad = list_episodes(episode_dir)[1]
+    with h5py.File(bad, 'r+') as f:
+        f['actions'][2, 0] = np.nan
+    interrupted = EpisodeWriter(episode_dir / 'episode_000003.hdf5', joint_names=JOINTS,
+                                action_names=ACTIONS, image_shape=IMAGE_SHAPE)
+    interrupted.append(frame(0), [0] * 3, [0] * 3, [0] * 4, timestamp=0.0)
+    interrupted.flush()
+    assert main(['validate', str(episode_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f'{bad}: non-finite value (NaN/inf) in /actions at step 2 (shoulder)' in out
+    assert 'episode_000003.hdf5.tmp: an interrupted recording' in out
+    assert str(list_episodes(episode_dir)[0]) not in out
+    interrupted.abort()
+
+
+def test_stats_json(episode_dir, tmp_path, capsys):
+    out = tmp_path / 'stats.json'
+    assert main(['stats', str(episode_dir), '--json', str(out)]) == 0
+    stats = json.loads(out.read_text())
+    assert stats['episodes'] == 3 and stats['steps'] == 18
+    assert stats['actions']['names'] == ACTIONS
+    assert stats['actions']['max'][3] == np.float32(0.04)
+    assert stats['joint_positions']['std'][1] < 1e-6  # a constant joint
+
+
+def test_view_writes_a_gif_with_frames_and_traces(episode_dir, tmp_path):
+    out = tmp_path / 'ep.gif'
+    assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(out)]) == 0
+    frames = imageio.mimread(out)
+    assert len(frames) == 7
+    assert frames[0].shape[1] == 64 and frames[0].shape[0] > 48  # 2x image above the plot
+    assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(tmp_path / 'x.avi')]) == 1
+
+
+def test_split_by_episode_stratified_by_command(tmp_path, episode_dir):
+    out = tmp_path / 'split.json'
+    assert main(['split', str(episode_dir), '--val', '0.5', '--out', str(out)]) == 0
+    split = json.loads(out.read_text())
+    assert sorted(split['train'] + split['val']) == [p.name for p in list_episodes(episode_dir)]
+    assert len(split['val']) == 1  # 'pick red' has 2 episodes, 'pick green' only one
+    assert main(['split', str(tmp_path / 'missing')]) == 1
+
+
+def test_recover_salvages_interrupted_files(tmp_path, capsys):
+    writer = EpisodeWriter(tmp_path / 'episode_000000.hdf5', joint_names=JOINTS,
+                           action_names=ACTIONS, image_shape=IMAGE_SHAPE, flush_every=2)
+    for i in range(4):
+        writer.append(frame(i), [0] * 3, [0] * 3, [0] * 4, timestamp=float(i))
+    writer.flush()  # as a crash after the last flush leaves it
+    assert main(['recover', str(tmp_path)]) == 0
+    assert '4 steps, success=False' in capsys.readouterr().out
+    assert validate_episode(tmp_path / 'episode_000000.hdf5') == []
