@@ -217,6 +217,8 @@ COMMANDS: list[Command] = [
     scenario_command('sim', 'the MuJoCo simulated arm with the scripted expert (= sim.launch.py)'),
     scenario_command('teleop', 'joystick teleoperation + the demonstration recorder, simulated or '
                      'real robot (= teleop.launch.py)'),
+    scenario_command('deploy', 'a trained checkpoint controlling the robot behind the command gate '
+                     'and safety monitor (= deploy.launch.py)'),
     module_command('collect', 'vla_bringup.collect', 'scripted-expert demonstrations in simulation, '
                    'recorded through ROS to HDF5 episodes'),
     program_command('dataset', 'vla_collect.dataset_cli', 'demonstration dataset tools: '

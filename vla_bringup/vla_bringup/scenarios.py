@@ -135,12 +135,33 @@ def teleop_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
     return nodes + recorder_nodes(args)
 
 
+def controller_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """The VLA controller running ``checkpoint``, optionally starting on ``command``."""
+    parameters = {**sim_time_parameters(args), 'checkpoint': str(args.get('checkpoint', ''))}
+    if args.get('command'):
+        parameters['command'] = str(args['command'])
+    return [NodeSpec('vla_control', 'vla_controller', 'vla_control.controller_node',
+                     'vla_controller',
+                     param_files=(config_file('robot.yaml'), config_file('controller.yaml')),
+                     parameters=parameters)]
+
+
+def deploy_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
+    """A checkpoint driving the robot (simulated or real) through the gate and the monitor."""
+    return robot_nodes(args) + safety_nodes(args) + controller_nodes(args)
+
+
 SCENARIOS: dict[str, Callable[[Mapping[str, Any]], list[NodeSpec]]] = {
     'sim': sim_scenario,
+    'deploy': deploy_scenario,
     'teleop': teleop_scenario,
 }
 
 ARGUMENTS: dict[str, tuple[LaunchArgument, ...]] = {
+    'deploy': COMMON_ARGUMENTS + (
+        LaunchArgument('checkpoint', '', 'policy checkpoint directory (written by `vla train`)'),
+        LaunchArgument('command', '', 'initial language command, e.g. "pick up the red cube" '
+                       '(later ones on /voice_command)'),),
     'sim': tuple(a for a in COMMON_ARGUMENTS if a.name != 'use_sim') + (
         LaunchArgument('expert', 'true', 'run the scripted expert as the command source'),),
     'teleop': COMMON_ARGUMENTS + (

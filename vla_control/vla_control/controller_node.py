@@ -1,0 +1,345 @@
+"""``ros2 run vla_control vla_controller``: a VLA checkpoint as a real-time joint controller.
+
+Subscribes ``/camera/image_raw`` (sensor-data QoS), ``/joint_states``, ``/voice_command`` and
+the latched ``/emergency_stop``; every ``1 / control_rate`` s it runs the policy on the newest
+frame (the policy caches the visual features of earlier frames, so a tick encodes one frame)
+and publishes one ``JointTrajectory`` point, ``time_from_start`` = one tick, on
+``/vla/command`` (the command gate forwards it to the robot).
+
+It holds (publishes one hold at the measured position, then nothing) and says why in the log
+and ``/diagnostics`` when there is no command, the image or joint state is older than
+``max_observation_age``, during an emergency stop, and for ``command_settle_time`` after the
+command changed; a new command resets the policy.  Inference runs on its own callback group of
+a multi-threaded executor, so subscriptions never wait for it; a tick that overruns its period
+is counted and the next one is skipped, not queued.  A checkpoint that does not load or does
+not fit the robot leaves the node running in an ``error`` state that holds.  With
+``record_dir`` set every observation and predicted action goes to an HDF5 episode per command.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_control.runtime import ActionGuard, Inputs, RateMeter, check_image_size, hold_reason
+from vla_safety.gate_node import LATCHED, trajectory_msg
+from vla_safety.rules import FaultLog, SafetyLimits
+
+
+class VLAController(Node):
+    def __init__(self) -> None:
+        super().__init__('vla_controller')
+        self.declare_parameter('checkpoint', '')
+        self.declare_parameter('device', 'cpu')
+        self.declare_parameter('num_threads', 1)
+        self.declare_parameter('control_rate', 30.0)
+        self.declare_parameter('action_execution', 'checkpoint')
+        self.declare_parameter('max_observation_age', 0.25)
+        self.declare_parameter('command_settle_time', 0.3)
+        self.declare_parameter('strict_image_size', True)
+        self.declare_parameter('record_dir', '')
+        self.declare_parameter('command', '')
+        self.declare_parameter('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5',
+                                               'joint6', 'gripper'])
+        n = len(self.get_parameter('joint_names').value)
+        self.declare_parameter('joint_lower', [-1e9] * n)
+        self.declare_parameter('joint_upper', [1e9] * n)
+        self.declare_parameter('max_velocity', [2.0] * n)
+        p = self.get_parameter
+        self.limits = SafetyLimits.from_values(p('joint_names').value, p('joint_lower').value,
+                                               p('joint_upper').value, p('max_velocity').value)
+        self.period = 1.0 / float(p('control_rate').value)
+        self.max_age = float(p('max_observation_age').value)
+        self.settle = float(p('command_settle_time').value)
+        self.guard = ActionGuard(self.limits, self.period)
+        self.meter = RateMeter(window=max(30, int(10 / self.period)))
+        self.faults = FaultLog()
+        self.lock = threading.Lock()
+
+        # latest inputs (written by subscription callbacks, read by the tick)
+        self.image: np.ndarray | None = None
+        self.image_time: float | None = None
+        self.q: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+        self.state_time: float | None = None
+        self.instruction = str(p('command').value).strip()  # initial command, '' = wait for one
+        self.command_time: float | None = self._now() if self.instruction else None
+        self.command_changed = bool(self.instruction)
+        self.estop = ''
+
+        self.state = 'loading'
+        self.error = ''
+        self.hold = ''  # current hold reason ('' = acting)
+        self.ticks = self.actions = self.overruns = self.holds = 0
+        self.busy = False
+        self.recorder = None  # EpisodeWriter of the current command's run
+        self._recording_args: tuple[Path, str] | None = None
+        self.policy = self._load_policy()
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.control_group = MutuallyExclusiveCallbackGroup()
+        self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, '/camera/image_raw', self._on_image,
+                                 qos_profile_sensor_data, callback_group=inputs)
+        self.create_subscription(JointState, '/joint_states', self._on_joint_state,
+                                 qos_profile_sensor_data, callback_group=inputs)
+        self.create_subscription(String, '/voice_command', self._on_command, 10,
+                                 callback_group=inputs)
+        self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED,
+                                 callback_group=inputs)
+        self.create_timer(self.period, self._tick, callback_group=self.control_group)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=inputs)
+
+    # -- start-up -------------------------------------------------------------------------------
+    def _load_policy(self):
+        """Load and check the checkpoint; on failure the node stays up in the error state."""
+        path = str(self.get_parameter('checkpoint').value)
+        try:
+            if not path:
+                raise ValueError('no checkpoint given: set the `checkpoint` parameter '
+                                 '(ros2 launch vla_bringup deploy.launch.py checkpoint:=DIR)')
+            import torch
+
+            from vla_policy import VLAPolicy
+            torch.set_num_threads(int(self.get_parameter('num_threads').value))
+            policy = VLAPolicy.from_pretrained(path, device=str(self.get_parameter('device').value))
+            names = list(self.limits.joint_names)
+            policy.check_compatible(joint_names=names, action_dim=len(names), action_names=names)
+            mode = str(self.get_parameter('action_execution').value)
+            if mode not in ('checkpoint', 'ensemble', 'queue'):
+                raise ValueError(f'action_execution must be checkpoint, ensemble or queue, got {mode!r}')
+            if mode != 'checkpoint':
+                policy.config.temporal_ensemble = mode == 'ensemble'
+            policy.reset()
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
+            self.state, self.error = 'error', f'checkpoint {path!r} not usable: {exc}'
+            self.get_logger().error(f'{self.error}; holding (fix the checkpoint and restart)')
+            return None
+        cfg = policy.config
+        self.state = 'active'
+        self.get_logger().info(
+            f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} px, '
+            f'{"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
+            f'{cfg.chunk_size}) for {list(self.limits.joint_names)} at {1 / self.period:g} Hz')
+        return policy
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _fault(self, kind: str, reason: str) -> None:
+        if self.faults.add(kind):
+            self.get_logger().warning(f'{reason} (further {kind!r} faults are counted in '
+                                      '/diagnostics, not logged)')
+
+    def _on_image(self, msg: Image) -> None:
+        from vla_collect.ros_conversions import image_to_rgb
+        try:
+            if msg.height == 0 or msg.width == 0:
+                raise ValueError(f'image has zero size {msg.height}x{msg.width}')
+            image = image_to_rgb(msg)
+        except ValueError as exc:
+            self._fault('bad image', f'ignored camera image: {exc}')
+            return
+        if self.policy is not None and self.state != 'error' and self.image is None:
+            problem = check_image_size(self.policy.config.source_image_size, *image.shape[:2])
+            if problem and self.get_parameter('strict_image_size').value:
+                self.state, self.error = 'error', problem + ' (strict_image_size)'
+                self.get_logger().error(f'{self.error}; holding')
+            elif problem:
+                self.get_logger().warning(problem + '; resizing')
+        with self.lock:
+            self.image, self.image_time = image, self._now()
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        from vla_collect.ros_conversions import joint_state_to_arrays
+        try:
+            q, v = joint_state_to_arrays(msg, self.limits.joint_names)
+        except ValueError as exc:
+            self._fault('bad joint state', f'ignored joint state: {exc}')
+            return
+        with self.lock:
+            self.q, self.v, self.state_time = q, v, self._now()
+
+    def _on_command(self, msg: String) -> None:
+        text = msg.data.strip()
+        with self.lock:
+            if text == self.instruction:
+                return
+            self.instruction, self.command_time, self.command_changed = text, self._now(), True
+        self.get_logger().info(f'new command: {text!r}' if text else 'command cleared')
+
+    def _on_estop(self, msg: String) -> None:
+        with self.lock:
+            if self.estop and not msg.data:  # cleared: start over like a new command
+                self.command_time, self.command_changed = self._now(), True
+            self.estop = msg.data
+
+    # -- the control loop -----------------------------------------------------------------------
+    def _tick(self) -> None:
+        start = time.perf_counter()
+        now = self._now()
+        with self.lock:
+            inputs = Inputs(now, self.instruction, self.command_time, self.image_time,
+                            self.state_time, self.estop)
+            image, q, v = self.image, self.q, self.v
+            changed, self.command_changed = self.command_changed, False
+        self.ticks += 1
+        if changed:
+            self._new_episode(inputs.instruction)
+        reason = self.error if self.state == 'error' else hold_reason(inputs, self.max_age,
+                                                                      self.settle)
+        if reason:
+            self._enter_hold(reason, q)
+            return
+        try:
+            action = self.policy.select_action({'image': image, 'joint_positions': q,
+                                                'instruction': inputs.instruction})
+        except Exception as exc:  # noqa: BLE001 - a failing tick holds, the node keeps running
+            self._fault('inference error', f'policy failed: {exc}')
+            self._enter_hold(f'policy failed: {exc}', q)
+            return
+        latency = time.perf_counter() - start
+        target, problem = self.guard(action, q)
+        if target is None:
+            self._fault('bad model output', problem)
+            self.policy.reset()
+            self._enter_hold(problem, q)
+            return
+        self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
+                                                np.array([self.period]), target[None],
+                                                self.get_clock().now().to_msg()))
+        self.actions += 1
+        if self.hold:
+            self.get_logger().info(f'acting on {inputs.instruction!r}')
+            self.hold = ''
+        self._record(image, q, v, np.asarray(action, dtype=np.float32), now)
+        self.meter.add(start, latency)
+        if time.perf_counter() - start > self.period:
+            self.overruns += 1
+
+    def _enter_hold(self, reason: str, q: np.ndarray | None) -> None:
+        """Hold: one command at the measured position when we were acting, then nothing."""
+        same = reason.split(' (')[0] == self.hold.split(' (')[0]  # e.g. the same stale input
+        self.hold, was_acting = reason, not self.hold and self.actions > 0
+        if same:
+            return
+        self.holds += 1
+        self.guard.reset()
+        self.get_logger().warning(f'holding: {reason}')
+        if was_acting and q is not None and not self.estop:
+            self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
+                                                    np.array([self.period]), q[None],
+                                                    self.get_clock().now().to_msg()))
+
+    def _new_episode(self, instruction: str) -> None:
+        if self.policy is not None:
+            self.policy.reset()
+        self.guard.reset()
+        self._close_recording()
+        record_dir = str(self.get_parameter('record_dir').value)
+        if record_dir and instruction and self.policy is not None:
+            # the file is opened on the first acted frame, when the image size is known
+            self._recording_args = (Path(record_dir), instruction)
+
+    # -- recording ------------------------------------------------------------------------------
+    def _record(self, image, q, v, action, now) -> None:
+        args = self._recording_args
+        if args is None:
+            return
+        try:
+            if self.recorder is None:
+                from vla_collect.episode_io import EpisodeWriter
+                directory, instruction = args
+                index = len(list(directory.glob('rollout_*.hdf5'))) if directory.is_dir() else 0
+                path = directory / f'rollout_{index:06d}_{time.strftime("%Y%m%d_%H%M%S")}.hdf5'
+                self.recorder = EpisodeWriter(
+                    path, joint_names=self.limits.joint_names, action_names=self.limits.joint_names,
+                    image_shape=image.shape, fps=1.0 / self.period, language_command=instruction,
+                    robot='vla_controller')
+                self.get_logger().info(f'recording the run to {path}')
+            self.recorder.append(image, q, v, action, timestamp=now)
+        except (OSError, ValueError) as exc:
+            self._fault('recording error', f'recording stopped: {exc}')
+            self._recording_args = None
+            self._close_recording()
+
+    def _close_recording(self) -> None:
+        if self.recorder is not None:
+            try:
+                if self.recorder.length:
+                    self.recorder.close(success=False, attrs={'source': 'vla_controller rollout'})
+                else:
+                    self.recorder.abort()
+            except (OSError, ValueError) as exc:
+                self.get_logger().error(f'could not finish the recording: {exc}')
+            self.recorder = None
+        self._recording_args = None
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        p50, p99 = self.meter.percentiles_ms()
+        if self.state == 'error':
+            level, message = DiagnosticStatus.ERROR, f'error: {self.error}'
+        elif self.hold:
+            level, message = DiagnosticStatus.WARN, f'holding: {self.hold}'
+        else:
+            level, message = DiagnosticStatus.OK, 'acting'
+        values = [('state', self.state if not self.hold or self.state == 'error' else 'holding'),
+                  ('hold_reason', self.hold), ('command', self.instruction),
+                  ('latency_p50_ms', f'{p50:.2f}'), ('latency_p99_ms', f'{p99:.2f}'),
+                  ('achieved_rate_hz', f'{self.meter.rate_hz():.2f}'),
+                  ('control_rate_hz', f'{1 / self.period:g}'), ('ticks', self.ticks),
+                  ('actions', self.actions), ('overruns', self.overruns), ('holds', self.holds),
+                  ('faults', self.faults.total),
+                  ('latency_samples_ms', ','.join(f'{x:.2f}' for x in self.meter.take_pending()))]
+        values += [(f'fault: {kind}', count) for kind, count in self.faults.counts.items()]
+        status = DiagnosticStatus(level=level, name='vla_control: vla_controller', message=message,
+                                  hardware_id='vla_controller')
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        """Fail safe on exit: hold the robot where it is and finish the recording."""
+        with self.lock:
+            q = self.q
+        if q is not None and self.actions and rclpy.ok():
+            self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
+                                                    np.array([self.period]), q[None]))
+        self._close_recording()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor(num_threads=2)
+    try:
+        node = VLAController()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
