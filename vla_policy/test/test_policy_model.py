@@ -134,3 +134,24 @@ def test_clip_bert_without_local_weights_says_where_to_put_them(tmp_path, monkey
                  clip_path=str(tmp_path / 'no_clip_here'))
     with pytest.raises(WeightsNotFound, match='no_clip_here'):
         VLAPolicy(cfg)
+
+
+def test_instruction_embeddings_are_centred_and_condition_the_vision_encoder():
+    cfg = preset('tiny', joint_names=JOINTS, state_dim=7, action_dim=7)
+    policy = VLAPolicy(cfg).eval()
+    texts = ['pick up the red cube', 'pick up the blue cube', 'put the green cube on the red cube']
+    policy.set_normalization({'state': {'mean': np.zeros(7), 'std': np.ones(7)},
+                              'action': {'mean': np.zeros(7), 'std': np.ones(7)}}, instructions=texts)
+    z = policy.language_norm.normalize(policy.language(texts))
+    assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-5)
+    assert z.pow(2).mean().sqrt().item() == pytest.approx(1.0, rel=1e-4)
+    # FiLM starts as the identity; once trained, the same frame gives instruction-specific features
+    frames = torch.randint(0, 255, (1, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
+    lang = policy.embed_language(texts[:2])
+    same = [policy.vision(frames, lang[i:i + 1]) for i in range(2)]
+    assert torch.allclose(same[0], same[1])
+    with torch.no_grad():
+        for film in policy.vision.net.films:
+            film.weight.normal_(0, 0.1)
+    differ = [policy.vision(frames, lang[i:i + 1]) for i in range(2)]
+    assert not torch.allclose(differ[0], differ[1])

@@ -44,6 +44,7 @@ class VLAConfig:
     image_size: int = 64  # images are resized to image_size x image_size before encoding
     cnn_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])  # conv widths
     cnn_keypoints: int = 32  # spatial-softmax keypoints of the last conv map
+    film: bool = True  # cnn: condition every conv block on the instruction (FiLM)
     clip_path: str | None = None  # local CLIP directory (or $VLA_CLIP_PATH, or the HF cache)
     vision_model_config: dict[str, Any] | None = None  # CLIPVisionConfig dict (random init if no path)
     freeze_vision: bool = False  # keep the vision encoder's weights fixed
@@ -67,7 +68,7 @@ class VLAConfig:
     # -- action head -----------------------------------------------------------------------
     chunk_size: int = 16  # future actions predicted per inference
     loss: str = 'l1'  # regression loss on normalized actions
-    norm_eps: float = 1e-3  # a dimension whose std is below this is only centred, not scaled
+    norm_eps: float = 1e-2  # a dimension whose std is below this is only centred, not scaled
 
     # -- inference -------------------------------------------------------------------------
     temporal_ensemble: bool = False  # blend overlapping chunks every tick (ACT) instead of a queue

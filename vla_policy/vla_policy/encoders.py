@@ -74,24 +74,42 @@ class SpatialSoftmax(nn.Module):
 
 class ConvEncoder(nn.Module):
     """A small conv net trained from scratch: strided convs, GroupNorm, SiLU, then spatial-softmax
-    keypoints plus global average pooling."""
+    keypoints plus global average pooling.
 
-    def __init__(self, channels: list[int], keypoints: int) -> None:
+    With ``cond_dim`` every block is FiLM-modulated by a conditioning vector (the instruction),
+    so the features can single out what the instruction refers to (RT-1 style). The FiLM
+    layers start at zero: the identity.
+    """
+
+    def __init__(self, channels: list[int], keypoints: int, cond_dim: int = 0) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.films = nn.ModuleList()
         cin = 3
         for i, cout in enumerate(channels):
             k, s = (5, 2) if i == 0 else (3, 2 if i < len(channels) - 1 else 1)
-            layers += [nn.Conv2d(cin, cout, k, stride=s, padding=k // 2),
-                       nn.GroupNorm(min(8, cout), cout), nn.SiLU()]
+            self.convs.append(nn.Conv2d(cin, cout, k, stride=s, padding=k // 2))
+            self.norms.append(nn.GroupNorm(min(8, cout), cout))
+            if cond_dim:
+                film = nn.Linear(cond_dim, 2 * cout)
+                nn.init.zeros_(film.weight)
+                nn.init.zeros_(film.bias)
+                self.films.append(film)
             cin = cout
-        self.body = nn.Sequential(*layers)
+        self.act = nn.SiLU()
         self.keypoints = SpatialSoftmax(cin, keypoints)
         self.out_dim = 2 * keypoints + cin
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        fmap = self.body(pixels)
-        return torch.cat([self.keypoints(fmap), fmap.mean(dim=(2, 3))], dim=-1)
+    def forward(self, pixels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = pixels
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = norm(conv(x))
+            if self.films and cond is not None:
+                gamma, beta = self.films[i](cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+                x = x * (1.0 + gamma) + beta
+            x = self.act(x)
+        return torch.cat([self.keypoints(x), x.mean(dim=(2, 3))], dim=-1)
 
 
 class VisionEncoder(nn.Module):
@@ -100,8 +118,10 @@ class VisionEncoder(nn.Module):
     def __init__(self, config: VLAConfig, load_pretrained: bool) -> None:
         super().__init__()
         self.kind = config.vision_encoder
+        self.film = self.kind == 'cnn' and config.film
         if self.kind == 'cnn':
-            self.net = ConvEncoder(list(config.cnn_channels), config.cnn_keypoints)
+            self.net = ConvEncoder(list(config.cnn_channels), config.cnn_keypoints,
+                                   cond_dim=config.d_model if config.film else 0)
             self.out_dim = self.net.out_dim
             mean, std = CNN_MEAN, CNN_STD
         else:
@@ -125,11 +145,12 @@ class VisionEncoder(nn.Module):
         if config.freeze_vision:
             self.net.requires_grad_(False)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, H, W, 3) uint8; cond (B, d_model) the projected instruction (FiLM, cnn only)."""
         pixels = frames.permute(0, 3, 1, 2).float() / 255.0
         pixels = (pixels - self.pixel_mean) / self.pixel_std
         if self.kind == 'cnn':
-            return self.net(pixels)
+            return self.net(pixels, cond)
         return self.net(pixel_values=pixels).pooler_output
 
 

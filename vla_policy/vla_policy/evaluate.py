@@ -83,8 +83,13 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
-                        video_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON."""
+                        video_dir: Path | None = None, progress: bool = True,
+                        inference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON.
+
+    ``inference`` overrides inference settings of the config (temporal_ensemble, n_action_steps,
+    ensemble_decay).
+    """
     import torch
     from tqdm import tqdm
 
@@ -92,6 +97,11 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     from vla_sim import SimEnv
     policy = VLAPolicy.from_pretrained(checkpoint, device='cpu')
     cfg = policy.config
+    for key, value in (inference or {}).items():
+        if key not in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay'):
+            raise ValueError(f'{key} is not an inference setting')
+        setattr(cfg, key, value)
+    cfg.__post_init__()  # validate the overrides
     size = cfg.source_image_size[0] if cfg.source_image_size else 224
     if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
         size = max(cfg.source_image_size)  # the simulator renders square images
@@ -118,6 +128,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
         env.close()
     summary = summarize(rollouts, f'checkpoint:{checkpoint}', episodes, seed)
     summary['checkpoint_metadata'] = {k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'metrics')}
+    summary['inference'] = {k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')}
     return summary
 
 
@@ -143,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=1000, help='first evaluation seed (default 1000)')
     p.add_argument('--json', type=Path, help='write the results JSON here')
     p.add_argument('--videos', type=Path, help='directory for rollout GIFs (first success/failure per task)')
+    p.add_argument('--temporal-ensemble', action='store_true', help='blend overlapping chunks every tick')
+    p.add_argument('--n-action-steps', type=int, help='queue mode: actions served per predicted chunk')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: fastest per sample)')
     return p
 
@@ -163,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(max(1, args.threads))
     try:
-        summary = evaluate_checkpoint(args.checkpoint, tasks, args.episodes, args.seed, args.videos)
+        inference: dict[str, Any] = {}
+        if args.temporal_ensemble:
+            inference['temporal_ensemble'] = True
+        if args.n_action_steps is not None:
+            inference['n_action_steps'] = args.n_action_steps
+        summary = evaluate_checkpoint(args.checkpoint, tasks, args.episodes, args.seed, args.videos,
+                                      inference=inference)
     except (CheckpointError, IncompatibleCheckpoint, ValueError) as exc:
         print(f'evaluate: error: {exc}', file=sys.stderr)
         return 1

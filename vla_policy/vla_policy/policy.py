@@ -61,6 +61,9 @@ class VLAPolicy(nn.Module):
         self.language = LanguageEncoder(config, load_pretrained, tokenizer_dir)
         self.state_norm = Normalizer(config.state_dim, config.norm_eps)
         self.action_norm = Normalizer(config.action_dim, config.norm_eps)
+        # instruction embeddings of one sentence encoder are close to each other: centre them on
+        # the training instructions and scale to unit RMS so the differences carry the signal
+        self.language_norm = Normalizer(self.language.out_dim, 1e-6)
 
         self.vision_proj = nn.Linear(self.vision.out_dim, D)
         self.language_proj = nn.Linear(self.language.out_dim, D)
@@ -81,10 +84,18 @@ class VLAPolicy(nn.Module):
     def device(self) -> torch.device:
         return self.action_queries.device
 
-    def set_normalization(self, stats: dict[str, dict[str, Any]]) -> None:
-        """Install ``{"state": {"mean", "std"}, "action": {"mean", "std"}}`` (robot units)."""
+    def set_normalization(self, stats: dict[str, dict[str, Any]], instructions: list[str] | None = None) -> None:
+        """Install ``{"state": {"mean", "std"}, "action": {"mean", "std"}}`` (robot units) and,
+        given the training ``instructions``, the centring of their embeddings."""
         self.state_norm.set_stats(stats['state']['mean'], stats['state']['std'])
         self.action_norm.set_stats(stats['action']['mean'], stats['action']['std'])
+        if instructions:
+            with torch.no_grad():
+                emb = self.language._encode(sorted(set(instructions))).float().cpu()
+            centred = emb - emb.mean(0)
+            rms = float(centred.pow(2).mean().sqrt()) if len(emb) > 1 else 0.0
+            scale = rms if rms > 1e-6 else 1.0
+            self.language_norm.set_stats(emb.mean(0).numpy(), np.full(emb.shape[1], scale))
 
     def encode_frames(self, images: torch.Tensor, joint_positions: torch.Tensor,
                       language: torch.Tensor) -> torch.Tensor:
@@ -94,14 +105,16 @@ class VLAPolicy(nn.Module):
         language (B, D) projected instruction embedding -> (B, T, D).
         """
         B, T = images.shape[:2]  # batch, time
-        vis = self.vision(images.reshape(B * T, *images.shape[2:])).reshape(B, T, -1)
+        cond = language.unsqueeze(1).expand(B, T, -1).reshape(B * T, -1)
+        vis = self.vision(images.reshape(B * T, *images.shape[2:]), cond).reshape(B, T, -1)
         vis = self.vision_proj(vis)
         state = self.state_proj(self.state_norm.normalize(joint_positions.float()))
         lang = language.unsqueeze(1).expand(B, T, -1)
         return self.fuse(torch.cat([vis, lang, state], dim=-1))
 
     def embed_language(self, instructions: list[str]) -> torch.Tensor:
-        return self.language_proj(self.language(list(instructions)).to(self.device))
+        emb = self.language(list(instructions)).to(self.device)
+        return self.language_proj(self.language_norm.normalize(emb))
 
     def decode(self, frame_tokens: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
         """frame_tokens (B, T, D), language (B, D) -> normalized action chunk (B, K, A)."""

@@ -32,7 +32,8 @@ def make_tiny_checkpoint(out_dir: str | Path, joint_names: Sequence[str] = DEFAU
         policy = VLAPolicy(cfg)
     mean = np.zeros(a) if action_mean is None else np.asarray(action_mean, dtype=np.float64)
     policy.set_normalization({'state': {'mean': np.zeros(n), 'std': np.ones(n)},
-                              'action': {'mean': mean, 'std': np.full(a, action_std)}})
+                              'action': {'mean': mean, 'std': np.full(a, action_std)}},
+                             instructions=['pick up the red cube', 'pick up the blue cube'])
     return policy.save_pretrained(out_dir, metadata={'step': 0, 'note': 'random tiny checkpoint for tests'})
 
 

@@ -182,7 +182,7 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         self.model = VLAPolicy(model_config, load_pretrained=True).to(device)
-        self.model.set_normalization(self.stats)
+        self.model.set_normalization(self.stats, info.instructions)
         mc = self.model.config
         cache = {'auto': 'auto', 'on': True, 'off': False}[cfg.cache_images]
         self.train_set = EpisodeDataset(info, self.train_ids, mc.n_obs_steps, mc.chunk_size, mc.image_size,
