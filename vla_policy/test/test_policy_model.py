@@ -155,3 +155,33 @@ def test_instruction_embeddings_are_centred_and_condition_the_vision_encoder():
             film.weight.normal_(0, 0.1)
     differ = [policy.vision(frames, lang[i:i + 1]) for i in range(2)]
     assert not torch.allclose(differ[0], differ[1])
+
+
+def test_clip_bert_loads_local_weight_directories(tmp_path):
+    """The clip-bert path with pretrained weights: tiny CLIP and BERT saved to local directories."""
+    from transformers import AutoTokenizer, BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
+
+    from vla_policy.config import TINY_BERT, TINY_CLIP
+    from vla_policy.encoders import minilm_path
+    clip_dir, bert_dir = tmp_path / 'clip', tmp_path / 'bert'
+    torch.manual_seed(0)
+    CLIPVisionModel(CLIPVisionConfig(**TINY_CLIP)).save_pretrained(clip_dir)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    bert = BertModel(BertConfig(**TINY_BERT, vocab_size=len(tokenizer)))
+    bert.save_pretrained(bert_dir)
+    tokenizer.save_pretrained(bert_dir)
+    cfg = preset('clip-bert', joint_names=JOINTS, state_dim=7, action_dim=7, clip_path=str(clip_dir),
+                 language_path=str(bert_dir), image_size=32, d_model=32, n_heads=2, n_layers=1, ff_dim=64)
+    policy = VLAPolicy(cfg)
+    ref = CLIPVisionModel.from_pretrained(clip_dir)
+    mine = policy.vision.net.state_dict()
+    assert ref.state_dict().keys() == mine.keys()
+    assert all(torch.equal(v, mine[k]) for k, v in ref.state_dict().items())
+    assert policy.config.vision_model_config['hidden_size'] == 32  # written back for the checkpoint
+    policy.set_normalization({'state': {'mean': np.zeros(7), 'std': np.ones(7)},
+                              'action': {'mean': np.zeros(7), 'std': np.ones(7)}})
+    path = policy.save_pretrained(tmp_path / 'ck')
+    loaded = VLAPolicy.from_pretrained(path)  # needs nothing but the checkpoint
+    obs = _obs(np.random.default_rng(5))
+    policy.eval()
+    assert np.array_equal(policy.select_action(obs), loaded.select_action(obs))

@@ -1,0 +1,78 @@
+"""Closed-loop success of a trained policy against training wall time (ROS-free simulator).
+
+The whole benchmark, on two CPU cores:
+
+    python benchmarks/make_sim_dataset.py --out runs/bench/data --episodes 50      # 200 demos, ~2 min
+    python -m vla_policy.train --data runs/bench/data --out runs/bench/train_cpu \\
+        --steps 4000 --lr 5e-4 --max-minutes 30 --checkpoint-every 500 --keep-checkpoints 100
+    python benchmarks/bench_policy_success.py --run runs/bench/train_cpu --episodes 10
+
+This script evaluates every periodic checkpoint of the run (``checkpoints/step_*``) on every
+task with evaluation seeds 1000+ and prints success against the training wall time stored in
+each checkpoint; it writes ``success_curve.json`` and ``success_curve.png`` into the run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--run', type=Path, required=True, help='training run directory')
+    parser.add_argument('--episodes', type=int, default=10, help='evaluation episodes per task and checkpoint')
+    parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
+    parser.add_argument('--every', type=int, default=1, help='evaluate every n-th checkpoint (the last always)')
+    parser.add_argument('--temporal-ensemble', action='store_true', help='evaluate with temporal ensembling')
+    args = parser.parse_args(argv)
+    import torch
+
+    from vla_policy.evaluate import evaluate_checkpoint
+    from vla_sim import TASKS
+    torch.set_num_threads(1)
+    tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
+    checkpoints = sorted((args.run / 'checkpoints').glob('step_*'))
+    if not checkpoints:
+        parser.error(f'no checkpoints in {args.run / "checkpoints"}; train with --checkpoint-every')
+    chosen = checkpoints[::args.every]
+    if chosen[-1] != checkpoints[-1]:
+        chosen.append(checkpoints[-1])
+    inference = {'temporal_ensemble': True} if args.temporal_ensemble else {}
+    curve = []
+    suffix = '_te' if args.temporal_ensemble else ''
+    for ckpt in chosen:
+        summary = evaluate_checkpoint(ckpt, tasks, args.episodes, seed=1000, progress=False, inference=inference)
+        meta = summary['checkpoint_metadata']
+        point = {'checkpoint': ckpt.name, 'step': meta['step'], 'train_minutes': round(meta['elapsed_s'] / 60, 1),
+                 'overall': summary['overall']['success_rate'], 'ci95': summary['overall']['ci95'],
+                 'tasks': {t: v['success_rate'] for t, v in summary['tasks'].items()},
+                 'latency_ms': summary['latency_ms']}
+        curve.append(point)
+        per_task = '  '.join(f'{t} {v:.0%}' for t, v in point['tasks'].items())
+        print(f'step {point["step"]:>6}  {point["train_minutes"]:>5.1f} min  overall {point["overall"]:.0%} '
+              f'[{point["ci95"][0]:.2f}, {point["ci95"][1]:.2f}]  {per_task}', flush=True)
+        (args.run / f'success_curve{suffix}.json').write_text(json.dumps(curve, indent=2))
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    minutes = [p['train_minutes'] for p in curve]
+    ax.plot(minutes, [p['overall'] for p in curve], 'o-', lw=2, label='overall')
+    for task in tasks:
+        ax.plot(minutes, [p['tasks'][task] for p in curve], '--', lw=1, label=task)
+    ax.axhline(0.8, color='grey', lw=0.8, ls=':')
+    ax.set_xlabel('training wall time (min)')
+    ax.set_ylabel(f'success rate ({args.episodes} episodes/task)')
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.run / f'success_curve{suffix}.png', dpi=100)
+    print(f'curve written to {args.run / f"success_curve{suffix}.json"} and .png')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
