@@ -174,9 +174,11 @@ class VLAController(Node):
             self.q, self.v, self.state_time = q, v, self._now()
 
     def _on_command(self, msg: String) -> None:
+        # Every command message starts over, the same text too (an evaluator re-sends the
+        # instruction for each episode): the policy forgets its history, the robot settles.
         text = msg.data.strip()
         with self.lock:
-            if text == self.instruction:
+            if not text and not self.instruction:
                 return
             self.instruction, self.command_time, self.command_changed = text, self._now(), True
         self.get_logger().info(f'new command: {text!r}' if text else 'command cleared')
