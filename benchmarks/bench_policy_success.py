@@ -46,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate_checkpoint(ckpt, tasks, args.episodes, seed=1000, progress=False, inference=inference)
         meta = summary['checkpoint_metadata']
         point = {'checkpoint': ckpt.name, 'step': meta['step'], 'train_minutes': round(meta['elapsed_s'] / 60, 1),
+                 'cpu_minutes': round(meta['cpu_s'] / 60, 1) if meta.get('cpu_s') is not None else None,
                  'overall': summary['overall']['success_rate'], 'ci95': summary['overall']['ci95'],
                  'tasks': {t: v['success_rate'] for t, v in summary['tasks'].items()},
                  'latency_ms': summary['latency_ms']}
         curve.append(point)
         per_task = '  '.join(f'{t} {v:.0%}' for t, v in point['tasks'].items())
-        print(f'step {point["step"]:>6}  {point["train_minutes"]:>5.1f} min  overall {point["overall"]:.0%} '
+        cpu = f'{point["cpu_minutes"]:>5.1f} CPU-min' if point['cpu_minutes'] is not None else ''
+        print(f'step {point["step"]:>6}  {point["train_minutes"]:>5.1f} wall-min {cpu}  overall {point["overall"]:.0%} '
               f'[{point["ci95"][0]:.2f}, {point["ci95"][1]:.2f}]  {per_task}', flush=True)
         (args.run / f'success_curve{suffix}.json').write_text(json.dumps(curve, indent=2))
     import matplotlib

@@ -127,7 +127,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
         bar.close()
         env.close()
     summary = summarize(rollouts, f'checkpoint:{checkpoint}', episodes, seed)
-    summary['checkpoint_metadata'] = {k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'metrics')}
+    summary['checkpoint_metadata'] = {k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'cpu_s', 'metrics')}
     summary['inference'] = {k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')}
     return summary
 

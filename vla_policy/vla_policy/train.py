@@ -204,6 +204,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.step = 0
         self.elapsed_before = 0.0
+        self.cpu_before = 0.0  # CPU seconds of earlier sessions of this run (resume)
         if resume_from is not None:
             self._load_training_state(resume_from)
         self.ddp_model: torch.nn.Module = self.model
@@ -235,6 +236,7 @@ class Trainer:
             self.ema.model.load_state_dict(state['ema'], strict=False)
         self.step = int(state['step'])
         self.elapsed_before = float(state.get('elapsed_s', 0.0))
+        self.cpu_before = float(state.get('cpu_s', 0.0))
         if state.get('total_steps') and self.cfg.steps is None and self.cfg.epochs is None:
             self.total_steps = int(state['total_steps'])
 
@@ -244,6 +246,7 @@ class Trainer:
             'total_steps': self.total_steps,
             'epoch': self.step * self.cfg.batch_size * self.dist.world / max(1, len(self.train_set)),
             'elapsed_s': round(self.elapsed(), 1),
+            'cpu_s': round(self.cpu_seconds(), 1),
             'metrics': metrics,
             'dataset': {
                 'directory': str(self.info.directory.resolve()),
@@ -270,7 +273,8 @@ class Trainer:
         ckpt = deploy.save_pretrained(self.out / 'checkpoint', metadata=self._metadata(metrics))
         state = {'model': self._trainable_state(self.model), 'optimizer': self.optimizer.state_dict(),
                  'ema': self._trainable_state(self.ema.model) if self.ema is not None else None,
-                 'step': self.step, 'total_steps': self.total_steps, 'elapsed_s': self.elapsed()}
+                 'step': self.step, 'total_steps': self.total_steps, 'elapsed_s': self.elapsed(),
+                 'cpu_s': self.cpu_seconds()}
         tmp = ckpt / f'.{TRAINING_STATE}.tmp'
         torch.save(state, tmp)
         os.replace(tmp, ckpt / TRAINING_STATE)
@@ -284,6 +288,10 @@ class Trainer:
 
     def elapsed(self) -> float:
         return self.elapsed_before + (time.monotonic() - self._start)
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process (all threads) over the run: the fair clock on a shared machine."""
+        return self.cpu_before + (time.process_time() - self._cpu_start)
 
     # -- loop ---------------------------------------------------------------------------------
     def _loader(self, dataset: EpisodeDataset, sampler) -> torch.utils.data.DataLoader:
@@ -343,6 +351,7 @@ class Trainer:
         from tqdm import tqdm
         cfg = self.cfg
         self._start = time.monotonic()
+        self._cpu_start = time.process_time()
         self.model.train()
         sampler = EpochBatchSampler(len(self.train_set), cfg.batch_size, cfg.seed, self.dist.rank, self.dist.world,
                                     start_batch=self.step)
@@ -363,7 +372,7 @@ class Trainer:
                 now = time.monotonic()
                 row.update(step=self.step, epoch=round(sampler.epoch_of(self.step - 1), 3), val_loss=val_loss,
                            samples_per_s=round(window_samples / max(1e-9, now - window_start), 2),
-                           elapsed_s=round(self.elapsed(), 1))
+                           elapsed_s=round(self.elapsed(), 1), cpu_s=round(self.cpu_seconds(), 1))
                 window_start, window_samples = now, 0
                 last = {**last, **{k: v for k, v in row.items() if v is not None}}
                 if self.metrics is not None:

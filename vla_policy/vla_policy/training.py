@@ -83,7 +83,7 @@ class MetricsLog:
     """Append-only ``metrics.csv`` and ``metrics.jsonl`` (rows may carry different keys)."""
 
     FIELDS = ['step', 'epoch', 'lr', 'loss', 'l1', 'mse', 'grad_norm', 'val_loss', 'samples_per_s',
-              'elapsed_s']
+              'elapsed_s', 'cpu_s']
 
     def __init__(self, directory: Path, truncate_after_step: int | None = None) -> None:
         self.csv_path = directory / 'metrics.csv'
