@@ -137,10 +137,11 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
     values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf}
     if checkpoint is not None:
-        if not (Path(checkpoint) / 'config.json').is_file():
-            raise CommandError(f'no checkpoint at {checkpoint} (expected {checkpoint}/config.json); '
-                               'train one with `vla train --data DIR --out DIR`')
-        values['checkpoint'] = str(Path(checkpoint).resolve())
+        from vla_policy.policy import CheckpointError, resolve_checkpoint
+        try:
+            values['checkpoint'] = str(resolve_checkpoint(checkpoint).resolve())
+        except CheckpointError as exc:
+            raise CommandError(str(exc)) from exc
     env = isolated_ros_env()
     specs = build_scenario('deploy' if checkpoint else 'sim', values)
     from tqdm import tqdm

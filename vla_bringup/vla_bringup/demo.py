@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--demos', type=int, help='demonstrations per task (overrides the size)')
     parser.add_argument('--steps', type=int, help='training steps (overrides the size)')
     parser.add_argument('--episodes', type=int, help='evaluation episodes per task (overrides the size)')
-    parser.add_argument('--real-time-factor', type=float, default=2.0,
-                        help='simulator speed during collection and evaluation (sim time, /clock)')
+    parser.add_argument('--real-time-factor', type=float, default=1.0,
+                        help='simulator speed during collection and evaluation (> 1 runs on sim '
+                             'time with /clock; on a loaded machine it can trip the safety monitor)')
     parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
 
 
