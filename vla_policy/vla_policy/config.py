@@ -43,6 +43,7 @@ class VLAConfig:
     vision_encoder: str = 'cnn'  # 'cnn': small conv net from scratch; 'clip': CLIPVisionModel
     image_size: int = 64  # images are resized to image_size x image_size before encoding
     cnn_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])  # conv widths
+    cnn_strides: list[int] = field(default_factory=lambda: [2, 2, 1, 1])  # 64 px -> 16x16 keypoint maps
     cnn_keypoints: int = 32  # spatial-softmax keypoints of the last conv map
     film: bool = True  # cnn: condition every conv block on the instruction (FiLM)
     clip_path: str | None = None  # local CLIP directory (or $VLA_CLIP_PATH, or the HF cache)
@@ -97,6 +98,8 @@ class VLAConfig:
             raise bad('d_model', f'a multiple of n_heads={self.n_heads}')
         if not self.cnn_channels or any(int(c) < 1 for c in self.cnn_channels):
             raise bad('cnn_channels', 'a non-empty list of positive widths')
+        if len(self.cnn_strides) != len(self.cnn_channels) or any(int(s) not in (1, 2) for s in self.cnn_strides):
+            raise bad('cnn_strides', f'one stride (1 or 2) per conv layer ({len(self.cnn_channels)} layers)')
         if self.n_action_steps > self.chunk_size:
             raise bad('n_action_steps', f'at most chunk_size={self.chunk_size}')
         if not 0.0 <= self.dropout < 1.0:
@@ -167,7 +170,7 @@ def preset(name: str, **overrides: Any) -> VLAConfig:
                     clip_path=os.environ.get(CLIP_PATH_ENV) or None,
                     language_path=os.environ.get(BERT_PATH_ENV) or None)
     elif name == 'tiny':
-        base = dict(image_size=32, cnn_channels=[8, 16], cnn_keypoints=8, d_model=32, n_heads=2,
+        base = dict(image_size=32, cnn_channels=[8, 16], cnn_strides=[2, 2], cnn_keypoints=8, d_model=32, n_heads=2,
                     n_layers=1, ff_dim=64, chunk_size=4, n_action_steps=2, dropout=0.0,
                     language_model_config=dict(TINY_BERT))
     elif name == 'tiny-clip-bert':

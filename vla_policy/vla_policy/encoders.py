@@ -81,14 +81,14 @@ class ConvEncoder(nn.Module):
     layers start at zero: the identity.
     """
 
-    def __init__(self, channels: list[int], keypoints: int, cond_dim: int = 0) -> None:
+    def __init__(self, channels: list[int], strides: list[int], keypoints: int, cond_dim: int = 0) -> None:
         super().__init__()
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         self.films = nn.ModuleList()
         cin = 3
-        for i, cout in enumerate(channels):
-            k, s = (5, 2) if i == 0 else (3, 2 if i < len(channels) - 1 else 1)
+        for i, (cout, s) in enumerate(zip(channels, strides)):
+            k = 5 if i == 0 else 3
             self.convs.append(nn.Conv2d(cin, cout, k, stride=s, padding=k // 2))
             self.norms.append(nn.GroupNorm(min(8, cout), cout))
             if cond_dim:
@@ -120,7 +120,7 @@ class VisionEncoder(nn.Module):
         self.kind = config.vision_encoder
         self.film = self.kind == 'cnn' and config.film
         if self.kind == 'cnn':
-            self.net = ConvEncoder(list(config.cnn_channels), config.cnn_keypoints,
+            self.net = ConvEncoder(list(config.cnn_channels), list(config.cnn_strides), config.cnn_keypoints,
                                    cond_dim=config.d_model if config.film else 0)
             self.out_dim = self.net.out_dim
             mean, std = CNN_MEAN, CNN_STD

@@ -60,6 +60,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # periodic checkpoints kept (oldest deleted)
     log_every: int = 25  # steps between metric rows
     augment: bool = True  # random shift + colour jitter on training images
+    aug_shift: float = 0.02  # random shift, as a fraction of the model's image size (0.02: 1 px at 64 px)
     seed: int = 0  # split, batch order, init, augmentation
     device: str = 'auto'  # auto | cpu | cuda | cuda:N
     workers: int = -1  # DataLoader workers (-1: 0 with cached frames, else 2)
@@ -83,6 +84,8 @@ class TrainConfig:
                              f'{self.warmup_steps}, {self.grad_clip}')
         if self.cache_images not in ('auto', 'on', 'off'):
             raise ValueError(f"--cache-images must be auto, on or off, got {self.cache_images!r}")
+        if not 0.0 <= self.aug_shift < 0.5:
+            raise ValueError(f'--aug-shift must be a fraction in [0, 0.5), got {self.aug_shift}')
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
             raise ValueError(f'--ema must be 0 (off) or a decay in (0, 1), got {self.ema}')
 
@@ -331,7 +334,8 @@ class Trainer:
         torch.manual_seed(cfg.seed * 1_000_003 + self.step * 7919 + self.dist.rank)  # dropout: resumable
         if cfg.augment:
             gen = torch.Generator(device='cpu').manual_seed(cfg.seed * 999_983 + self.step * 31 + self.dist.rank)
-            batch['images'] = augment_images(batch['images'], gen)
+            shift = int(round(cfg.aug_shift * self.model.config.image_size))
+            batch['images'] = augment_images(batch['images'], gen, shift=shift)
         batch['images'] = batch['images'].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss, info = self.ddp_model(batch)
@@ -417,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--keep-checkpoints', type=int, default=d.keep_checkpoints, help='periodic checkpoints kept')
     p.add_argument('--log-every', type=int, default=d.log_every, help=f'steps between metric rows (default {d.log_every})')
     p.add_argument('--no-augment', action='store_true', help='turn off image augmentation')
+    p.add_argument('--aug-shift', type=float, default=d.aug_shift,
+                   help=f'random image shift as a fraction of the image size (default {d.aug_shift})')
     p.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                    help='continue a run (default: OUT/checkpoint) with its optimizer state')
     p.add_argument('--device', default=d.device, help='auto, cpu, cuda or cuda:N (default auto)')
@@ -437,7 +443,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         data=args.data, out=args.out, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, ema=args.ema,
         val_fraction=args.val_fraction, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, augment=not args.no_augment,
+        keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, augment=not args.no_augment, aug_shift=args.aug_shift,
         seed=args.seed, device=args.device, workers=args.workers, cache_images=args.cache_images,
         cache_budget_gb=args.cache_budget_gb, max_minutes=args.max_minutes, skip_invalid=args.skip_invalid,
         include_failed=args.include_failed, threads=args.threads)
