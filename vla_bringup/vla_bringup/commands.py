@@ -155,6 +155,8 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         try:
             try:
                 runner.wait_for_sim(timeout=60.0)
+                if checkpoint is not None:
+                    runner.wait_for_controller(timeout=120.0)
             except SimUnavailable as exc:
                 logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
                 raise CommandError(f'{exc}\n{logs}') from exc

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--real-time-factor', type=float, default=1.0,
                         help='simulator speed during collection and evaluation (> 1 runs on sim '
                              'time with /clock; on a loaded machine it can trip the safety monitor)')
+    parser.add_argument('--preset', default='cpu',
+                        help='policy preset for `vla train` (default: cpu; clip-bert needs local weights)')
     parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
 
 
@@ -69,7 +71,7 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
         'collect': ['collect', '--tasks', args.tasks, '--episodes', str(demos), '--seed', '0',
                     '--out', str(run_dir / 'data'), '--real-time-factor', rtf],
         'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
-                  '--preset', 'cpu', '--steps', str(steps)],
+                  '--preset', args.preset, '--steps', str(steps)],
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
                      '--episodes', str(episodes), '--seed', str(EVAL_SEED), '--real-time-factor', rtf,
                      '--json', str(run_dir / 'eval' / 'policy.json'),

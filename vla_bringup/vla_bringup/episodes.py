@@ -69,6 +69,7 @@ class EpisodeRunner:
         self.estop_reason = ''
         self.estop_count = 0
         self.latency_samples: list[float] = []  # controller inference latency per tick (ms)
+        self.controller_state: dict[str, str] | None = None  # latest controller diagnostics
         self.control_rates: list[float] = []
         self.capture_every = 0  # keep every n-th camera frame of an episode (0: none)
         self._frames: list[np.ndarray] = []
@@ -101,6 +102,7 @@ class EpisodeRunner:
             if 'controller' not in status.name:
                 continue
             values = {kv.key: kv.value for kv in status.values}
+            self.controller_state = {'message': status.message, **values}
             try:
                 if values.get('latency_samples_ms'):
                     self.latency_samples += [float(x) for x in values['latency_samples_ms'].split(',')]
@@ -139,6 +141,17 @@ class EpisodeRunner:
             raise SimUnavailable(
                 f'the simulator did not come up within {timeout:.0f} s (no /sim/reset service or '
                 '/sim/task_status); check the sim_node log for its error')
+
+    def wait_for_controller(self, timeout: float = 120.0) -> None:
+        """Block until the policy controller has loaded its checkpoint and listens for commands."""
+        def ready() -> bool:
+            state = self.controller_state
+            if state is not None and state.get('state') == 'error':
+                raise SimUnavailable(f'the controller is in its error state: {state["message"]}')
+            return state is not None and self.command_pub.get_subscription_count() > 0
+        if not wait_for(ready, timeout, self.spin_once):
+            raise SimUnavailable(f'the controller did not report ready on /diagnostics within '
+                                 f'{timeout:.0f} s; check the vla_controller log')
 
     def _call(self, client, request, timeout: float, what: str):
         future = client.call_async(request)
