@@ -71,7 +71,7 @@ class CommandGate(Node):
         self.declare_parameter('max_velocity', [2.0] * len(names))
         self.declare_parameter('rate', 30.0)
         self.declare_parameter('require_monitor', True)
-        self.declare_parameter('reanchor_time', 0.5)
+        self.declare_parameter('reanchor_time', 0.15)
         self.declare_parameter('jump_time', 0.1)
         self.declare_parameter('hold_time', 1.0 / 30.0)
         self.declare_parameter('input_topic', '/vla/command')
