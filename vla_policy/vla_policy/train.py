@@ -60,7 +60,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # periodic checkpoints kept (oldest deleted)
     log_every: int = 25  # steps between metric rows
     augment: bool = True  # random shift + colour jitter on training images
-    aug_shift: float = 0.02  # random shift, as a fraction of the model's image size (0.02: 1 px at 64 px)
+    aug_shift: float = 0.0625  # random shift, as a fraction of the model's image size (4 px at 64 px)
     seed: int = 0  # split, batch order, init, augmentation
     device: str = 'auto'  # auto | cpu | cuda | cuda:N
     workers: int = -1  # DataLoader workers (-1: 0 with cached frames, else 2)
@@ -443,7 +443,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         data=args.data, out=args.out, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, ema=args.ema,
         val_fraction=args.val_fraction, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, augment=not args.no_augment, aug_shift=args.aug_shift,
+        keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, augment=not args.no_augment,
+        aug_shift=args.aug_shift,
         seed=args.seed, device=args.device, workers=args.workers, cache_images=args.cache_images,
         cache_budget_gb=args.cache_budget_gb, max_minutes=args.max_minutes, skip_invalid=args.skip_invalid,
         include_failed=args.include_failed, threads=args.threads)
