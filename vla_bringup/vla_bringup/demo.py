@@ -28,12 +28,13 @@ EVAL_SEED = 1000
 class DemoSize:
     demos_per_task: int  # scripted demonstrations per task
     train_steps: int  # optimiser steps
+    train_minutes: float  # wall-clock cap on training (the trainer saves and stops there)
     eval_episodes: int  # evaluation episodes per task (policy and baseline alike)
 
 
 SIZES = {
-    'full': DemoSize(demos_per_task=40, train_steps=6000, eval_episodes=10),
-    'quick': DemoSize(demos_per_task=6, train_steps=400, eval_episodes=2),
+    'full': DemoSize(demos_per_task=40, train_steps=4000, train_minutes=14.0, eval_episodes=10),
+    'quick': DemoSize(demos_per_task=5, train_steps=300, train_minutes=1.5, eval_episodes=2),
 }
 
 STAGES = ('collect', 'train', 'evaluate', 'baseline', 'report')
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
     parser.add_argument('--demos', type=int, help='demonstrations per task (overrides the size)')
     parser.add_argument('--steps', type=int, help='training steps (overrides the size)')
+    parser.add_argument('--train-minutes', type=float,
+                        help='wall-clock cap on training in minutes (overrides the size)')
     parser.add_argument('--episodes', type=int, help='evaluation episodes per task (overrides the size)')
     parser.add_argument('--collect-speed', type=float, default=2.0,
                         help='simulator real-time factor while collecting (runs on sim time, /clock)')
@@ -73,7 +76,8 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
         'collect': ['collect', '--tasks', args.tasks, '--episodes', str(demos), '--seed', '0',
                     '--out', str(run_dir / 'data'), '--real-time-factor', collect_rtf],
         'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
-                  '--preset', args.preset, '--steps', str(steps)],
+                  '--preset', args.preset, '--steps', str(steps),
+                  '--max-minutes', str(args.train_minutes or size.train_minutes)],
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
                      '--episodes', str(episodes), '--seed', str(EVAL_SEED), '--real-time-factor', eval_rtf,
                      '--json', str(run_dir / 'eval' / 'policy.json'),
