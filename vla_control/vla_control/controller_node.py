@@ -9,14 +9,15 @@ and publishes one ``JointTrajectory`` point, ``time_from_start`` = one tick, on
 It holds (publishes one hold at the measured position, then nothing) and says why in the log
 and ``/diagnostics`` when there is no command, the image or joint state is older than
 ``max_observation_age``, during an emergency stop, and for ``command_settle_time`` after the
-command changed; a new command resets the policy.  Inference runs on its own callback group of
-a multi-threaded executor, so subscriptions never wait for it; a tick that overruns its period
-is counted and the next one is skipped, not queued.  A checkpoint that does not load or does
+command changed; a new command resets the policy.  Inference runs in a worker thread that the
+control timer signals, so subscriptions never wait for it; a tick that finds the previous one
+still running is counted as an overrun and skipped, not queued.  A checkpoint that does not load or does
 not fit the robot leaves the node running in an ``error`` state that holds.  With
 ``record_dir`` set every observation and predicted action goes to an HDF5 episode per command.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -99,8 +100,16 @@ class VLAController(Node):
                                  callback_group=inputs)
         self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED,
                                  callback_group=inputs)
-        self.create_timer(self.period, self._tick, callback_group=self.control_group)
+        self.create_timer(self.period, self._on_timer, callback_group=self.control_group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=inputs)
+        # Inference runs in its own thread: the executor thread only takes messages and signals
+        # ticks, so subscriptions never wait for the model (and rclpy's multi-threaded
+        # executor, which busy-spins while a callback group is occupied, is not needed).
+        self._tick_due = threading.Event()
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, name='vla_controller_inference',
+                                        daemon=True)
+        self._worker.start()
 
     # -- start-up -------------------------------------------------------------------------------
     def _load_policy(self):
@@ -190,6 +199,26 @@ class VLAController(Node):
             self.estop = msg.data
 
     # -- the control loop -----------------------------------------------------------------------
+    def _on_timer(self) -> None:
+        """Signal the inference thread; a tick that finds it still busy is counted, not queued."""
+        if self.busy:
+            self.overruns += 1
+            return
+        self.busy = True
+        self._tick_due.set()
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            if not self._tick_due.wait(timeout=0.1):
+                continue
+            self._tick_due.clear()
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - the loop survives any one tick
+                self._fault('tick error', f'control tick failed: {exc}')
+            finally:
+                self.busy = False
+
     def _tick(self) -> None:
         start = time.perf_counter()
         now = self._now()
@@ -229,8 +258,6 @@ class VLAController(Node):
             self.hold = ''
         self._record(image, q, v, np.asarray(action, dtype=np.float32), now)
         self.meter.add(start, latency)
-        if time.perf_counter() - start > self.period:
-            self.overruns += 1
 
     def _enter_hold(self, reason: str, q: np.ndarray | None) -> None:
         """Hold: one command at the measured position when we were acting, then nothing."""
@@ -317,18 +344,23 @@ class VLAController(Node):
 
     def shutdown(self) -> None:
         """Fail safe on exit: hold the robot where it is and finish the recording."""
+        self._stopping.set()
+        self._worker.join(timeout=2.0)
         with self.lock:
             q = self.q
         if q is not None and self.actions and rclpy.ok():
-            self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
-                                                    np.array([self.period]), q[None]))
+            try:
+                self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
+                                                        np.array([self.period]), q[None]))
+            except Exception as exc:  # noqa: BLE001 - the context may already be shut down
+                print(f'vla_controller: final hold not sent: {exc}', file=sys.stderr)
         self._close_recording()
 
 
 def main(args=None) -> None:
     rclpy.init(args=args)
     node = None
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     try:
         node = VLAController()
         executor.add_node(node)
