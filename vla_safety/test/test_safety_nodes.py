@@ -71,6 +71,10 @@ def graph():
         ready = wait_for(lambda: probe.publishers['/vla/command'].get_subscription_count() > 0
                          and probe.messages('/emergency_stop'), 30.0)
         assert ready, 'gate/monitor did not come up:\n' + '\n'.join(p.output() for p in group.processes)
+        # discovery is not symmetric: wait until the gate has a joint state and hears our commands
+        warm = wait_for(lambda: forwarded_after(probe, command([[0.0] * 7]), timeout=0.5) is not None,
+                        30.0)
+        assert warm, 'the gate forwarded nothing:\n' + '\n'.join(p.output() for p in group.processes)
         yield probe, robot, group
     finally:
         probe.close()
