@@ -223,31 +223,29 @@ def joint_state_arrays(names: Sequence[str], positions: Sequence[float],
     return q, np.asarray(velocities, dtype=np.float64)[order]
 
 
+def _first_violation(values: np.ndarray, limit: np.ndarray, names, what: str,
+                     unit: str) -> Fault | None:
+    """A non-finite value or the first ``|value| > limit`` of one measured quantity, or None."""
+    bad = [names[j] for j in np.flatnonzero(~np.isfinite(values))]
+    if bad:
+        return Fault('non-finite joint state', f'non-finite joint {what} for {bad}')
+    over = np.flatnonzero(np.abs(values) > limit)
+    if over.size:
+        j = int(over[0])
+        return Fault(f'joint {what} limit', f'joint {what} limit: {names[j]} at {values[j]:+.3f}{unit}, '
+                                            f'limit +/-{limit[j]:.3f}{unit}')
+    return None
+
+
 def check_joint_state(positions: np.ndarray, velocities: np.ndarray | None,
                       limits: SafetyLimits) -> Fault | None:
     """The first limit a measured state violates (non-finite, position, velocity), or None."""
-    q = np.asarray(positions, dtype=np.float64)
-    bad = [limits.joint_names[j] for j in np.flatnonzero(~np.isfinite(q))]
-    if bad:
-        return Fault('non-finite joint state', f'non-finite joint position for {bad}')
-    over = np.flatnonzero(np.abs(q) > limits.position_limit)
-    if over.size:
-        j = int(over[0])
-        return Fault('joint position limit',
-                     f'joint position limit: {limits.joint_names[j]} at {q[j]:+.3f}, '
-                     f'limit +/-{limits.position_limit[j]:.3f}')
-    if velocities is not None:
-        v = np.asarray(velocities, dtype=np.float64)
-        bad = [limits.joint_names[j] for j in np.flatnonzero(~np.isfinite(v))]
-        if bad:
-            return Fault('non-finite joint state', f'non-finite joint velocity for {bad}')
-        over = np.flatnonzero(np.abs(v) > limits.velocity_limit)
-        if over.size:
-            j = int(over[0])
-            return Fault('joint velocity limit',
-                         f'joint velocity limit: {limits.joint_names[j]} at {v[j]:+.3f}/s, '
-                         f'limit +/-{limits.velocity_limit[j]:.3f}/s')
-    return None
+    fault = _first_violation(np.asarray(positions, dtype=np.float64), limits.position_limit,
+                             limits.joint_names, 'position', '')
+    if fault is None and velocities is not None:
+        fault = _first_violation(np.asarray(velocities, dtype=np.float64), limits.velocity_limit,
+                                 limits.joint_names, 'velocity', '/s')
+    return fault
 
 
 class FaultLog:
