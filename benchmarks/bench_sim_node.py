@@ -16,14 +16,9 @@ import numpy as np
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 
+from bench_recorder import group_usage  # the sibling script: CPU time of a process group
 from vla_sim.launching import NodeProcess, NodeSpec, isolated_ros_env
 from vla_sim.ros_testing import RosProbe
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its waited-for children) in seconds."""
-    fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf('SC_CLK_TCK')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f'sim_node did not publish:\n{proc.output()}', file=sys.stderr)
             return 1
         n_states, n_images = len(states), len(images)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, t0 = group_usage(proc.pid)[1], time.monotonic()
         probe.spin_for(args.seconds)
-        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        cpu1, t1 = group_usage(proc.pid)[1], time.monotonic()
         window = t1 - t0
         state_times = np.array([t for t, _ in states[n_states:]])
         gaps = np.diff(state_times) * 1000.0

@@ -20,6 +20,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
 from vla_sim.launching import wait_for
 
 
@@ -116,9 +117,12 @@ class EpisodeRunner:
         if not self.capture_every:
             return
         self._frame_count += 1
-        if self._frame_count % self.capture_every == 0 and msg.encoding == 'rgb8':
-            frame = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 3]
-            self._frames.append(frame.reshape(msg.height, msg.width, 3).copy())
+        if self._frame_count % self.capture_every == 0:
+            try:
+                self._frames.append(image_to_rgb(msg))
+            except ImageConversionError as exc:
+                self.node.get_logger().warning(f'rollout frame skipped: {exc}',
+                                               throttle_duration_sec=10.0)
 
     def clear_estop(self, timeout: float = 10.0) -> None:
         """Reset a latched emergency stop before the next episode (the arm was reset home)."""
