@@ -76,16 +76,17 @@ def test_limit_violation_stops_the_simulated_arm_and_reset_restores_control(robo
     stop = probe.wait_for_message('/emergency_stop', lambda m: 'joint1' in m.data, timeout=20.0)
     assert stop is not None, '\n'.join(p.output() for p in group.processes)
     assert 'joint position limit' in stop.data
-    # after the stop: exactly one hold reaches the robot, and the arm stays near the limit
+    # after the stop only the hold reaches the robot, and the arm stays near the limit
     wait_for(lambda: False, 1.5)
     stopped_at = [t for t, m in probe.stamped('/emergency_stop') if m.data][0]
     received = probe.stamped(ROBOT_COMMAND_TOPIC)
-    after = [m for t, m in received if t > stopped_at]
-    # receive times on two topics race: one command forwarded just before the gate saw the
-    # stop may arrive here after it; nothing but the single hold may come later than that
-    assert 1 <= len(after) <= 2, f'{len(after)} commands reached the robot after the stop'
-    assert not [t for t, m in received if t > stopped_at + 0.2][1:], 'commands kept coming'
-    hold = after[-1].points[0].positions
+    # receive times on two topics race (the hold may arrive just before or after the stop
+    # message), so judge by content: the operator kept sending at 30 Hz, yet nothing reaches
+    # the robot later than the stop, and the last command is the hold sent with it
+    late = [m for t, m in received if t > stopped_at + 0.2]
+    assert not late, f'{len(late)} commands reached the robot after the stop'
+    assert abs(received[-1][0] - stopped_at) < 0.2, 'no hold came with the stop'
+    hold = received[-1][1].points[0].positions
     assert hold[0] < target[0] - 0.05, f'the last command {hold} is not a hold: it is the target'
     q = joint_positions(probe)
     assert LIMIT - 0.05 < q[0] < LIMIT + 0.15, q
