@@ -26,15 +26,17 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
     rng = np.random.default_rng(seed + 7919)
     obs = env.reset(task=task, seed=seed)
     expert.reset()
+    extra = list(env.cameras[1:])
     writer = EpisodeWriter(path, joint_names=env.joint_names, action_names=env.joint_names,
                            image_shape=obs['image'].shape, fps=1.0 / env.dt,
-                           language_command=obs['instruction'], robot='vla_sim')
+                           language_command=obs['instruction'], robot='vla_sim', cameras=extra,
+                           camera_shapes={c: obs[f'image_{c}'].shape for c in extra})
     with writer:
         success, step = False, 0
         while True:
             action = expert.act(obs)
             writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
-                          timestamp=step * env.dt)
+                          timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra})
             executed = action.copy()
             if exec_noise > 0:
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
@@ -58,13 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--image-size', type=int, default=224, help='recorded image size (pixels)')
     parser.add_argument('--exec-noise', type=float, default=0.01,
                         help='std (rad) of noise on executed arm targets; the recorded action stays clean')
+    parser.add_argument('--cameras', default='front,wrist',
+                        help='comma-separated sim cameras; the first is the main image, the others are '
+                             'stored as /observations/images_<camera> (default front,wrist)')
     args = parser.parse_args(argv)
     tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         parser.error(f'unknown task(s) {unknown}; valid: {", ".join(TASKS)}')
     args.out.mkdir(parents=True, exist_ok=True)
-    env = SimEnv(image_size=args.image_size)
+    env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')))
     expert = ScriptedExpert(env)
     index, failures, start = 0, 0, time.monotonic()
     bar = tqdm(total=len(tasks) * args.episodes, desc='demonstrations', unit='ep')

@@ -37,7 +37,9 @@ def checkpoints(tmp_path_factory):
     weights = load_file(str(nan / 'model.safetensors'))
     weights = {k: v.fill_(float('nan')) if k.startswith('head.') else v for k, v in weights.items()}
     save_file(weights, str(nan / 'model.safetensors'), metadata={'format': 'pt'})
-    return {'good': good, 'nan': nan}
+    wrist = make_tiny_checkpoint(root / 'wrist', joint_names=JOINTS, image_size=SIZE, extra_cameras=['wrist'],
+                                 action_mean=[0.0, 0.2, 1.6, 1.3, 0.0, 0.0, 0.04])
+    return {'good': good, 'nan': nan, 'wrist': wrist}
 
 
 def controller(checkpoint, **parameters):
@@ -139,6 +141,21 @@ def test_stale_camera_and_bad_input_make_the_controller_hold(graph, checkpoints)
     log = group.processes[0].output(20000)
     assert log.count('holding: camera image is stale') == 1  # said once, not every tick
     assert 'ignored camera image' in log
+
+
+def test_a_checkpoint_with_a_wrist_camera_waits_for_both_cameras(graph, checkpoints):
+    probe, start = graph
+    group = start(controller(checkpoints['wrist'], max_observation_age=0.3, command='pick up the red cube'))
+    feed = Feed(probe)
+    held = status(probe, lambda v: 'wrist camera' in v['hold_reason'], 60)
+    assert held is not None, group.processes[0].output()
+    assert '/camera/wrist/image_raw' in held['hold_reason']
+    probe.timer(1 / 30, lambda: probe.publish(Image, '/camera/wrist/image_raw', image_msg(fill=150),
+                                              qos_profile_sensor_data))
+    assert status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 5) is not None, \
+        group.processes[0].output()
+    feed.camera = False  # the main camera goes quiet: hold although the wrist camera is fresh
+    assert status(probe, lambda v: 'camera image is stale' in v['hold_reason']) is not None
 
 
 def test_nan_model_output_holds_and_a_broken_checkpoint_is_an_error_state(graph, checkpoints,

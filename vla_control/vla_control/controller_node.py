@@ -1,7 +1,8 @@
 """``ros2 run vla_control vla_controller``: a VLA checkpoint as a real-time joint controller.
 
-Subscribes ``/camera/image_raw`` (sensor-data QoS), ``/joint_states``, ``/voice_command`` and
-the latched ``/emergency_stop``; every ``1 / control_rate`` s it runs the policy on the newest
+Subscribes ``/camera/image_raw`` (sensor-data QoS; plus ``/camera/<name>/image_raw`` for each
+extra camera the checkpoint was trained with, e.g. ``wrist``), ``/joint_states``,
+``/voice_command`` and the latched ``/emergency_stop``; every ``1 / control_rate`` s it runs the policy on the newest
 frame (the policy caches the visual features of earlier frames, so a tick encodes one frame)
 and publishes one ``JointTrajectory`` point, ``time_from_start`` = one tick, on
 ``/vla/command`` (the command gate forwards it to the robot).
@@ -71,6 +72,7 @@ class VLAController(Node):
         # latest inputs (written by subscription callbacks, read by the tick)
         self.image: np.ndarray | None = None
         self.image_time: float | None = None
+        self.extra_images: dict[str, tuple[np.ndarray, float]] = {}  # camera -> (image, arrival)
         self.q: np.ndarray | None = None
         self.v: np.ndarray | None = None
         self.state_time: float | None = None
@@ -87,6 +89,7 @@ class VLAController(Node):
         self.recorder = None  # EpisodeWriter of the current command's run
         self._recording_args: tuple[Path, str] | None = None
         self.policy = self._load_policy()
+        self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
 
         inputs = MutuallyExclusiveCallbackGroup()
         self.control_group = MutuallyExclusiveCallbackGroup()
@@ -94,6 +97,10 @@ class VLAController(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, '/camera/image_raw', self._on_image,
                                  qos_profile_sensor_data, callback_group=inputs)
+        for camera in self.cameras:
+            self.create_subscription(Image, f'/camera/{camera}/image_raw',
+                                     lambda msg, c=camera: self._on_extra_image(c, msg),
+                                     qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(String, '/voice_command', self._on_command, 10,
@@ -172,6 +179,18 @@ class VLAController(Node):
         with self.lock:
             self.image, self.image_time = image, self._now()
 
+    def _on_extra_image(self, camera: str, msg: Image) -> None:
+        from vla_collect.ros_conversions import image_to_rgb
+        try:
+            if msg.height == 0 or msg.width == 0:
+                raise ValueError(f'image has zero size {msg.height}x{msg.width}')
+            image = image_to_rgb(msg)
+        except ValueError as exc:
+            self._fault('bad image', f'ignored {camera} camera image: {exc}')
+            return
+        with self.lock:
+            self.extra_images[camera] = (image, self._now())
+
     def _on_joint_state(self, msg: JointState) -> None:
         from vla_collect.ros_conversions import joint_state_to_arrays
         try:
@@ -223,20 +242,27 @@ class VLAController(Node):
         start = time.perf_counter()
         now = self._now()
         with self.lock:
-            inputs = Inputs(now, self.instruction, self.command_time, self.image_time,
+            missing = [c for c in self.cameras if c not in self.extra_images]
+            # the oldest camera decides whether the view is fresh enough
+            image_time = None if missing or self.image_time is None else min(
+                [self.image_time, *(self.extra_images[c][1] for c in self.cameras)])
+            inputs = Inputs(now, self.instruction, self.command_time, image_time,
                             self.state_time, self.estop)
             image, q, v = self.image, self.q, self.v
+            extra = {f'image_{c}': self.extra_images[c][0] for c in self.cameras if c not in missing}
             changed, self.command_changed = self.command_changed, False
         self.ticks += 1
         if changed:
             self._new_episode(inputs.instruction)
         reason = self.error if self.state == 'error' else hold_reason(inputs, self.max_age,
                                                                       self.settle)
+        if reason == 'no camera image yet' and missing:
+            reason = f'no image yet from the {missing[0]} camera (/camera/{missing[0]}/image_raw)'
         if reason:
             self._enter_hold(reason, q)
             return
         try:
-            action = self.policy.select_action({'image': image, 'joint_positions': q,
+            action = self.policy.select_action({'image': image, **extra, 'joint_positions': q,
                                                 'instruction': inputs.instruction})
         except Exception as exc:  # noqa: BLE001 - a failing tick holds, the node keeps running
             self._fault('inference error', f'policy failed: {exc}')
@@ -256,7 +282,7 @@ class VLAController(Node):
         if self.hold:
             self.get_logger().info(f'acting on {inputs.instruction!r}')
             self.hold = ''
-        self._record(image, q, v, np.asarray(action, dtype=np.float32), now)
+        self._record(image, extra, q, v, np.asarray(action, dtype=np.float32), now)
         self.meter.add(start, latency)
 
     def _enter_hold(self, reason: str, q: np.ndarray | None) -> None:
@@ -284,7 +310,7 @@ class VLAController(Node):
             self._recording_args = (Path(record_dir), instruction)
 
     # -- recording ------------------------------------------------------------------------------
-    def _record(self, image, q, v, action, now) -> None:
+    def _record(self, image, extra, q, v, action, now) -> None:
         args = self._recording_args
         if args is None:
             return
@@ -297,9 +323,11 @@ class VLAController(Node):
                 self.recorder = EpisodeWriter(
                     path, joint_names=self.limits.joint_names, action_names=self.limits.joint_names,
                     image_shape=image.shape, fps=1.0 / self.period, language_command=instruction,
-                    robot='vla_controller')
+                    robot='vla_controller', cameras=self.cameras,
+                    camera_shapes={c: extra[f'image_{c}'].shape for c in self.cameras})
                 self.get_logger().info(f'recording the run to {path}')
-            self.recorder.append(image, q, v, action, timestamp=now)
+            self.recorder.append(image, q, v, action, timestamp=now,
+                                 extra_images={c: extra[f'image_{c}'] for c in self.cameras})
         except (OSError, ValueError) as exc:
             self._fault('recording error', f'recording stopped: {exc}')
             self._recording_args = None

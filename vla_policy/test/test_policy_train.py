@@ -84,6 +84,24 @@ def test_dimension_independent_training(tiny_data_4d, tmp_path):
     assert action.shape == (4,)
 
 
+def test_extra_cameras_are_found_in_the_data_and_required_at_inference(tmp_path, tiny_data, capsys):
+    data = tmp_path / 'two_cams'
+    write_tiny_dataset(data, episodes=3, steps=12, cameras=['wrist'])
+    run(['--data', str(data), '--out', str(tmp_path / 'r'), '--steps', '3', *FAST])
+    policy = VLAPolicy.from_pretrained(tmp_path / 'r')
+    assert policy.config.extra_cameras == ['wrist'] and 'wrist' in policy.extra_vision
+    obs = {'image': np.zeros((32, 32, 3), np.uint8), 'joint_positions': np.zeros(7),
+           'instruction': 'pick up the red cube'}
+    with pytest.raises(ValueError, match='image_wrist'):
+        policy.select_action(obs)
+    assert policy.select_action({**obs, 'image_wrist': np.zeros((48, 48, 3), np.uint8)}).shape == (7,)
+    # --cameras none trains on the main image only; a camera the data lacks is a clear error
+    run(['--data', str(data), '--out', str(tmp_path / 'main_only'), '--steps', '2', '--cameras', 'none', *FAST])
+    assert VLAPolicy.from_pretrained(tmp_path / 'main_only').config.extra_cameras == []
+    assert main(['--data', str(tiny_data), '--out', str(tmp_path / 'x'), '--cameras', 'wrist', *FAST]) == 1
+    assert "camera(s) ['wrist'] are not recorded" in capsys.readouterr().err
+
+
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, tiny_data, tiny_data_4d, capsys):
     (tmp_path / 'empty').mkdir()
     assert main(['--data', str(tmp_path / 'empty'), '--out', str(tmp_path / 'o'), *FAST]) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ class VLAConfig:
     action_dim: int = 0  # A, actions predicted per step (0 = not set yet)
     fps: float = 30.0  # control/recording rate the policy was trained at
     source_image_size: list[int] = field(default_factory=list)  # [H, W] of the recorded images
+    # more cameras beside the main image, e.g. ['wrist']: HDF5 /observations/images_<name>,
+    # observation key image_<name>, topic /camera/<name>/image_raw (each gets its own encoder)
+    extra_cameras: list[str] = field(default_factory=list)
 
     # -- vision ----------------------------------------------------------------------------
     vision_encoder: str = 'cnn'  # 'cnn': small conv net from scratch; 'clip': CLIPVisionModel
@@ -108,6 +112,9 @@ class VLAConfig:
             raise bad('ensemble_decay', 'a non-negative number')
         if self.norm_eps <= 0.0:
             raise bad('norm_eps', 'a positive number')
+        if len(set(self.extra_cameras)) != len(self.extra_cameras) or any(
+                not re.fullmatch(r'[A-Za-z0-9_]+', str(c)) for c in self.extra_cameras):
+            raise bad('extra_cameras', 'distinct camera names of letters, digits and _')
         if self.state_dim < 0 or self.action_dim < 0:
             raise ValueError(f'state_dim/action_dim must be >= 0, got {self.state_dim}/{self.action_dim}')
         if self.joint_names and len(self.joint_names) != self.state_dim:

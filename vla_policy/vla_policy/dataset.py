@@ -39,6 +39,7 @@ class EpisodeRecord:
     instruction: str
     success: bool
     image_shape: tuple[int, int, int]
+    cameras: tuple[str, ...] = ()  # extra cameras recorded in this episode
 
 
 @dataclass
@@ -52,6 +53,12 @@ class DatasetInfo:
     image_shape: tuple[int, int, int]
     fps: float
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def cameras(self) -> list[str]:
+        """Extra cameras (``images_<name>``) recorded in every episode, in recording order."""
+        common = set.intersection(*(set(e.cameras) for e in self.episodes)) if self.episodes else set()
+        return [c for c in self.episodes[0].cameras if c in common] if self.episodes else []
 
     @property
     def state_dim(self) -> int:
@@ -118,7 +125,7 @@ def scan_episodes(directory: str | Path, skip_invalid: bool = False, include_fai
             if not ep.language_command.strip():
                 raise DataError(f'{path}: empty language_command; every episode needs its instruction')
             records.append(EpisodeRecord(path, len(ep), ep.language_command, ep.success,
-                                         tuple(ep.images.shape[1:])))
+                                         tuple(ep.images.shape[1:]), tuple(ep.cameras)))
     if not records:
         why = f' ({failed} unsuccessful episodes left out; pass --include-failed to use them)' if failed else ''
         raise DataError(f'no usable episodes in {directory}{why}')
@@ -206,7 +213,7 @@ class EpisodeDataset(torch.utils.data.Dataset):
 
     def __init__(self, info: DatasetInfo, ids: list[int], n_obs_steps: int, chunk_size: int,
                  image_size: int, cache_images: bool | str = 'auto', cache_budget_gb: float = 4.0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, cameras: list[str] | tuple[str, ...] = ()) -> None:
         from vla_collect.episode_io import open_episode
         if not ids:
             raise DataError('EpisodeDataset needs at least one episode')
@@ -215,6 +222,13 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.n_obs_steps = n_obs_steps
         self.chunk_size = chunk_size
         self.image_size = image_size
+        self.cameras = list(cameras)  # extra cameras, served as images_<camera>
+        missing = [(info.episodes[i].path, c) for i in self.ids for c in self.cameras
+                   if c not in info.episodes[i].cameras]
+        if missing:
+            path, camera = missing[0]
+            raise DataError(f'{path} has no camera {camera!r} (recorded: {list(info.episodes[self.ids[0]].cameras)}); '
+                            f'{len(missing)} episode(s) lack a camera the model needs')
         self.paths = [info.episodes[i].path for i in self.ids]
         self.instructions = [info.episodes[i].instruction for i in self.ids]
         self.lengths = np.array([info.episodes[i].length for i in self.ids])
@@ -227,17 +241,25 @@ class EpisodeDataset(torch.utils.data.Dataset):
                 self.actions.append(np.asarray(ep.actions[()], dtype=np.float32))
         self._files: dict[int, Any] = {}
         self._pid = os.getpid()
-        frame_bytes = image_size * image_size * 3
+        frame_bytes = image_size * image_size * 3 * (1 + len(self.cameras))
         want = cache_images is True or (cache_images == 'auto'
                                         and len(self) * frame_bytes <= cache_budget_gb * 2 ** 30)
-        self.frames: list[np.ndarray] | None = self._cache_frames(progress) if want else None
+        # resized frames in RAM: {dataset name: [episode frames (L, S, S, 3)]}
+        self.frames: dict[str, list[np.ndarray]] | None = self._cache_frames(progress) if want else None
 
-    def _cache_frames(self, progress: bool) -> list[np.ndarray]:
-        frames = []
+    @property
+    def image_keys(self) -> list[str]:
+        """HDF5 image datasets served, main first: ``images``, ``images_<camera>``..."""
+        return ['images', *(f'images_{c}' for c in self.cameras)]
+
+    def _cache_frames(self, progress: bool) -> dict[str, list[np.ndarray]]:
+        frames: dict[str, list[np.ndarray]] = {key: [] for key in self.image_keys}
         paths = tqdm(self.paths, desc='caching resized frames', unit='ep', disable=not progress, leave=False)
         for k, _ in enumerate(paths):
-            images = self._images(k)
-            frames.append(np.stack([prepare_image(images[i], self.image_size) for i in range(images.shape[0])]))
+            for key in self.image_keys:
+                images = self._images(k, key)
+                frames[key].append(np.stack([prepare_image(images[i], self.image_size)
+                                             for i in range(images.shape[0])]))
         self._close_files()
         return frames
 
@@ -249,13 +271,13 @@ class EpisodeDataset(torch.utils.data.Dataset):
         state['_files'] = {}  # h5py handles do not cross processes; each worker opens its own
         return state
 
-    def _images(self, k: int):
+    def _images(self, k: int, key: str = 'images'):
         if self._pid != os.getpid():  # forked into a worker: never share the parent's handles
             self._files, self._pid = {}, os.getpid()
         if k not in self._files:
             import h5py
             self._files[k] = h5py.File(self.paths[k], 'r')
-        return self._files[k]['observations/images']
+        return self._files[k][f'observations/{key}']
 
     def _close_files(self) -> None:
         for f in self._files.values():
@@ -276,14 +298,17 @@ class EpisodeDataset(torch.utils.data.Dataset):
         k, t = self.locate(index)
         length = int(self.lengths[k])
         obs_idx, obs_pad, act_idx, act_pad = window_indices(t, length, self.n_obs_steps, self.chunk_size)
-        if self.frames is not None:
-            frames = self.frames[k][obs_idx]
-        else:
-            images = self._images(k)
-            distinct = {i: prepare_image(images[i], self.image_size) for i in sorted(set(obs_idx.tolist()))}
-            frames = np.stack([distinct[i] for i in obs_idx.tolist()])
+        sample: dict[str, Any] = {}
+        for key in self.image_keys:  # images (T, S, S, 3) uint8, then images_<camera>
+            if self.frames is not None:
+                frames = self.frames[key][k][obs_idx]
+            else:
+                images = self._images(k, key)
+                distinct = {i: prepare_image(images[i], self.image_size) for i in sorted(set(obs_idx.tolist()))}
+                frames = np.stack([distinct[i] for i in obs_idx.tolist()])
+            sample[key] = torch.from_numpy(frames)
         return {
-            'images': torch.from_numpy(frames),  # (T, S, S, 3) uint8
+            **sample,
             'joint_positions': torch.from_numpy(self.states[k][obs_idx]),  # (T, N)
             'instruction': self.instructions[k],
             'actions': torch.from_numpy(self.actions[k][act_idx]),  # (K, A)

@@ -105,7 +105,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     size = cfg.source_image_size[0] if cfg.source_image_size else 224
     if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
         size = max(cfg.source_image_size)  # the simulator renders square images
-    env = SimEnv(image_size=int(size))
+    env = SimEnv(image_size=int(size), cameras=('front', *cfg.extra_cameras))
     policy.check_compatible(joint_names=env.joint_names, action_dim=len(env.action_low))
     rollouts = []
     bar = tqdm(total=len(tasks) * episodes, desc='evaluate', unit='ep', disable=not progress)

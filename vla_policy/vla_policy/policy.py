@@ -58,6 +58,11 @@ class VLAPolicy(nn.Module):
         self.config = config
         D = config.d_model
         self.vision = VisionEncoder(config, load_pretrained)
+        # one encoder per extra camera (a wrist view looks nothing like the scene view); the
+        # large pretrained CLIP encoder is shared between cameras instead
+        self.extra_vision = nn.ModuleDict({c: VisionEncoder(config, load_pretrained)
+                                           for c in config.extra_cameras if config.vision_encoder == 'cnn'})
+        vision_dim = self.vision.out_dim * (1 + len(config.extra_cameras))
         self.language = LanguageEncoder(config, load_pretrained, tokenizer_dir)
         self.state_norm = Normalizer(config.state_dim, config.norm_eps)
         self.action_norm = Normalizer(config.action_dim, config.norm_eps)
@@ -65,7 +70,7 @@ class VLAPolicy(nn.Module):
         # the training instructions and scale to unit RMS so the differences carry the signal
         self.language_norm = Normalizer(self.language.out_dim, 1e-6)
 
-        self.vision_proj = nn.Linear(self.vision.out_dim, D)
+        self.vision_proj = nn.Linear(vision_dim, D)
         self.language_proj = nn.Linear(self.language.out_dim, D)
         self.state_proj = nn.Linear(config.state_dim, D)
         self.fuse = nn.Sequential(nn.Linear(3 * D, D), nn.GELU(), nn.Linear(D, D), nn.LayerNorm(D))
@@ -98,16 +103,25 @@ class VLAPolicy(nn.Module):
             self.language_norm.set_stats(emb.mean(0).numpy(), np.full(emb.shape[1], scale))
 
     def encode_frames(self, images: torch.Tensor, joint_positions: torch.Tensor,
-                      language: torch.Tensor) -> torch.Tensor:
+                      language: torch.Tensor, extra_images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Fused per-frame tokens.
 
         images (B, T, H, W, 3) uint8, joint_positions (B, T, N) robot units,
-        language (B, D) projected instruction embedding -> (B, T, D).
+        language (B, D) projected instruction embedding, extra_images {camera: (B, T, H, W, 3)}
+        for every camera of ``config.extra_cameras`` -> (B, T, D).
         """
         B, T = images.shape[:2]  # batch, time
         cond = language.unsqueeze(1).expand(B, T, -1).reshape(B * T, -1)
-        vis = self.vision(images.reshape(B * T, *images.shape[2:]), cond).reshape(B, T, -1)
-        vis = self.vision_proj(vis)
+        feats = [self.vision(images.reshape(B * T, *images.shape[2:]), cond)]
+        extra_images = extra_images or {}
+        for camera in self.config.extra_cameras:
+            if camera not in extra_images:
+                raise ValueError(f'the policy was trained with the extra camera {camera!r} but got no '
+                                 f'images for it (cameras given: {sorted(extra_images)})')
+            frames = extra_images[camera]
+            encoder = self.extra_vision[camera] if camera in self.extra_vision else self.vision
+            feats.append(encoder(frames.reshape(B * T, *frames.shape[2:]), cond))
+        vis = self.vision_proj(torch.cat(feats, dim=-1).reshape(B, T, -1))
         state = self.state_proj(self.state_norm.normalize(joint_positions.float()))
         lang = language.unsqueeze(1).expand(B, T, -1)
         return self.fuse(torch.cat([vis, lang, state], dim=-1))
@@ -134,7 +148,8 @@ class VLAPolicy(nn.Module):
 
     def predict_normalized(self, batch: dict[str, Any]) -> torch.Tensor:
         language = self.embed_language(batch['instruction'])
-        frames = self.encode_frames(batch['images'], batch['joint_positions'], language)
+        extra = {c: batch[f'images_{c}'] for c in self.config.extra_cameras if f'images_{c}' in batch}
+        frames = self.encode_frames(batch['images'], batch['joint_positions'], language, extra)
         return self.decode(frames, language)
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -173,10 +188,11 @@ class VLAPolicy(nn.Module):
         self._instruction: str | None = None
         self._language: torch.Tensor | None = None
 
-    def _validate_obs(self, obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
-        missing = [k for k in ('image', 'joint_positions', 'instruction') if k not in obs]
+    def _validate_obs(self, obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str, dict[str, np.ndarray]]:
+        needed = ['image', *(f'image_{c}' for c in self.config.extra_cameras), 'joint_positions', 'instruction']
+        missing = [k for k in needed if k not in obs]
         if missing:
-            raise ValueError(f'observation is missing {missing}; expected keys image, joint_positions, instruction')
+            raise ValueError(f'observation is missing {missing}; expected keys {", ".join(needed)}')
         q = np.asarray(obs['joint_positions'], dtype=np.float32).reshape(-1)
         if q.shape != (self.config.state_dim,):
             raise ValueError(f'joint_positions has {q.shape[0]} values, the policy was trained on '
@@ -186,16 +202,19 @@ class VLAPolicy(nn.Module):
         text = obs['instruction']
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f'instruction must be a non-empty string, got {text!r}')
-        return prepare_image(obs['image'], self.config.image_size), q, text
+        size = self.config.image_size
+        extra = {c: prepare_image(obs[f'image_{c}'], size) for c in self.config.extra_cameras}
+        return prepare_image(obs['image'], size), q, text, extra
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, Any]) -> np.ndarray:
         """One action (A,) float32 in robot units for the newest observation.
 
-        obs: image (H, W, 3) uint8 of any size, joint_positions (N,), instruction str. A new
-        instruction starts a fresh history (as :meth:`reset`).
+        obs: image (H, W, 3) uint8 of any size, image_<camera> for each extra camera,
+        joint_positions (N,), instruction str. A new instruction starts a fresh history (as
+        :meth:`reset`).
         """
-        image, q, text = self._validate_obs(obs)
+        image, q, text, extra = self._validate_obs(obs)
         if self.training:
             self.eval()
         if text != self._instruction:
@@ -204,7 +223,8 @@ class VLAPolicy(nn.Module):
             self._language = self.embed_language([text])  # (1, D)
         images = torch.from_numpy(image).to(self.device)[None, None]  # (1, 1, H, W, 3)
         state = torch.from_numpy(q).to(self.device)[None, None]  # (1, 1, N)
-        token = self.encode_frames(images, state, self._language)[:, 0]  # (1, D)
+        extra_images = {c: torch.from_numpy(v).to(self.device)[None, None] for c, v in extra.items()}
+        token = self.encode_frames(images, state, self._language, extra_images)[:, 0]  # (1, D)
         if not self._history:
             self._history.extend([token] * self.config.n_obs_steps)  # repeat-pad, as in training
         else:

@@ -40,12 +40,13 @@ def make_tiny_checkpoint(out_dir: str | Path, joint_names: Sequence[str] = DEFAU
 def write_tiny_dataset(directory: str | Path, episodes: int = 3, steps: int = 20, image_size: int = 32,
                        joint_names: Sequence[str] = DEFAULT_JOINTS, action_names: Sequence[str] | None = None,
                        instructions: Sequence[str] = ('pick up the red cube', 'pick up the blue cube'),
-                       fps: float = 30.0, seed: int = 0, first_index: int = 0) -> list[Path]:
+                       fps: float = 30.0, seed: int = 0, first_index: int = 0,
+                       cameras: Sequence[str] = ()) -> list[Path]:
     """Write ``episodes`` small, learnable episodes with :class:`vla_collect.episode_io.EpisodeWriter`.
 
     Actions are smooth functions of time and of the instruction, the joint positions lag the
     actions, and each image shows a bar whose position encodes the step, so a policy can fit
-    them. Returns the episode paths.
+    them. Each extra camera of ``cameras`` shows the bar mirrored. Returns the episode paths.
     """
     from vla_collect.episode_io import EpisodeWriter
     rng = np.random.default_rng(seed)
@@ -59,7 +60,8 @@ def write_tiny_dataset(directory: str | Path, episodes: int = 3, steps: int = 20
         sign = 1.0 if e % len(instructions) == 0 else -1.0
         phase = rng.uniform(0, 0.3)
         writer = EpisodeWriter(path, joint_names=joint_names, action_names=action_names,
-                               image_shape=(image_size, image_size, 3), fps=fps, language_command=text)
+                               image_shape=(image_size, image_size, 3), fps=fps, language_command=text,
+                               cameras=list(cameras))
         with writer:
             for t in range(steps):
                 s = t / max(1, steps - 1)
@@ -69,7 +71,8 @@ def write_tiny_dataset(directory: str | Path, episodes: int = 3, steps: int = 20
                 col = int(s * (image_size - 4))
                 image[:, col:col + 4, 0] = 220
                 image[:, :, 2] = 200 if sign > 0 else 40
-                writer.append(image, q, np.zeros(n), action, timestamp=t / fps)
+                writer.append(image, q, np.zeros(n), action, timestamp=t / fps,
+                              extra_images={c: np.ascontiguousarray(image[:, ::-1]) for c in cameras})
             writer.close(success=True)
         paths.append(path)
     return paths

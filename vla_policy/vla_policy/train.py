@@ -150,6 +150,15 @@ def build_model_config(args: argparse.Namespace, info: DatasetInfo) -> VLAConfig
         overrides['language_path'] = args.bert_path
     for key in ('preset', 'joint_names', 'action_names', 'state_dim', 'action_dim'):
         overrides.pop(key, None)
+    cameras = getattr(args, 'cameras', 'all')
+    if cameras == 'all':
+        overrides.setdefault('extra_cameras', list(info.cameras))
+    else:
+        overrides['extra_cameras'] = [] if cameras == 'none' else [c for c in cameras.split(',') if c]
+    absent = [c for c in overrides['extra_cameras'] if c not in info.cameras]
+    if absent:
+        raise ValueError(f'camera(s) {absent} are not recorded in every episode of {info.directory}; '
+                         f'cameras there: {info.cameras or "none besides the main image"}')
     known = {f.name for f in dataclasses.fields(VLAConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -167,6 +176,9 @@ def check_matches_data(config: VLAConfig, info: DatasetInfo, source: Path) -> No
     if list(config.action_names) != list(info.action_names) or config.action_dim != info.action_dim:
         problems.append(f'actions {list(config.action_names)} (dim {config.action_dim}) vs data '
                         f'{info.action_names} (dim {info.action_dim})')
+    absent = [c for c in config.extra_cameras if c not in info.cameras]
+    if absent:
+        problems.append(f'cameras {absent} not recorded in the data (it has {info.cameras})')
     if problems:
         raise IncompatibleCheckpoint(f'checkpoint {source} does not match the data in {info.directory}: '
                                      + '; '.join(problems))
@@ -189,9 +201,10 @@ class Trainer:
         mc = self.model.config
         cache = {'auto': 'auto', 'on': True, 'off': False}[cfg.cache_images]
         self.train_set = EpisodeDataset(info, self.train_ids, mc.n_obs_steps, mc.chunk_size, mc.image_size,
-                                        cache, cfg.cache_budget_gb, progress=dist.main)
+                                        cache, cfg.cache_budget_gb, progress=dist.main, cameras=mc.extra_cameras)
         self.val_set = (EpisodeDataset(info, self.val_ids, mc.n_obs_steps, mc.chunk_size, mc.image_size,
-                                       cache, cfg.cache_budget_gb, progress=False) if self.val_ids else None)
+                                       cache, cfg.cache_budget_gb, progress=False, cameras=mc.extra_cameras)
+                        if self.val_ids else None)
         per_step = cfg.batch_size * dist.world
         if cfg.steps is not None:
             self.total_steps = cfg.steps
@@ -335,8 +348,8 @@ class Trainer:
         if cfg.augment:
             gen = torch.Generator(device='cpu').manual_seed(cfg.seed * 999_983 + self.step * 31 + self.dist.rank)
             shift = int(round(cfg.aug_shift * self.model.config.image_size))
-            batch['images'] = augment_images(batch['images'], gen, shift=shift)
-        batch['images'] = batch['images'].to(self.device, non_blocking=True)
+            for key in self.train_set.image_keys:
+                batch[key] = augment_images(batch[key], gen, shift=shift)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss, info = self.ddp_model(batch)
         if not torch.isfinite(loss):
@@ -403,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--preset', default='cpu', choices=PRESETS, help='model preset (default cpu)')
     p.add_argument('--config', help='JSON file of VLAConfig fields applied over the preset')
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help='one VLAConfig field, e.g. --set chunk_size=20')
+    p.add_argument('--cameras', default='all',
+                   help='extra cameras to use beside the main image: "all" recorded in every episode '
+                        '(default), "none", or a comma-separated list such as "wrist"')
     p.add_argument('--clip-path', help='local CLIP ViT-B/32 directory (clip-bert; or $VLA_CLIP_PATH)')
     p.add_argument('--bert-path', help='local BERT directory (clip-bert; or $VLA_BERT_PATH)')
     length = p.add_mutually_exclusive_group()
