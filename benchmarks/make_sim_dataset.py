@@ -22,7 +22,7 @@ from vla_sim import TASKS, ScriptedExpert, SimEnv
 
 
 def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path,
-           exec_noise: float) -> bool:
+           exec_noise: float, tail: int = 15) -> bool:
     rng = np.random.default_rng(seed + 7919)
     obs = env.reset(task=task, seed=seed)
     expert.reset()
@@ -32,8 +32,8 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
                            language_command=obs['instruction'], robot='vla_sim', cameras=extra,
                            camera_shapes={c: obs[f'image_{c}'].shape for c in extra})
     with writer:
-        success, step = False, 0
-        while True:
+        success, step, end = False, 0, None
+        while end is None or step < end:
             action = expert.act(obs)
             writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
                           timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra})
@@ -42,9 +42,9 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
             obs, _, done, info = env.step(executed)
             step += 1
-            if done:
+            if done and end is None:  # record `tail` more steps: the release after a placement
                 success = bool(info['success'])
-                break
+                end = step + tail if success else step
         if not success:
             writer.abort()
             return False
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--image-size', type=int, default=224, help='recorded image size (pixels)')
     parser.add_argument('--exec-noise', type=float, default=0.01,
                         help='std (rad) of noise on executed arm targets; the recorded action stays clean')
+    parser.add_argument('--tail', type=float, default=0.5,
+                        help='seconds recorded after success, so a demonstration shows the whole motion '
+                             '(the release after a placement), not only the moment success is detected')
     parser.add_argument('--cameras', default='front,wrist',
                         help='comma-separated sim cameras; the first is the main image, the others are '
                              'stored as /observations/images_<camera> (default front,wrist)')
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 index, kept, seed = index + 1, kept + 1, seed + 1
                 bar.update(1)
                 continue
-            if record(env, expert, task, seed, path, args.exec_noise):
+            if record(env, expert, task, seed, path, args.exec_noise, int(round(args.tail / env.dt))):
                 index, kept = index + 1, kept + 1
                 bar.update(1)
             else:

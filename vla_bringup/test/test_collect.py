@@ -36,8 +36,17 @@ def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, caps
         assert ep.language_command == 'pick up the red cube'
         assert ep.attrs['task'] == 'pick_red' and ep.attrs['seed'] == 0
         assert ep.success is True and len(ep) > 30
+        # the wrist camera is recorded beside the main image (config/collect.yaml)
+        assert ep.cameras == ['wrist'] and ep.camera_images('wrist').shape == ep.images.shape
+        with_tail = len(ep)
     text = capsys.readouterr().out
     assert 'episodes per wall minute' in text and '1 episode(s) saved' in text
     # a second run finds the episode and records nothing new
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(out)]) == 0
     assert list_episodes(out) == episodes
+    # the recording goes on for --tail (0.5 s = 15 ticks by default) after success, so the
+    # demonstration shows the whole motion; --tail 0 stops at the moment of success
+    assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(tmp_path / 'no_tail'),
+                 '--real-time-factor', '2', '--tail', '0']) == 0
+    with open_episode(list_episodes(tmp_path / 'no_tail')[0]) as ep:
+        assert 10 <= with_tail - len(ep) <= 20

@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='simulator speed relative to wall time (>1: sim time on /clock)')
     parser.add_argument('--episode-timeout', type=float, default=120.0,
                         help='wall-clock seconds before an episode counts as hung')
+    parser.add_argument('--tail', type=float, default=0.5,
+                        help='seconds of simulated time recorded after success, so a demonstration shows '
+                             'the whole motion (the release after a placement), not only the moment '
+                             'success is detected (default 0.5)')
     parser.add_argument('--only-successes', action='store_true',
                         help='discard episodes in which the expert failed (default: keep them, '
                              'with success=false)')
@@ -127,7 +131,8 @@ class Collection:
         if refused:
             raise CommandError('the recorder refused the episode settings: ' + '; '.join(refused))
 
-    def record(self, task: str, seed: int, wall_timeout: float, keep_failure: bool) -> Recorded:
+    def record(self, task: str, seed: int, wall_timeout: float, keep_failure: bool,
+               tail: float = 0.5) -> Recorded:
         from std_srvs.srv import SetBool, Trigger
         start = time.monotonic()
         self.runner.clear_estop()
@@ -148,6 +153,11 @@ class Collection:
                          and self.runner.status['done'], wall_timeout, self.runner.spin_once)
         final = self.runner.status
         success = bool(final['success']) and ended
+        if success and tail > 0:  # the expert goes on (release, retreat): keep recording it
+            done_at = float(final['sim_time'])
+            wait_for(lambda: self.runner.status['episode'] == episode
+                     and float(self.runner.status['sim_time']) >= done_at + tail,
+                     wall_timeout, self.runner.spin_once)
         estops = self.runner.estop_count - estops_before
         note = ('hung: no end of episode within the timeout' if not ended else
                 f'emergency stop: {self.runner.estop_reason or "latched"}' if estops else
@@ -167,7 +177,7 @@ class Collection:
 
 
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
-            episode_timeout: float, only_successes: bool = False) -> list[Recorded]:
+            episode_timeout: float, only_successes: bool = False, tail: float = 0.5) -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now."""
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
@@ -206,7 +216,7 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
             bar = tqdm(todo, desc='collect', unit='ep', file=sys.stderr)
             for task, task_seed in bar:
                 result = collection.record(task, task_seed, episode_timeout,
-                                           keep_failure=not only_successes)
+                                           keep_failure=not only_successes, tail=tail)
                 recorded.append(result)
                 bar.set_postfix_str(f'{task} seed {task_seed}: '
                                     f'{"success" if result.success else "fail"}'
@@ -244,6 +254,6 @@ def summary_text(recorded: list[Recorded], wall: float, out: Path) -> str:
 def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
-                       args.real_time_factor, args.episode_timeout, args.only_successes)
+                       args.real_time_factor, args.episode_timeout, args.only_successes, args.tail)
     print(summary_text(recorded, time.monotonic() - start, args.out))
     return 0
