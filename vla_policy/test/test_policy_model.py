@@ -185,3 +185,23 @@ def test_clip_bert_loads_local_weight_directories(tmp_path):
     obs = _obs(np.random.default_rng(5))
     policy.eval()
     assert np.array_equal(policy.select_action(obs), loaded.select_action(obs))
+
+
+def test_cached_history_at_inference_matches_the_training_batch(tmp_path):
+    """select_action encodes one frame per call and caches the rest; the chunk it acts on equals
+    the batch path on the same (repeat-padded) history, with a second camera too."""
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16, n_obs_steps=3,
+                                extra_cameras=['wrist'], n_action_steps=1)
+    policy = VLAPolicy.from_pretrained(ckpt)
+    rng = np.random.default_rng(3)
+    frames = [{**_obs(rng, size=(16, 16)), 'image_wrist': rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)}
+              for _ in range(2)]
+    for obs in frames:
+        action = policy.select_action(obs)
+    history = [frames[0], frames[0], frames[1]]  # the first frame repeat-pads the history
+    batch = {'images': torch.from_numpy(np.stack([f['image'] for f in history]))[None],
+             'images_wrist': torch.from_numpy(np.stack([f['image_wrist'] for f in history]))[None],
+             'joint_positions': torch.from_numpy(np.stack([f['joint_positions'] for f in history]))[None],
+             'instruction': [frames[0]['instruction']]}
+    chunk = policy.predict_action_chunk(batch)[0].numpy()
+    np.testing.assert_allclose(action, chunk[0], atol=1e-5)

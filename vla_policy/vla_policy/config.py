@@ -47,7 +47,7 @@ class VLAConfig:
     vision_encoder: str = 'cnn'  # 'cnn': small conv net from scratch; 'clip': CLIPVisionModel
     image_size: int = 64  # images are resized to image_size x image_size before encoding
     cnn_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])  # conv widths
-    cnn_strides: list[int] = field(default_factory=lambda: [2, 2, 2, 1])  # 64 px -> 8x8 keypoint maps
+    cnn_strides: list[int] = field(default_factory=lambda: [2, 2, 1, 1])  # 64 px -> 16x16 keypoint maps
     cnn_keypoints: int = 32  # spatial-softmax keypoints of the last conv map
     film: bool = True  # cnn: condition every conv block on the instruction (FiLM)
     clip_path: str | None = None  # local CLIP directory (or $VLA_CLIP_PATH, or the HF cache)
@@ -68,7 +68,7 @@ class VLAConfig:
     n_layers: int = 3  # transformer encoder layers over [language, frames, action queries]
     ff_dim: int = 512  # feed-forward width
     dropout: float = 0.1  # dropout in the transformer
-    n_obs_steps: int = 2  # frames of history (current frame included)
+    n_obs_steps: int = 1  # frames of history (current frame included); 1 = the current frame only
 
     # -- action head -----------------------------------------------------------------------
     chunk_size: int = 16  # future actions predicted per inference
