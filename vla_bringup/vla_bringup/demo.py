@@ -33,7 +33,7 @@ class DemoSize:
 
 
 SIZES = {
-    'full': DemoSize(demos_per_task=40, train_steps=4000, train_minutes=14.0, eval_episodes=10),
+    'full': DemoSize(demos_per_task=50, train_steps=5000, train_minutes=13.0, eval_episodes=10),
     'quick': DemoSize(demos_per_task=5, train_steps=300, train_minutes=1.5, eval_episodes=2),
 }
 

@@ -47,7 +47,7 @@ class TrainConfig:
     steps: int | None = None  # optimizer steps (default: from epochs)
     epochs: float | None = None  # passes over the training samples (used when steps is None)
     batch_size: int = 64  # samples per optimizer step and process
-    lr: float = 3e-4  # peak learning rate (AdamW)
+    lr: float = 5e-4  # peak learning rate (AdamW)
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     warmup_steps: int = 200  # linear warmup before cosine decay
     min_lr_ratio: float = 0.1  # final learning rate / peak
