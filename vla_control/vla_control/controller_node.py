@@ -256,7 +256,7 @@ class VLAController(Node):
             self._new_episode(inputs.instruction)
         reason = self.error if self.state == 'error' else hold_reason(inputs, self.max_age,
                                                                       self.settle)
-        if reason == 'no camera image yet' and missing:
+        if reason == 'no camera image yet' and missing and image is not None:
             reason = f'no image yet from the {missing[0]} camera (/camera/{missing[0]}/image_raw)'
         if reason:
             self._enter_hold(reason, q)
