@@ -56,6 +56,22 @@ def test_view_writes_a_gif_with_frames_and_traces(episode_dir, tmp_path):
     assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(tmp_path / 'x.avi')]) == 1
 
 
+def test_view_shows_every_camera_side_by_side(tmp_path):
+    path = tmp_path / 'episode_000000.hdf5'
+    wrist = np.full((12, 16, 3), 250, np.uint8)  # another size: fitted to the main image
+    with EpisodeWriter(path, joint_names=JOINTS, action_names=ACTIONS, image_shape=IMAGE_SHAPE,
+                       cameras=['wrist'], camera_shapes={'wrist': wrist.shape}) as writer:
+        for t in range(3):
+            writer.append(frame(t), [0] * 3, [0] * 3, [0] * 4, timestamp=t / 30,
+                          extra_images={'wrist': wrist})
+        writer.close(success=True)
+    assert main(['view', str(path), '--out', str(tmp_path / 'two.gif'), '--scale', '1']) == 0
+    first = imageio.mimread(tmp_path / 'two.gif')[0]
+    h, w = IMAGE_SHAPE[:2]
+    assert first.shape[1] == 2 * w
+    assert (first[:h, w:, :3] > 240).all()  # the wrist view fills the right half
+
+
 def test_split_by_episode_stratified_by_command(tmp_path, episode_dir):
     out = tmp_path / 'split.json'
     assert main(['split', str(episode_dir), '--val', '0.5', '--out', str(out)]) == 0

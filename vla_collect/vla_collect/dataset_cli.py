@@ -176,7 +176,8 @@ def _trace_panel(actions: np.ndarray, names: list[str], width: int, height: int)
 
 def render_episode(path: Path, out: Path, fps: float | None = None, scale: int = 2,
                    every: int = 1) -> Path:
-    """Write the episode's frames above its action traces (with a moving cursor) to GIF/MP4."""
+    """Write the episode's frames (every camera side by side) above its action traces (with a
+    moving cursor) to GIF/MP4."""
     import imageio.v2 as imageio
     suffix = out.suffix.lower()
     if suffix not in ('.gif', '.mp4'):
@@ -190,13 +191,15 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
     with open_episode(path) as ep:
         actions = np.asarray(ep.actions[()], dtype=np.float64)
         h, w = ep.images.shape[1:3]
-        width = w * scale
+        cameras = [ep.camera_images(c) for c in ep.cameras]
+        width = w * scale * (1 + len(cameras))
         panel, (x0, x1) = _trace_panel(actions, ep.action_names, width, max(160, 24 * len(ep.action_names)))
         frames = []
         from tqdm import tqdm
         for i in tqdm(range(0, len(ep), every), desc=f'render {path.name}', unit='frame',
                       file=sys.stderr, leave=False):
-            image = np.repeat(np.repeat(ep.images[i], scale, axis=0), scale, axis=1)
+            views = [ep.images[i]] + [_fit(cam[i], h, w) for cam in cameras]
+            image = np.repeat(np.repeat(np.hstack(views), scale, axis=0), scale, axis=1)
             trace = panel.copy()
             x = int(round(x0 + (x1 - x0) * i / max(1, len(ep) - 1)))
             trace[:, max(0, x - 1):x + 1] = (220, 30, 30)
@@ -208,6 +211,14 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
     else:
         imageio.mimsave(out, frames, fps=rate)
     return out
+
+
+def _fit(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An extra camera's frame at the main camera's size, for side-by-side viewing."""
+    if image.shape[:2] == (h, w):
+        return image
+    import cv2
+    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
