@@ -1,7 +1,7 @@
 """``ros2 run vla_sim scripted_expert``: the scripted expert as a ROS command source.
 
-Reads the simulator's privileged state (``/sim/task_status``: task, episode, object poses) and
-``/joint_states``, and publishes the same ``JointTrajectory`` on ``/vla/command`` that a
+Reads the simulator's privileged state (``/sim/task_status``: task, episode, object poses and
+the joint positions of the same tick; ``/joint_states`` where a status has none), and publishes the same ``JointTrajectory`` on ``/vla/command`` that a
 teleoperator would.  It restarts its plan whenever the simulator starts a new episode.
 Simulation only: a real robot has no privileged state.
 """
@@ -91,6 +91,11 @@ class ExpertNode(Node):
                                       throttle_duration_sec=5.0)
             return
         self.source.status = status
+        if 'joint_positions' in status:
+            # the joint positions of the same tick as the object poses and the episode number:
+            # /joint_states and this topic can arrive in either order around a reset, and a plan
+            # made from the new episode's objects and the old episode's arm jumps the arm
+            self.source.joint_positions = np.asarray(status['joint_positions'], dtype=np.float64)
         if status['episode'] != self.episode:
             self.episode = status['episode']
             self.expert.reset()

@@ -202,8 +202,6 @@ class SimNode(Node):
 
     def _publish_observation(self) -> None:
         stamp = self._stamp()
-        if self.clock_pub is not None:
-            self.clock_pub.publish(ClockMsg(clock=stamp))
         js = JointState()
         js.header.stamp = stamp
         js.name = self.joint_names
@@ -220,11 +218,16 @@ class SimNode(Node):
             'sim_time': self.env.sim_time, 'max_steps': self.env.task.max_steps,
             'reward': self.last_reward, 'success': bool(self.last_info.get('success', False)),
             'done': self.done,
+            'joint_positions': np.asarray(self.obs['joint_positions'], dtype=np.float64).tolist(),
             'objects': {name: {'pos': np.asarray(o['pos']).tolist(),
                                'quat': np.asarray(o['quat']).tolist()}
                         for name, o in state['objects'].items()},
         }
         self.status_pub.publish(String(data=json.dumps(status)))
+        if self.clock_pub is not None:
+            # the clock goes last: nodes on sim time (recorder, controller) tick when it advances,
+            # and by then this tick's images and joint state are already on their way
+            self.clock_pub.publish(ClockMsg(clock=stamp))
 
     @staticmethod
     def _image_msg(image: np.ndarray, stamp: TimeMsg, frame_id: str) -> Image:
