@@ -26,6 +26,7 @@ from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, build_scenario, recorder_
 from vla_sim.launching import NodeGroup, isolated_ros_env, wait_for
 
 COLLECTOR = 'teleop_collector'
+LATE_START_TICKS = 15  # an episode whose recording starts later than this (0.5 s) is not kept
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,24 +132,41 @@ class Collection:
         if refused:
             raise CommandError('the recorder refused the episode settings: ' + '; '.join(refused))
 
+    def _late(self, episode: int) -> bool:
+        status = self.runner.status
+        return status['episode'] == episode and (bool(status['done'])
+                                                 or int(status['step']) > LATE_START_TICKS)
+
     def record(self, task: str, seed: int, wall_timeout: float, keep_failure: bool,
                tail: float = 0.5) -> Recorded:
         from std_srvs.srv import SetBool, Trigger
         start = time.monotonic()
         self.runner.clear_estop()
         estops_before = self.runner.estop_count
-        status = self.runner.reset(task, seed)
-        episode = status['episode']
-        # record only once the expert's commands reach the robot (they start after a reset)
-        reset_at = time.monotonic()
-        if not wait_for(lambda: self.last_command > reset_at, 20.0, self.runner.spin_once):
-            raise CommandError(f'no command reached {ROBOT_COMMAND_TOPIC} within 20 s after the '
-                               f'reset to {task} seed {seed}; is the scripted expert or the gate '
-                               'stopped (emergency stop)?')
+        for _attempt in range(3):
+            status = self.runner.reset(task, seed)
+            episode = status['episode']
+            # record only once the expert's commands reach the robot (they start after a reset)
+            reset_at = time.monotonic()
+            if not wait_for(lambda: self.last_command > reset_at, 20.0, self.runner.spin_once):
+                raise CommandError(f'no command reached {ROBOT_COMMAND_TOPIC} within 20 s after the '
+                                   f'reset to {task} seed {seed}; is the scripted expert or the gate '
+                                   'stopped (emergency stop)?')
+            self.runner.spin_once()
+            if not self._late(episode):
+                break
+            # the commands came late (nodes still discovering each other at start-up): the
+            # simulator ran on without them, so start the episode over now that they flow
         self._set_next_episode(status['instruction'], task, seed)
         answer = self._call(self.start_srv, Trigger.Request(), 'starting the recording')
         if not answer.success:
             raise CommandError(f'the recorder did not start: {answer.message}')
+        self.runner.spin_once()
+        if self._late(episode):  # the start of the demonstration is missing: do not keep half of it
+            self._call(self.discard_srv, Trigger.Request(), 'discarding the recording')
+            return Recorded(task, seed, False, 0, 0, None, time.monotonic() - start, 0,
+                            f'the recording started late (at step {self.runner.status["step"]} '
+                            'of the episode)')
         ended = wait_for(lambda: self.runner.status['episode'] == episode
                          and self.runner.status['done'], wall_timeout, self.runner.spin_once)
         final = self.runner.status
