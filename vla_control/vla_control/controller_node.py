@@ -160,14 +160,20 @@ class VLAController(Node):
             self.get_logger().warning(f'{reason} (further {kind!r} faults are counted in '
                                       '/diagnostics, not logged)')
 
-    def _on_image(self, msg: Image) -> None:
+    def _decode(self, msg: Image, what: str) -> np.ndarray | None:
+        """The image as (H, W, 3) RGB, or None (a counted, logged fault) when it is malformed."""
         from vla_collect.ros_conversions import image_to_rgb
         try:
             if msg.height == 0 or msg.width == 0:
                 raise ValueError(f'image has zero size {msg.height}x{msg.width}')
-            image = image_to_rgb(msg)
+            return image_to_rgb(msg)
         except ValueError as exc:
-            self._fault('bad image', f'ignored camera image: {exc}')
+            self._fault('bad image', f'ignored {what} image: {exc}')
+            return None
+
+    def _on_image(self, msg: Image) -> None:
+        image = self._decode(msg, 'camera')
+        if image is None:
             return
         if self.policy is not None and self.state != 'error' and self.image is None:
             problem = check_image_size(self.policy.config.source_image_size, *image.shape[:2])
@@ -180,16 +186,10 @@ class VLAController(Node):
             self.image, self.image_time = image, self._now()
 
     def _on_extra_image(self, camera: str, msg: Image) -> None:
-        from vla_collect.ros_conversions import image_to_rgb
-        try:
-            if msg.height == 0 or msg.width == 0:
-                raise ValueError(f'image has zero size {msg.height}x{msg.width}')
-            image = image_to_rgb(msg)
-        except ValueError as exc:
-            self._fault('bad image', f'ignored {camera} camera image: {exc}')
-            return
-        with self.lock:
-            self.extra_images[camera] = (image, self._now())
+        image = self._decode(msg, f'{camera} camera')
+        if image is not None:
+            with self.lock:
+                self.extra_images[camera] = (image, self._now())
 
     def _on_joint_state(self, msg: JointState) -> None:
         from vla_collect.ros_conversions import joint_state_to_arrays

@@ -126,7 +126,10 @@ class SimNode(Node):
 
     def _reset_env(self, task: str, seed: int) -> None:
         if self.env.seed is not None:
-            self.clock_offset += self.env.sim_time
+            # the new episode's clock starts one tick after the last one of the old episode, so a
+            # command stamped with the old clock (forwarded while the reset ran) is strictly
+            # older than reset_time and dropped as stale instead of jumping the reset arm
+            self.clock_offset += self.env.sim_time + self.env.dt
         self.obs = self.env.reset(task=task, seed=seed)
         self.reset_time = self._clock_seconds()
         self.trajectory = None
