@@ -74,6 +74,8 @@ class ExpertNode(Node):
         self.create_timer(self.period, self._tick)
 
     def _on_joint_state(self, msg: JointState) -> None:
+        if self.source.status is not None and 'joint_positions' in self.source.status:
+            return  # the status carries the joint positions of its own tick (see _on_status)
         try:
             index = [list(msg.name).index(n) for n in JOINT_NAMES]
         except ValueError:
