@@ -133,6 +133,10 @@ class Collection:
             raise CommandError('the recorder refused the episode settings: ' + '; '.join(refused))
 
     def _late(self, episode: int) -> bool:
+        """Whether the episode has gone on too far to be recorded from its start, judged on a
+        status published after this call (the one at hand may be several ticks old)."""
+        seen = self.runner.status_count
+        wait_for(lambda: self.runner.status_count >= seen + 2, 5.0, self.runner.spin_once)
         status = self.runner.status
         return status['episode'] == episode and (bool(status['done'])
                                                  or int(status['step']) > LATE_START_TICKS)
@@ -152,7 +156,6 @@ class Collection:
                 raise CommandError(f'no command reached {ROBOT_COMMAND_TOPIC} within 20 s after the '
                                    f'reset to {task} seed {seed}; is the scripted expert or the gate '
                                    'stopped (emergency stop)?')
-            self.runner.spin_once()
             if not self._late(episode):
                 break
             # the commands came late (nodes still discovering each other at start-up): the
@@ -161,7 +164,6 @@ class Collection:
         answer = self._call(self.start_srv, Trigger.Request(), 'starting the recording')
         if not answer.success:
             raise CommandError(f'the recorder did not start: {answer.message}')
-        self.runner.spin_once()
         if self._late(episode):  # the start of the demonstration is missing: do not keep half of it
             self._call(self.discard_srv, Trigger.Request(), 'discarding the recording')
             return Recorded(task, seed, False, 0, 0, None, time.monotonic() - start, 0,

@@ -67,6 +67,7 @@ class EpisodeRunner:
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.status: dict | None = None
+        self.status_count = 0  # /sim/task_status messages received (to wait for a fresh one)
         self.estop_reason = ''
         self.estop_count = 0
         self.latency_samples: list[float] = []  # controller inference latency per tick (ms)
@@ -88,6 +89,7 @@ class EpisodeRunner:
     def _on_status(self, msg: String) -> None:
         try:
             self.status = json.loads(msg.data)
+            self.status_count += 1
         except json.JSONDecodeError:
             self.node.get_logger().warning('malformed /sim/task_status message ignored',
                                            throttle_duration_sec=5.0)
