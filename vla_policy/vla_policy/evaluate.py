@@ -77,7 +77,8 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
     import imageio.v2 as imageio
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp.gif')
-    imageio.mimsave(tmp, frames, duration=1.0 / fps, loop=0)
+    # imageio's GIF writer (Pillow) takes the frame duration in milliseconds.
+    imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
     tmp.replace(path)
     return path
 
