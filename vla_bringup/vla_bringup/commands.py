@@ -232,6 +232,8 @@ COMMANDS: list[Command] = [
                     '(= ros2 run vla_policy train)'),
     module_command('demo', 'vla_bringup.demo', 'the end-to-end demo in simulation: collect, train, '
                    'deploy, evaluate against the scripted baseline, report'),
+    module_command('compare', 'vla_bringup.compare', 'is B better than A? paired comparison of '
+                   'results JSON files (exact McNemar on the same seeds), with a verdict per task'),
     module_command('report', 'vla_bringup.report',
                    'the evaluation report of a run directory: RUN_DIR/report/index.html + report.md'),
 ]

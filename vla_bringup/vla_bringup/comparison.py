@@ -1,0 +1,344 @@
+"""Is policy B better than policy A?  Paired and unpaired tests of two success rates (ROS-free).
+
+Two evaluations on the same seeds are *paired*: each episode of B has a twin in A that started
+from the same state, and only the discordant pairs (one succeeded, the other did not) carry
+information about the difference.  The tools here:
+
+- :func:`mcnemar_exact`: exact (binomial) McNemar test on the discordant pairs;
+- :func:`paired_difference_interval`: Newcombe's (1998) hybrid score interval for a difference of
+  paired proportions (his method 10), built from the two Wilson intervals;
+- :func:`fisher_exact` and :func:`unpaired_difference_interval` (Newcombe's method 10 for
+  independent samples) when the seeds differ and the pairing is lost;
+- :func:`mcnemar_sample_size` (Connor 1987) and :func:`two_proportion_sample_size`: the episodes a
+  stated effect needs at 80% power, for the "underpowered" verdict;
+- :class:`SequentialMcNemar`: Wald's sequential probability ratio test on the discordant pairs,
+  fixed before the run, that stops as soon as the evidence decides.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+from vla_sim.stats import wilson_interval
+
+#: verdicts of :func:`verdict`
+B_BETTER, A_BETTER, NO_DIFFERENCE, UNDERPOWERED = ('B better', 'A better', 'no difference detected',
+                                                   'underpowered')
+
+
+def _z(p: float) -> float:
+    return NormalDist().inv_cdf(p)
+
+
+def _binom_cdf(k: int, n: int, p: float = 0.5) -> float:
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(0, k + 1))
+
+
+# -- paired ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairedTable:
+    """The 2x2 table of paired outcomes: ``both``, ``a_only``, ``b_only``, ``neither`` succeeded."""
+
+    both: int
+    a_only: int
+    b_only: int
+    neither: int
+
+    @classmethod
+    def from_outcomes(cls, a: Sequence[bool], b: Sequence[bool]) -> PairedTable:
+        if len(a) != len(b):
+            raise ValueError(f'paired outcomes need equal lengths, got {len(a)} and {len(b)}')
+        pairs = list(zip(map(bool, a), map(bool, b)))
+        return cls(both=pairs.count((True, True)), a_only=pairs.count((True, False)),
+                   b_only=pairs.count((False, True)), neither=pairs.count((False, False)))
+
+    @property
+    def n(self) -> int:
+        return self.both + self.a_only + self.b_only + self.neither
+
+    @property
+    def discordant(self) -> int:
+        return self.a_only + self.b_only
+
+    @property
+    def rate_a(self) -> float:
+        return (self.both + self.a_only) / self.n if self.n else 0.0
+
+    @property
+    def rate_b(self) -> float:
+        return (self.both + self.b_only) / self.n if self.n else 0.0
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: the discordant pairs against Binomial(a_only + b_only, 1/2)."""
+    if a_only < 0 or b_only < 0:
+        raise ValueError(f'discordant counts must be >= 0, got {a_only}, {b_only}')
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    return min(1.0, 2.0 * _binom_cdf(min(a_only, b_only), n))
+
+
+def paired_difference_interval(table: PairedTable, z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of ``rate_b - rate_a`` for paired outcomes (Newcombe 1998, method 10)."""
+    n = table.n
+    if n == 0:
+        return (-1.0, 1.0)
+    pa, pb = table.rate_a, table.rate_b
+    la, ua = wilson_interval(table.both + table.a_only, n, z)
+    lb, ub = wilson_interval(table.both + table.b_only, n, z)
+    # phi: correlation of the paired outcomes, with Newcombe's continuity correction of AD - BC
+    # (A = both, B = a_only, C = b_only, D = neither).
+    ad_bc = table.both * table.neither - table.a_only * table.b_only
+    if ad_bc > 0:
+        ad_bc = max(ad_bc - n / 2, 0.0)
+    margins = ((table.both + table.a_only) * (table.b_only + table.neither)
+               * (table.both + table.b_only) * (table.a_only + table.neither))
+    phi = ad_bc / math.sqrt(margins) if margins > 0 else 0.0
+    diff = pb - pa
+    lower = diff - math.sqrt(max((pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2, 0.0))
+    upper = diff + math.sqrt(max((ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2, 0.0))
+    return (max(-1.0, lower), min(1.0, upper))
+
+
+def mcnemar_sample_size(effect: float, discordant_rate: float, alpha: float = 0.05,
+                        power: float = 0.8) -> int:
+    """Pairs needed to detect ``rate_b - rate_a = effect`` (Connor 1987), given the expected
+    share of discordant pairs (at least ``|effect|``)."""
+    effect = abs(effect)
+    if not 0 < effect <= 1:
+        raise ValueError(f'effect must be in (0, 1], got {effect}')
+    psi = min(1.0, max(discordant_rate, effect))
+    za, zb = _z(1 - alpha / 2), _z(power)
+    n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - effect ** 2, 0.0))) ** 2 / effect ** 2
+    return math.ceil(n)
+
+
+# -- unpaired --------------------------------------------------------------------------------
+def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
+    """Two-sided Fisher exact p-value for two independent success counts."""
+    total, successes = n_a + n_b, successes_a + successes_b
+    if total == 0:
+        return 1.0
+
+    def prob(k: int) -> float:
+        return (math.comb(n_a, k) * math.comb(n_b, successes - k)) / math.comb(total, successes)
+
+    lo, hi = max(0, successes - n_b), min(n_a, successes)
+    observed = prob(successes_a)
+    return min(1.0, sum(p for p in map(prob, range(lo, hi + 1)) if p <= observed * (1 + 1e-7)))
+
+
+def unpaired_difference_interval(successes_a: int, n_a: int, successes_b: int, n_b: int,
+                                 z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of ``rate_b - rate_a`` for independent samples (Newcombe 1998, method 10)."""
+    pa = successes_a / n_a if n_a else 0.0
+    pb = successes_b / n_b if n_b else 0.0
+    la, ua = wilson_interval(successes_a, n_a, z)
+    lb, ub = wilson_interval(successes_b, n_b, z)
+    diff = pb - pa
+    return (max(-1.0, diff - math.hypot(pb - lb, ua - pa)),
+            min(1.0, diff + math.hypot(ub - pb, pa - la)))
+
+
+def two_proportion_sample_size(rate: float, effect: float, alpha: float = 0.05,
+                               power: float = 0.8) -> int:
+    """Episodes per policy to detect ``effect`` around ``rate`` with independent samples."""
+    effect = abs(effect)
+    if not 0 < effect <= 1:
+        raise ValueError(f'effect must be in (0, 1], got {effect}')
+    p1 = min(max(rate - effect / 2, 0.0), 1.0 - effect)
+    p2 = p1 + effect
+    pbar = (p1 + p2) / 2
+    za, zb = _z(1 - alpha / 2), _z(power)
+    n = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2
+    return math.ceil(n / effect ** 2)
+
+
+# -- verdicts --------------------------------------------------------------------------------
+def verdict(p_value: float, interval: tuple[float, float], effect: float,
+            alpha: float = 0.05) -> str:
+    """B better / A better when the test rejects at ``alpha``; no difference detected when the
+    interval of B - A lies inside +/-``effect``; otherwise underpowered."""
+    if p_value < alpha:
+        return B_BETTER if interval[0] + interval[1] > 0 else A_BETTER
+    if -effect < interval[0] and interval[1] < effect:
+        return NO_DIFFERENCE
+    return UNDERPOWERED
+
+
+@dataclass
+class Comparison:
+    """A against B on one task (or overall)."""
+
+    name: str
+    n_a: int
+    successes_a: int
+    n_b: int
+    successes_b: int
+    paired: bool
+    p_value: float
+    difference: float  # rate_b - rate_a
+    ci95: tuple[float, float]
+    verdict: str
+    needed: int | None  # episodes (pairs) per policy that the stated effect needs at 80% power
+    table: PairedTable | None = None
+
+    def to_json(self) -> dict:
+        out = {'n_a': self.n_a, 'successes_a': self.successes_a,
+               'rate_a': round(self.successes_a / self.n_a, 4) if self.n_a else 0.0,
+               'ci95_a': [round(v, 4) for v in wilson_interval(self.successes_a, self.n_a)],
+               'n_b': self.n_b, 'successes_b': self.successes_b,
+               'rate_b': round(self.successes_b / self.n_b, 4) if self.n_b else 0.0,
+               'ci95_b': [round(v, 4) for v in wilson_interval(self.successes_b, self.n_b)],
+               'paired': self.paired, 'test': 'exact McNemar' if self.paired else 'Fisher exact',
+               'p_value': round(self.p_value, 6), 'difference': round(self.difference, 4),
+               'difference_ci95': [round(v, 4) for v in self.ci95], 'verdict': self.verdict,
+               'episodes_needed': self.needed}
+        if self.table is not None:
+            out['table'] = {'both': self.table.both, 'a_only': self.table.a_only,
+                            'b_only': self.table.b_only, 'neither': self.table.neither}
+        return out
+
+
+def compare_outcomes(name: str, a: Mapping[int, bool], b: Mapping[int, bool], effect: float = 0.2,
+                     alpha: float = 0.05) -> Comparison:
+    """Compare two sets of episode outcomes keyed by seed: paired on the seeds both have when they
+    are the same seeds, unpaired otherwise."""
+    if not a or not b:
+        raise ValueError(f'{name}: both evaluations need episodes (got {len(a)} and {len(b)})')
+    paired = set(a) == set(b)
+    sa, sb = sum(map(bool, a.values())), sum(map(bool, b.values()))
+    if paired:
+        seeds = sorted(a)
+        table = PairedTable.from_outcomes([a[s] for s in seeds], [b[s] for s in seeds])
+        p = mcnemar_exact(table.a_only, table.b_only)
+        ci = paired_difference_interval(table)
+        result = verdict(p, ci, effect, alpha)
+        needed = (mcnemar_sample_size(effect, table.discordant / table.n, alpha)
+                  if result == UNDERPOWERED else None)
+    else:
+        table = None
+        p = fisher_exact(sa, len(a), sb, len(b))
+        ci = unpaired_difference_interval(sa, len(a), sb, len(b))
+        result = verdict(p, ci, effect, alpha)
+        needed = (two_proportion_sample_size((sa + sb) / (len(a) + len(b)), effect, alpha)
+                  if result == UNDERPOWERED else None)
+    return Comparison(name, len(a), sa, len(b), sb, paired, p, sb / len(b) - sa / len(a), ci,
+                      result, needed, table)
+
+
+def outcomes_by_task(results: Mapping) -> dict[str, dict[int, bool]]:
+    """``{task: {seed: success}}`` from a results JSON's ``episodes`` list."""
+    episodes = results.get('episodes')
+    if not episodes:
+        raise ValueError('the results JSON has no per-episode records ("episodes"); '
+                         'evaluate again with this version of `vla evaluate`')
+    out: dict[str, dict[int, bool]] = {}
+    for ep in episodes:
+        try:
+            task, seed, success = str(ep['task']), int(ep['seed']), bool(ep['success'])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f'an episode record lacks task/seed/success: {ep!r}') from exc
+        if seed in out.setdefault(task, {}):
+            raise ValueError(f'task {task!r} has seed {seed} twice; one outcome per seed expected')
+        out[task][seed] = success
+    return out
+
+
+def compare_results(a: Mapping, b: Mapping, effect: float = 0.2,
+                    alpha: float = 0.05) -> list[Comparison]:
+    """Per task both evaluations ran, then overall (tasks x seeds as the pairing key)."""
+    ta, tb = outcomes_by_task(a), outcomes_by_task(b)
+    common = [t for t in ta if t in tb]
+    if not common:
+        raise ValueError(f'the evaluations share no task (A: {sorted(ta)}, B: {sorted(tb)})')
+    rows = [compare_outcomes(t, ta[t], tb[t], effect, alpha) for t in common]
+    flat_a = {(t, s): v for t in common for s, v in ta[t].items()}
+    flat_b = {(t, s): v for t in common for s, v in tb[t].items()}
+    rows.append(compare_outcomes('overall', flat_a, flat_b, effect, alpha))
+    return rows
+
+
+# -- sequential --------------------------------------------------------------------------------
+@dataclass
+class SequentialMcNemar:
+    """Wald's SPRT on the discordant pairs, two-sided, fixed before the run.
+
+    Among discordant pairs, B is the one that succeeded with probability ``q``.  H0: q = 1/2 (no
+    difference) against H+: q = ``odds / (1 + odds)`` (B better) and H-: q = ``1 / (1 + odds)``
+    (A better), each one-sided at ``alpha / 2``.  It decides "B better" (or "A better") when its
+    likelihood ratio reaches ``2 / alpha``: under H0 a likelihood ratio is a martingale, so by
+    Ville's inequality it ever gets there with probability at most ``alpha / 2`` per side, and
+    the type-I error stays below ``alpha`` however long the test runs (Wald's ``(1 - beta) /
+    (alpha / 2)`` is only approximate).  It decides "no difference" when both ratios fall below
+    Wald's ``beta / (1 - alpha / 2)``, and stops undecided at ``max_pairs``.  Call
+    :meth:`update` with each new pair, in seed order; never on a peek.
+    """
+
+    odds: float = 3.0  # the odds ratio among discordant pairs the test is powered for
+    alpha: float = 0.05
+    beta: float = 0.2
+    max_pairs: int = 100
+    decision: str | None = field(default=None, init=False)
+    pairs: int = field(default=0, init=False)
+    a_only: int = field(default=0, init=False)
+    b_only: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.odds > 1:
+            raise ValueError(f'odds must be > 1, got {self.odds}')
+        if not (0 < self.alpha < 1 and 0 < self.beta < 1):
+            raise ValueError(f'alpha and beta must be in (0, 1), got {self.alpha}, {self.beta}')
+        if self.max_pairs < 1:
+            raise ValueError(f'max_pairs must be >= 1, got {self.max_pairs}')
+
+    @property
+    def upper(self) -> float:
+        return math.log(2 / self.alpha)
+
+    @property
+    def lower(self) -> float:
+        return math.log(self.beta / (1 - self.alpha / 2))
+
+    def log_ratios(self) -> tuple[float, float]:
+        """log LR of H+ and of H- against H0 for the discordant pairs seen so far."""
+        q = self.odds / (1 + self.odds)
+        plus = self.b_only * math.log(2 * q) + self.a_only * math.log(2 * (1 - q))
+        minus = self.a_only * math.log(2 * q) + self.b_only * math.log(2 * (1 - q))
+        return plus, minus
+
+    def update(self, a_success: bool, b_success: bool) -> str | None:
+        """Add one pair; the decision once there is one (then further pairs are refused)."""
+        if self.decision is not None:
+            raise RuntimeError(f'the test has already decided ({self.decision}); a sequential '
+                               'test must not go on after its stopping rule fired')
+        self.pairs += 1
+        self.a_only += bool(a_success) and not b_success
+        self.b_only += bool(b_success) and not a_success
+        plus, minus = self.log_ratios()
+        if plus >= self.upper:
+            self.decision = B_BETTER
+        elif minus >= self.upper:
+            self.decision = A_BETTER
+        elif plus <= self.lower and minus <= self.lower:
+            self.decision = NO_DIFFERENCE
+        elif self.pairs >= self.max_pairs:
+            self.decision = UNDERPOWERED
+        return self.decision
+
+    def run(self, pairs: Iterable[tuple[bool, bool]]) -> str | None:
+        """Feed pairs until the test decides; returns the decision (None if the pairs ran out)."""
+        for a_success, b_success in pairs:
+            if self.update(a_success, b_success) is not None:
+                break
+        return self.decision
+
+    def rule(self) -> str:
+        """The stopping rule in words, for the report (stated before the first episode)."""
+        return (f"Wald SPRT on discordant pairs, two-sided: H0 q=0.5 vs q={self.odds:g}:1 either "
+                f"way, alpha={self.alpha:g} (alpha/2 per side), power={1 - self.beta:g}, at most "
+                f"{self.max_pairs} pairs; stop when log LR >= {self.upper:.3f} (better) or both "
+                f"<= {self.lower:.3f} (no difference)")
