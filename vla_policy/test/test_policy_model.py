@@ -205,3 +205,80 @@ def test_cached_history_at_inference_matches_the_training_batch(tmp_path):
              'instruction': [frames[0]['instruction']]}
     chunk = policy.predict_action_chunk(batch)[0].numpy()
     np.testing.assert_allclose(action, chunk[0], atol=1e-5)
+
+
+def _two_camera_frames(rng, n, size=16):
+    return [{**_obs(rng, size=(size, size)), 'image_wrist': rng.integers(0, 255, (size, size, 3), dtype=np.uint8)}
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize('n_obs_steps,n_action_steps', [(3, 4), (2, 1), (1, 4), (4, 2)])
+def test_lazy_encoding_acts_exactly_as_encoding_every_frame(tmp_path, n_obs_steps, n_action_steps):
+    """Frames are encoded only when a coming prediction looks at them; every action equals
+    the one of a policy that encodes every frame, and every chunk equals the batch path on
+    the last n_obs_steps frames (repeat-padded at the start)."""
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16, n_obs_steps=n_obs_steps,
+                                extra_cameras=['wrist'], n_action_steps=n_action_steps)
+    lazy, eager = VLAPolicy.from_pretrained(ckpt), VLAPolicy.from_pretrained(ckpt)
+    eager.encode_every_frame = True
+    encoded = []
+    original = lazy.encode_frames
+    lazy.encode_frames = lambda *a, **k: encoded.append(1) or original(*a, **k)
+    frames = _two_camera_frames(np.random.default_rng(4), 3 * n_action_steps + 2)
+    for t, obs in enumerate(frames):
+        a, b = lazy.select_action(obs), eager.select_action(obs)
+        assert np.array_equal(a, b), t
+        assert lazy.predicted_chunk == (t % n_action_steps == 0)
+        if lazy.predicted_chunk:
+            history = [frames[max(0, i)] for i in range(t - n_obs_steps + 1, t + 1)]
+            batch = {'images': torch.from_numpy(np.stack([f['image'] for f in history]))[None],
+                     'images_wrist': torch.from_numpy(np.stack([f['image_wrist'] for f in history]))[None],
+                     'joint_positions': torch.from_numpy(np.stack([f['joint_positions'] for f in history]))[None],
+                     'instruction': [obs['instruction']]}
+            np.testing.assert_allclose(a, eager.predict_action_chunk(batch)[0, 0].numpy(), atol=1e-5)
+    # a frame is encoded only within n_obs_steps calls of a prediction
+    needed = sum(1 for t in range(len(frames)) if (-t) % n_action_steps < n_obs_steps)
+    assert len(encoded) == needed <= len(frames)
+
+
+def test_queue_mode_encodes_once_per_chunk_and_reset_keeps_the_instruction_cache(tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16, extra_cameras=['wrist'])
+    policy = VLAPolicy.from_pretrained(ckpt)
+    n = policy.config.n_action_steps
+    calls = {'encode': 0, 'language': 0}
+    encode, embed = policy.encode_frames, policy.embed_language
+    policy.encode_frames = lambda *a, **k: calls.__setitem__('encode', calls['encode'] + 1) or encode(*a, **k)
+    policy.embed_language = lambda *a, **k: calls.__setitem__('language', calls['language'] + 1) or embed(*a, **k)
+    frames = _two_camera_frames(np.random.default_rng(5), 2 * n)
+    for obs in frames:
+        policy.select_action(obs)
+    assert calls == {'encode': 2, 'language': 1}
+    policy.select_action(frames[0])  # a third chunk
+    assert len(policy._queue) == n - 1
+    # a hold resets the policy: the queue planned before it is dropped, the next call predicts
+    # from the new frame, and the instruction's embedding is not computed again
+    policy.reset()
+    assert len(policy._queue) == 0 and len(policy._history) == 0
+    fresh = VLAPolicy.from_pretrained(ckpt)
+    assert np.array_equal(policy.select_action(frames[1]), fresh.select_action(frames[1]))
+    assert policy.predicted_chunk and calls == {'encode': 4, 'language': 1}
+    # new statistics (weights) invalidate the cached embedding
+    policy.set_normalization({'state': {'mean': np.zeros(7), 'std': np.ones(7)},
+                              'action': {'mean': np.zeros(7), 'std': np.ones(7)}},
+                             instructions=['pick up the red cube', 'stack the cubes'])
+    policy.reset()
+    policy.select_action(frames[1])
+    assert calls['language'] == 2
+
+
+def test_read_only_frames_of_the_model_size_are_accepted(tmp_path):
+    """The controller passes zero-copy (read-only) views of ROS image messages."""
+    policy = VLAPolicy.from_pretrained(make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16))
+    obs = _obs(np.random.default_rng(6), size=(16, 16))
+    view = np.frombuffer(obs['image'].tobytes(), np.uint8).reshape(16, 16, 3)
+    assert not view.flags.writeable
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        action = policy.select_action({**obs, 'image': view})
+    assert np.array_equal(action, VLAPolicy.from_pretrained(tmp_path / 'ck').select_action(obs))

@@ -6,8 +6,10 @@ Token sequence of the transformer, for a history of T frames and a chunk of K ac
     [language] [frame_{t-T+1} ... frame_t] [query_1 ... query_K]  ->  K actions
 
 where each frame token fuses that frame's visual features, the instruction embedding and the
-normalized joint positions. At inference the policy caches one fused token per frame, so each
-``select_action`` call encodes only the newest image.
+normalized joint positions. At inference the policy caches one fused token per frame and the
+projected embedding of each instruction, and encodes a frame only when a chunk predicted within
+the next ``n_obs_steps`` calls will look at it: in queue mode with ``n_obs_steps=1`` and
+``n_action_steps=8``, one call in eight runs the model, the others pop the queue.
 """
 from __future__ import annotations
 
@@ -82,6 +84,12 @@ class VLAPolicy(nn.Module):
         self.temporal = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, config.action_dim))
         self.metadata: dict[str, Any] = {}  # training metadata of a loaded checkpoint
+        # inference: projected instruction embeddings (text -> ((1, D), the weights' versions))
+        self._language_cache: dict[str, tuple[torch.Tensor, tuple]] = {}
+        # True: encode every frame select_action sees, as before lazy encoding (the actions are
+        # the same; for benchmarks of the old per-tick cost)
+        self.encode_every_frame = False
+        self.predicted_chunk = False  # whether the last select_action ran the model
         self.reset()
 
     # -- building blocks ------------------------------------------------------------------
@@ -181,18 +189,28 @@ class VLAPolicy(nn.Module):
 
     # -- deployment -----------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the frame history and queued actions (call before every episode/command)."""
+        """Forget the frame history and queued actions (call before every episode/command,
+        and whenever the robot held: a stall makes both stale).  The instruction embeddings
+        stay cached."""
         self._history: deque[torch.Tensor] = deque(maxlen=self.config.n_obs_steps)
         self._queue: deque[np.ndarray] = deque()
         self._ensemble: list[list[Any]] = []  # [chunk (K, A) ndarray, age]
         self._instruction: str | None = None
         self._language: torch.Tensor | None = None
 
-    def _validate_obs(self, obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str, dict[str, np.ndarray]]:
+    def _validate_obs(self, obs: dict[str, Any]) -> tuple[np.ndarray, str]:
+        """Check every key of ``obs`` (cheaply: images are resized only when encoded) and
+        return the joint positions (N,) float32 and the instruction."""
         needed = ['image', *(f'image_{c}' for c in self.config.extra_cameras), 'joint_positions', 'instruction']
         missing = [k for k in needed if k not in obs]
         if missing:
             raise ValueError(f'observation is missing {missing}; expected keys {", ".join(needed)}')
+        for key in needed[:-2]:
+            image = np.asarray(obs[key])
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f'{key} must be an (H, W, 3) RGB array, got shape {np.shape(image)}')
+            if image.dtype != np.uint8:
+                raise ValueError(f'{key} must be uint8 (0..255), got dtype {image.dtype}')
         q = np.asarray(obs['joint_positions'], dtype=np.float32).reshape(-1)
         if q.shape != (self.config.state_dim,):
             raise ValueError(f'joint_positions has {q.shape[0]} values, the policy was trained on '
@@ -202,9 +220,47 @@ class VLAPolicy(nn.Module):
         text = obs['instruction']
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f'instruction must be a non-empty string, got {text!r}')
-        size = self.config.image_size
-        extra = {c: prepare_image(obs[f'image_{c}'], size) for c in self.config.extra_cameras}
-        return prepare_image(obs['image'], size), q, text, extra
+        return q, text
+
+    def _frame_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 of any size -> (1, 1, S, S, 3) uint8 on the device, no copy beyond
+        the resize (a read-only array of the model's size, e.g. a view of a ROS message, is
+        copied: torch wants writable memory)."""
+        image = prepare_image(image, self.config.image_size)
+        if not image.flags.writeable:
+            image = image.copy()
+        return torch.from_numpy(image).to(self.device)[None, None]
+
+    def _instruction_embedding(self, text: str) -> torch.Tensor:
+        """The projected embedding (1, D) of ``text``, computed once per instruction and kept
+        across :meth:`reset` (recomputed when the language weights or statistics change)."""
+        params = (self.language_proj.weight, self.language_proj.bias, self.language_norm.mean,
+                  self.language_norm.std)
+        try:  # in-place updates (optimizer steps, load_state_dict, set_normalization) bump these
+            version = tuple((id(t), t._version) for t in params)
+        except RuntimeError:  # inference tensors have no version counter: do not cache
+            return self.embed_language([text])
+        cached = self._language_cache.get(text)
+        if cached is not None and cached[1] == version and self.language.frozen:
+            return cached[0]
+        emb = self.embed_language([text])  # (1, D)
+        self._language_cache[text] = (emb, version)
+        return emb
+
+    def _apply(self, fn, *args, **kwargs):
+        self._language_cache.clear()  # device/dtype moves invalidate cached embeddings
+        return super()._apply(fn, *args, **kwargs)
+
+    def _observe(self, obs: dict[str, Any], q: np.ndarray) -> None:
+        """Encode the frame of ``obs`` into the history (one fused token)."""
+        images = self._frame_tensor(obs['image'])  # (1, 1, S, S, 3)
+        state = torch.from_numpy(q).to(self.device)[None, None]  # (1, 1, N)
+        extra_images = {c: self._frame_tensor(obs[f'image_{c}']) for c in self.config.extra_cameras}
+        token = self.encode_frames(images, state, self._language, extra_images)[:, 0]  # (1, D)
+        if not self._history:
+            self._history.extend([token] * self.config.n_obs_steps)  # repeat-pad, as in training
+        else:
+            self._history.append(token)
 
     @torch.no_grad()
     def select_action(self, obs: dict[str, Any]) -> np.ndarray:
@@ -212,27 +268,25 @@ class VLAPolicy(nn.Module):
 
         obs: image (H, W, 3) uint8 of any size, image_<camera> for each extra camera,
         joint_positions (N,), instruction str. A new instruction starts a fresh history (as
-        :meth:`reset`).
+        :meth:`reset`).  The model runs only when the action queue is empty (every call with
+        temporal ensembling); a frame is encoded only when it will be in the history of the
+        next prediction, so the actions equal those of encoding every frame.
         """
-        image, q, text, extra = self._validate_obs(obs)
+        q, text = self._validate_obs(obs)
         if self.training:
             self.eval()
         if text != self._instruction:
             self.reset()
             self._instruction = text
-            self._language = self.embed_language([text])  # (1, D)
-        images = torch.from_numpy(image).to(self.device)[None, None]  # (1, 1, H, W, 3)
-        state = torch.from_numpy(q).to(self.device)[None, None]  # (1, 1, N)
-        extra_images = {c: torch.from_numpy(v).to(self.device)[None, None] for c, v in extra.items()}
-        token = self.encode_frames(images, state, self._language, extra_images)[:, 0]  # (1, D)
-        if not self._history:
-            self._history.extend([token] * self.config.n_obs_steps)  # repeat-pad, as in training
-        else:
-            self._history.append(token)
-
+            self._language = self._instruction_embedding(text)  # (1, D)
+        predict = self.config.temporal_ensemble or not self._queue
+        # the next prediction happens len(queue) calls from now and looks at n_obs_steps frames
+        if predict or self.encode_every_frame or len(self._queue) < self.config.n_obs_steps:
+            self._observe(obs, q)
+        self.predicted_chunk = predict
         if self.config.temporal_ensemble:
             return self._ensembled_action()
-        if not self._queue:
+        if predict:
             chunk = self._predict_chunk()
             self._queue.extend(chunk[: self.config.n_action_steps])
         return self._queue.popleft()
