@@ -14,7 +14,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
-    install_requires=['setuptools', 'h5py', 'imageio', 'matplotlib', 'tqdm'],
+    install_requires=['setuptools', 'h5py', 'imageio', 'matplotlib', 'tqdm', 'rosbags'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',

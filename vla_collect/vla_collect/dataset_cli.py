@@ -6,6 +6,7 @@
     vla dataset view EPISODE --out F     the episode as a GIF (or MP4) with its action traces
     vla dataset split DIR [--val 0.1]    train/validation split by episode -> DIR/split.json
     vla dataset recover DIR|FILE...      salvage interrupted recordings (*.hdf5.tmp)
+    vla dataset import --format rosbag|aloha SRC OUT   recordings of other tools -> episodes
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_collect import dataset_import
 from vla_collect.episode_io import (EpisodeFormatError, list_episodes, list_interrupted,
                                     load_valid_episodes, open_episode, recover_episode,
                                     validate_episode)
@@ -315,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('recover', help='salvage interrupted recordings (*.hdf5.tmp)')
     p.add_argument('paths', nargs='+', help='directories or .tmp files')
     p.set_defaults(func=cmd_recover)
+    dataset_import.add_parser(sub)
     return parser
 
 
