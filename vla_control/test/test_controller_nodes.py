@@ -5,6 +5,9 @@ remapped to a topic the test feeds), so it can make the camera stale, send malfo
 check that the controller holds and keeps running.  One test drives the simulated arm through
 the gate and monitor."""
 import dataclasses
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -61,6 +64,7 @@ class Feed:
     def __init__(self, probe) -> None:
         self.probe, self.camera, self.states = probe, True, True
         self.image = image_msg()
+        self.position = [0.0, 0.2, 1.6, 1.3, 0.0, 0.0, 0.04]
         probe.timer(1 / 30, self.publish)
 
     def publish(self) -> None:
@@ -68,7 +72,7 @@ class Feed:
             self.probe.publish(Image, CAMERA, self.image, qos_profile_sensor_data)
         if self.states:
             self.probe.publish(JointState, '/joint_states', JointState(
-                name=JOINTS, position=[0.0, 0.2, 1.6, 1.3, 0.0, 0.0, 0.04], velocity=[0.0] * 7),
+                name=JOINTS, position=list(self.position), velocity=[0.0] * 7),
                 qos_profile_sensor_data)
 
 
@@ -196,3 +200,44 @@ def test_controller_drives_the_simulated_arm_through_the_gate(graph, checkpoints
     moved = np.abs(np.array(states[-1].position) - np.array(states[0].position)).max()
     assert moved > 1e-3, 'the arm did not move'
     assert not group.dead()
+
+
+def test_a_stale_joint_state_holds_at_the_last_target_not_at_the_stale_position(graph, checkpoints):
+    probe, start = graph
+    group = start(controller(checkpoints['good'], max_observation_age=0.3, command='pick up the red cube'))
+    feed = Feed(probe)
+    feed.position = [0.1, 0.3, 1.5, 1.2, 0.1, 0.1, 0.03]  # away from where the policy steers
+    assert status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 10, 60) is not None, \
+        group.processes[0].output()
+    feed.states = False
+    held = status(probe, lambda v: 'joint state is stale' in v['hold_reason'])
+    assert held is not None, group.processes[0].output()
+    sent = [list(m.points[0].positions) for m in probe.messages(REQUEST_TOPIC)]
+    hold, last_action = np.array(sent[-1]), np.array(sent[-2])
+    assert np.array_equal(hold, last_action), 'the hold repeats the last commanded target'
+    assert not np.allclose(hold, feed.position, atol=1e-6), 'never the stale measured position'
+    count = len(sent)
+    wait_for(lambda: False, 0.5)
+    assert len(probe.messages(REQUEST_TOPIC)) == count  # one hold, then nothing
+    assert 'last commanded target' in group.processes[0].output(20000)
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_publish_the_hold_before_the_node_exits(graph, checkpoints, sig):
+    """rclpy's own SIGINT handler used to shut the context down first: no hold ever left."""
+    probe, start = graph
+    group = start(controller(checkpoints['good'], command='pick up the red cube'))
+    feed = Feed(probe)
+    feed.position = [0.1, 0.3, 1.5, 1.2, 0.1, 0.1, 0.03]
+    assert status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 10, 60) is not None, \
+        group.processes[0].output()
+    node = group.processes[0]
+    signalled = time.monotonic()
+    os.killpg(node.pid, sig)
+    assert wait_for(lambda: not node.alive(), 20), node.output()
+    assert node.returncode == 0, node.output()
+    after = [m for t, m in probe.stamped(REQUEST_TOPIC) if t >= signalled]
+    assert after, 'no hold after the signal:\n' + node.output()
+    np.testing.assert_allclose(after[-1].points[0].positions, feed.position, atol=1e-9)
+    log = node.output(20000)
+    assert f'{sig.name} received' in log and 'shutting down: holding at the measured position' in log

@@ -2,7 +2,8 @@ import math
 
 import numpy as np
 
-from vla_control.runtime import ActionGuard, Inputs, RateMeter, check_image_size, hold_reason
+from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, RateMeter,
+                                 check_image_size, hold_reason)
 from vla_safety.rules import SafetyLimits
 
 LIMITS = SafetyLimits.from_values(['a', 'b'], [-1.0, 0.0], [1.0, 0.08], [3.0, 0.3])
@@ -56,3 +57,101 @@ def test_image_size_check_names_both_sides():
     assert check_image_size([64, 64], 64, 64) is None
     assert check_image_size([64, 64], 224, 224) == ('camera images are 224x224 but the checkpoint '
                                                     'was trained on 64x64 images')
+
+
+class QueuePolicy:
+    """A stand-in VLAPolicy with an action queue: chunks of 8 actions, each chunk from the
+    observation it was predicted on (its joint positions + 0.01 * step)."""
+
+    def __init__(self, fail=False) -> None:
+        self.queue, self.resets, self.fail, self.predicted_chunk = [], 0, fail, False
+        self.nan = False  # the next actions are NaN
+
+    def reset(self) -> None:
+        self.queue, self.resets = [], self.resets + 1
+
+    def select_action(self, obs):
+        if self.fail:
+            raise RuntimeError('out of memory')
+        self.predicted_chunk = not self.queue
+        if not self.queue:
+            self.queue = [np.asarray(obs['joint_positions']) + 0.01 * (i + 1) for i in range(8)]
+        action = self.queue.pop(0)
+        return action * math.nan if self.nan else action
+
+
+def _act(loop, now, q, **kw):
+    tick = inputs(now=now, image_time=now, state_time=now, **kw)
+    return loop.step(tick, hold_reason(tick, 0.25, 0.3), {'joint_positions': q}, q)
+
+
+def test_a_stall_drops_the_actions_queued_before_it():
+    policy = QueuePolicy()
+    loop = ControlLoop(policy, LIMITS, period=0.1, max_age=0.25)
+    q = np.array([0.0, 0.02])
+    first = _act(loop, 10.0, q)
+    assert first.predicted and first.log is None and np.allclose(first.command, [0.01, 0.03])
+    assert not _act(loop, 10.1, q).predicted and len(policy.queue) == 6
+    # the camera goes stale: hold at the measured position, and the queue is dropped
+    stale = inputs(now=10.5, image_time=10.1, state_time=10.5)
+    held = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    assert 'camera image is stale' in held.hold and held.log[0] == 'warning'
+    assert np.array_equal(held.command, q) and 'measured position' in held.log[1]
+    assert policy.queue == [] and policy.resets == 1
+    # still stale next tick: no second hold command, no second reset
+    again = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    assert again.command is None and again.log is None and policy.resets == 1
+    # back: the first action comes from a chunk predicted on the new observation
+    q2 = np.array([0.5, 0.04])
+    back = _act(loop, 11.0, q2)
+    assert back.predicted and back.log == ('info', "acting on 'pick'")
+    np.testing.assert_allclose(back.command, [0.51, 0.05])
+
+
+def test_a_failing_policy_holds_and_drops_its_queue():
+    policy = QueuePolicy()
+    loop = ControlLoop(policy, LIMITS, period=0.1, max_age=0.25)
+    q = np.array([0.0, 0.02])
+    _act(loop, 10.0, q)
+    policy.fail = True
+    failed = _act(loop, 10.1, q)
+    assert failed.fault == ('inference error', 'policy failed: out of memory')
+    assert 'policy failed' in failed.hold and np.array_equal(failed.command, q)
+    assert policy.queue == [] and policy.resets == 1
+    # a non-finite action is refused the same way
+    policy.fail = False
+    loop2 = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25)
+    _act(loop2, 10.0, q)
+    loop2.policy.nan = True
+    bad = _act(loop2, 10.1, q)
+    assert bad.fault[0] == 'bad model output' and loop2.policy.queue == []
+
+
+def test_a_stale_joint_state_holds_at_the_last_commanded_target_not_the_stale_position():
+    loop = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25)
+    q = np.array([0.0, 0.02])
+    for k in range(3):
+        last = _act(loop, 10.0 + 0.1 * k, q).command  # the targets move on, q is frozen
+    stale = inputs(now=10.6, image_time=10.6, state_time=10.2)
+    held = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    assert 'joint state is stale' in held.hold
+    assert np.array_equal(held.command, last) and not np.array_equal(held.command, q)
+    assert 'last commanded target' in held.log[1]
+    # never acted and no fresh state: nothing is commanded
+    fresh = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25)
+    assert fresh.hold_target(stale, q)[0] is None
+    # during an emergency stop the gate holds: the controller commands nothing
+    stopped = inputs(estop='joint limit')
+    assert loop.step(stopped, hold_reason(stopped, 0.25, 0.3), None, q).command is None
+
+
+def test_overruns_per_minute():
+    rate = EventRate(60.0)
+    assert rate.per_minute(0.0) == 0.0
+    for t in (1.0, 2.0, 3.0):
+        rate.add(t)
+    assert rate.per_minute(30.0) == 6.0  # 3 in the 30 s the node has run
+    assert rate.per_minute(61.5) == 2.0  # the first one left the window
+    assert rate.per_minute(200.0) == 0.0
+    rate.add(10.0)  # the clock jumped back (sim time restarted): start over
+    assert rate.per_minute(10.0) == 60.0

@@ -2,22 +2,28 @@
 
 Subscribes ``/camera/image_raw`` (sensor-data QoS; plus ``/camera/<name>/image_raw`` for each
 extra camera the checkpoint was trained with, e.g. ``wrist``), ``/joint_states``,
-``/voice_command`` and the latched ``/emergency_stop``; every ``1 / control_rate`` s it runs the policy on the newest
-frame (the policy caches the visual features of earlier frames, so a tick encodes one frame)
-and publishes one ``JointTrajectory`` point, ``time_from_start`` = one tick, on
-``/vla/command`` (the command gate forwards it to the robot).
+``/voice_command`` and the latched ``/emergency_stop``; every ``1 / control_rate`` s it gives the
+policy the newest frames and publishes one ``JointTrajectory`` point, ``time_from_start`` = one
+tick, on ``/vla/command`` (the command gate forwards it to the robot).  The policy runs the model
+only when its action queue is empty (one tick in ``n_action_steps``); the other ticks pop the queue.
 
-It holds (publishes one hold at the measured position, then nothing) and says why in the log
-and ``/diagnostics`` when there is no command, the image or joint state is older than
-``max_observation_age``, during an emergency stop, and for ``command_settle_time`` after the
-command changed; a new command resets the policy.  Inference runs in a worker thread that the
-control timer signals, so subscriptions never wait for it; a tick that finds the previous one
-still running is counted as an overrun and skipped, not queued.  A checkpoint that does not load or does
-not fit the robot leaves the node running in an ``error`` state that holds.  With
-``record_dir`` set every observation and predicted action goes to an HDF5 episode per command.
+It holds and says why in the log and ``/diagnostics`` when there is no command, the image or
+joint state is older than ``max_observation_age``, the policy fails or outputs something unsafe,
+during an emergency stop, and for ``command_settle_time`` after the command changed.  A hold
+resets the policy (actions queued before a stall are never run after it) and publishes one hold
+when the controller was acting: at the measured position, or at the last commanded target when
+the joint state is stale (see :class:`vla_control.runtime.ControlLoop`).  Inference runs in a
+worker thread (``num_threads`` torch threads) that the control timer signals, so subscriptions
+never wait for it; a tick that finds the previous one still running is counted as an overrun
+(``overruns``, ``overruns_per_minute`` in ``/diagnostics``) and skipped, not queued.  On SIGINT
+(Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the hold before it exits.  A checkpoint that
+does not load or does not fit the robot leaves the node running in an ``error`` state that
+holds.  With ``record_dir`` set every observation and predicted action goes to an HDF5 episode
+per command.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -26,15 +32,19 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_control.runtime import ActionGuard, Inputs, RateMeter, check_image_size, hold_reason
+from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
+                                 hold_reason)
 from vla_safety.gate_node import LATCHED, trajectory_msg
 from vla_safety.rules import FaultLog, SafetyLimits
 
@@ -58,14 +68,19 @@ class VLAController(Node):
         self.declare_parameter('joint_lower', [-1e9] * n)
         self.declare_parameter('joint_upper', [1e9] * n)
         self.declare_parameter('max_velocity', [2.0] * n)
+        self.declare_parameter('encode_every_tick', False, ParameterDescriptor(
+            description='benchmarks: encode every frame, also on ticks served from the action '
+                        'queue (the cost before lazy encoding; the actions are the same). '
+                        'Settable at run time'))
         p = self.get_parameter
         self.limits = SafetyLimits.from_values(p('joint_names').value, p('joint_lower').value,
                                                p('joint_upper').value, p('max_velocity').value)
         self.period = 1.0 / float(p('control_rate').value)
         self.max_age = float(p('max_observation_age').value)
         self.settle = float(p('command_settle_time').value)
-        self.guard = ActionGuard(self.limits, self.period)
-        self.meter = RateMeter(window=max(30, int(10 / self.period)))
+        self.meter = RateMeter(window=max(30, int(10 / self.period)))  # every acting tick
+        self.inference_meter = RateMeter(window=max(30, int(10 / self.period)))  # model runs
+        self.overrun_rate = EventRate(60.0)
         self.faults = FaultLog()
         self.lock = threading.Lock()
 
@@ -83,13 +98,16 @@ class VLAController(Node):
 
         self.state = 'loading'
         self.error = ''
-        self.hold = ''  # current hold reason ('' = acting)
-        self.ticks = self.actions = self.overruns = self.holds = 0
+        self.ticks = self.overruns = self.inferences = 0
         self.busy = False
         self.recorder = None  # EpisodeWriter of the current command's run
         self._recording_args: tuple[Path, str] | None = None
+        self.num_threads = max(1, int(p('num_threads').value))
         self.policy = self._load_policy()
         self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
+        self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age)
+        self._set_encode_every_tick(bool(p('encode_every_tick').value))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         inputs = MutuallyExclusiveCallbackGroup()
         self.control_group = MutuallyExclusiveCallbackGroup()
@@ -129,7 +147,7 @@ class VLAController(Node):
             import torch
 
             from vla_policy import VLAPolicy
-            torch.set_num_threads(int(self.get_parameter('num_threads').value))
+            torch.set_num_threads(self.num_threads)  # loading; the worker sets its own too
             policy = VLAPolicy.from_pretrained(path, device=str(self.get_parameter('device').value))
             names = list(self.limits.joint_names)
             policy.check_compatible(joint_names=names, action_dim=len(names), action_names=names)
@@ -161,11 +179,17 @@ class VLAController(Node):
                                       '/diagnostics, not logged)')
 
     def _decode(self, msg: Image, what: str) -> np.ndarray | None:
-        """The image as (H, W, 3) RGB, or None (a counted, logged fault) when it is malformed."""
+        """The image as (H, W, 3) RGB, or None (a counted, logged fault) when it is malformed.
+
+        An unpadded rgb8 image (what cameras and the simulator send) becomes a read-only view
+        of the message's buffer, no copy; other encodings are converted."""
         from vla_collect.ros_conversions import image_to_rgb
         try:
             if msg.height == 0 or msg.width == 0:
                 raise ValueError(f'image has zero size {msg.height}x{msg.width}')
+            h, w = int(msg.height), int(msg.width)
+            if msg.encoding == 'rgb8' and msg.step == 3 * w and len(msg.data) == 3 * w * h:
+                return np.frombuffer(msg.data, dtype=np.uint8).reshape(h, w, 3)
             return image_to_rgb(msg)
         except ValueError as exc:
             self._fault('bad image', f'ignored {what} image: {exc}')
@@ -222,11 +246,15 @@ class VLAController(Node):
         """Signal the inference thread; a tick that finds it still busy is counted, not queued."""
         if self.busy:
             self.overruns += 1
+            self.overrun_rate.add(self._now())
             return
         self.busy = True
         self._tick_due.set()
 
     def _work(self) -> None:
+        if self.policy is not None:
+            import torch
+            torch.set_num_threads(self.num_threads)  # this thread's intra-op pool, deliberately
         while not self._stopping.is_set():
             if not self._tick_due.wait(timeout=0.1):
                 continue
@@ -258,56 +286,56 @@ class VLAController(Node):
                                                                       self.settle)
         if reason == 'no camera image yet' and missing and image is not None:
             reason = f'no image yet from the {missing[0]} camera (/camera/{missing[0]}/image_raw)'
-        if reason:
-            self._enter_hold(reason, q)
-            return
-        try:
-            action = self.policy.select_action({'image': image, **extra, 'joint_positions': q,
-                                                'instruction': inputs.instruction})
-        except Exception as exc:  # noqa: BLE001 - a failing tick holds, the node keeps running
-            self._fault('inference error', f'policy failed: {exc}')
-            self._enter_hold(f'policy failed: {exc}', q)
-            return
+        obs = None if reason else {'image': image, **extra, 'joint_positions': q,
+                                   'instruction': inputs.instruction}
+        result = self.loop.step(inputs, reason, obs, q)
         latency = time.perf_counter() - start
-        target, problem = self.guard(action, q)
-        if target is None:
-            self._fault('bad model output', problem)
-            self.policy.reset()
-            self._enter_hold(problem, q)
-            return
-        self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
-                                                np.array([self.period]), target[None],
-                                                self.get_clock().now().to_msg()))
-        self.actions += 1
-        if self.hold:
-            self.get_logger().info(f'acting on {inputs.instruction!r}')
-            self.hold = ''
-        self._record(image, extra, q, v, np.asarray(action, dtype=np.float32), now)
-        self.meter.add(start, latency)
+        if result.fault is not None:
+            self._fault(*result.fault)
+        if result.log is not None:
+            level, line = result.log
+            (self.get_logger().warning if level == 'warning' else self.get_logger().info)(line)
+        if result.command is not None:
+            self._publish_target(result.command)
+        if result.action is not None:
+            self._record(image, extra, q, v, result.action, now)
+            self.meter.add(start, latency)
+            if result.predicted:
+                self.inferences += 1
+                self.inference_meter.add(start, latency)
 
-    def _enter_hold(self, reason: str, q: np.ndarray | None) -> None:
-        """Hold: one command at the measured position when we were acting, then nothing."""
-        same = reason.split(' (')[0] == self.hold.split(' (')[0]  # e.g. the same stale input
-        self.hold, was_acting = reason, not self.hold and self.actions > 0
-        if same:
-            return
-        self.holds += 1
-        self.guard.reset()
-        self.get_logger().warning(f'holding: {reason}')
-        if was_acting and q is not None and not self.estop:
-            self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
-                                                    np.array([self.period]), q[None],
-                                                    self.get_clock().now().to_msg()))
+    def _publish_target(self, target: np.ndarray) -> None:
+        self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
+                                                np.array([self.period]),
+                                                np.asarray(target, dtype=np.float64)[None],
+                                                self.get_clock().now().to_msg()))
 
     def _new_episode(self, instruction: str) -> None:
-        if self.policy is not None:
-            self.policy.reset()
-        self.guard.reset()
+        self.loop.new_episode()
         self._close_recording()
         record_dir = str(self.get_parameter('record_dir').value)
         if record_dir and instruction and self.policy is not None:
             # the file is opened on the first acted frame, when the image size is known
             self._recording_args = (Path(record_dir), instruction)
+
+    # -- parameters -----------------------------------------------------------------------------
+    def _set_encode_every_tick(self, value: bool) -> None:
+        self.encode_every_tick = value
+        if self.policy is not None:
+            self.policy.encode_every_frame = value
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """``encode_every_tick`` applies at once; the rest is read at start-up, so changing it
+        at run time is refused with the reason rather than silently ignored."""
+        for param in params:
+            if param.name in ('encode_every_tick', 'use_sim_time'):
+                continue
+            return SetParametersResult(successful=False, reason=(
+                f'{param.name} is read at start-up: restart vla_controller to change it'))
+        for param in params:
+            if param.name == 'encode_every_tick':
+                self._set_encode_every_tick(bool(param.value))
+        return SetParametersResult(successful=True)
 
     # -- recording ------------------------------------------------------------------------------
     def _record(self, image, extra, q, v, action, now) -> None:
@@ -348,20 +376,32 @@ class VLAController(Node):
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         p50, p99 = self.meter.percentiles_ms()
+        i50, i99 = self.inference_meter.percentiles_ms()
+        hold = self.loop.hold
         if self.state == 'error':
             level, message = DiagnosticStatus.ERROR, f'error: {self.error}'
-        elif self.hold:
-            level, message = DiagnosticStatus.WARN, f'holding: {self.hold}'
+        elif hold:
+            level, message = DiagnosticStatus.WARN, f'holding: {hold}'
         else:
             level, message = DiagnosticStatus.OK, 'acting'
-        values = [('state', self.state if not self.hold or self.state == 'error' else 'holding'),
-                  ('hold_reason', self.hold), ('command', self.instruction),
+        values = [('state', self.state if not hold or self.state == 'error' else 'holding'),
+                  ('hold_reason', hold), ('command', self.instruction),
+                  # per acting tick (most are served from the action queue) ...
                   ('latency_p50_ms', f'{p50:.2f}'), ('latency_p99_ms', f'{p99:.2f}'),
+                  # ... and per tick that ran the model (encoded and predicted a chunk)
+                  ('inference_latency_p50_ms', f'{i50:.2f}'),
+                  ('inference_latency_p99_ms', f'{i99:.2f}'),
                   ('achieved_rate_hz', f'{self.meter.rate_hz():.2f}'),
                   ('control_rate_hz', f'{1 / self.period:g}'), ('ticks', self.ticks),
-                  ('actions', self.actions), ('overruns', self.overruns), ('holds', self.holds),
-                  ('faults', self.faults.total),
-                  ('latency_samples_ms', ','.join(f'{x:.2f}' for x in self.meter.take_pending()))]
+                  ('actions', self.loop.actions), ('inferences', self.inferences),
+                  ('overruns', self.overruns),
+                  ('overruns_per_minute', f'{self.overrun_rate.per_minute(self._now()):.2f}'),
+                  ('holds', self.loop.holds), ('faults', self.faults.total),
+                  ('num_threads', self.num_threads),
+                  ('encode_every_tick', str(self.encode_every_tick).lower()),
+                  ('latency_samples_ms', ','.join(f'{x:.2f}' for x in self.meter.take_pending())),
+                  ('inference_samples_ms',
+                   ','.join(f'{x:.2f}' for x in self.inference_meter.take_pending()))]
         values += [(f'fault: {kind}', count) for kind, count in self.faults.counts.items()]
         status = DiagnosticStatus(level=level, name='vla_control: vla_controller', message=message,
                                   hardware_id='vla_controller')
@@ -371,32 +411,53 @@ class VLAController(Node):
         self.diag_pub.publish(msg)
 
     def shutdown(self) -> None:
-        """Fail safe on exit: hold the robot where it is and finish the recording."""
+        """Fail safe on exit: hold the robot (as a hold does: at the fresh measured position,
+        else at the last commanded target) and finish the recording.  Call it while the
+        context is still up: ``main`` handles SIGINT and SIGTERM itself for that."""
         self._stopping.set()
         self._worker.join(timeout=2.0)
         with self.lock:
             q = self.q
-        if q is not None and self.actions and rclpy.ok():
+            inputs = Inputs(self._now(), self.instruction, self.command_time, self.image_time,
+                            self.state_time, self.estop)
+        target, how = self.loop.hold_target(inputs, q) if self.loop.actions else (None, '')
+        if target is not None and rclpy.ok(context=self.context):
             try:
-                self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
-                                                        np.array([self.period]), q[None]))
+                self._publish_target(target)
+                self.get_logger().info(f'shutting down: holding {how}')
+                # reliable delivery before the publisher goes away with the node
+                self.command_pub.wait_for_all_acked(Duration(seconds=1.0))
             except Exception as exc:  # noqa: BLE001 - the context may already be shut down
                 print(f'vla_controller: final hold not sent: {exc}', file=sys.stderr)
         self._close_recording()
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # rclpy's own SIGINT handler shuts the context down before `finally` runs, so the final
+    # hold could never be published: take SIGINT (Ctrl-C, ros2 launch) and SIGTERM here.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    signalled: list[str] = []
+
+    def on_signal(signum, _frame) -> None:
+        signalled.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     node = None
     executor = SingleThreadedExecutor()
     try:
         node = VLAController()
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # wakes up for a signal within 0.1 s
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
+            if signalled:
+                node.get_logger().info(f'{signalled[0]} received')
             node.shutdown()
             node.destroy_node()
         executor.shutdown()

@@ -1,4 +1,5 @@
-"""The controller's ROS-free parts: when to hold, the last line of command checks, timing.
+"""The controller's ROS-free parts: when to hold, what to command, the last line of command
+checks, timing.
 
 ``controller_node`` is a thin adapter around these; tests and benchmarks use them directly.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,3 +120,124 @@ def check_image_size(expected: Sequence[int], height: int, width: int) -> str | 
         return (f'camera images are {height}x{width} but the checkpoint was trained on '
                 f'{int(expected[0])}x{int(expected[1])} images')
     return None
+
+
+def state_is_fresh(inputs: Inputs, max_age: float) -> bool:
+    """Whether the newest joint state is recent enough to command the arm to it."""
+    return inputs.state_time is not None and inputs.now - inputs.state_time <= max_age
+
+
+@dataclass
+class TickResult:
+    """What the controller does at one tick."""
+
+    command: np.ndarray | None = None  # joint target to publish now; None = publish nothing
+    action: np.ndarray | None = None  # the policy's action when acting (for the recording)
+    hold: str = ''  # why the controller holds ('' = acting)
+    log: tuple[str, str] | None = None  # (level 'info' | 'warning', line) to log this tick
+    fault: tuple[str, str] | None = None  # (kind, message) to count in /diagnostics
+    predicted: bool = False  # the policy ran the model (predicted a chunk) this tick
+
+
+class ControlLoop:
+    """The controller's decisions per tick, without ROS: act on the policy or hold, and what
+    to command when holding.
+
+    A hold (any reason: stale input, a failing or misbehaving policy, an e-stop, a new
+    command) resets the policy, so actions queued before the stall are never run after it,
+    and commands one hold when the controller was acting: the measured position when the
+    joint state is fresh, else the last commanded target (the arm was sent there; a stale
+    measured position would drag it back), else nothing.  During an emergency stop the gate
+    holds the robot and the controller commands nothing.
+    """
+
+    def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float) -> None:
+        self.policy = policy  # VLAPolicy-like: select_action(obs), reset(), predicted_chunk
+        self.guard = ActionGuard(limits, period)
+        self.max_age = float(max_age)
+        self.hold = ''  # current hold reason ('' = acting)
+        self.actions = self.holds = 0
+        self.last_target: np.ndarray | None = None  # last joint target commanded
+
+    def new_episode(self) -> None:
+        """A new command: the policy forgets its history and queue."""
+        if self.policy is not None:
+            self.policy.reset()
+        self.guard.reset()
+
+    def hold_target(self, inputs: Inputs, q: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+        """(where to hold, how it was chosen): the fresh measured position, else the last
+        commanded target, else (None, why nothing)."""
+        if inputs.estop:
+            return None, 'the gate holds during the emergency stop'
+        if q is not None and state_is_fresh(inputs, self.max_age):
+            return np.asarray(q, dtype=np.float64), 'at the measured position'
+        if self.last_target is not None:
+            return self.last_target, ('at the last commanded target, not at the stale measured '
+                                      'position')
+        return None, 'nothing commanded: no fresh joint state and no earlier target'
+
+    def step(self, inputs: Inputs, reason: str | None, obs: dict[str, Any] | None,
+             q: np.ndarray | None) -> TickResult:
+        """One tick: hold for ``reason`` (from :func:`hold_reason`, or an error), else act on
+        ``obs`` (the policy's observation) with the measured position ``q``."""
+        if reason:
+            return self._enter_hold(reason, inputs, q)
+        try:
+            action = self.policy.select_action(obs)
+        except Exception as exc:  # noqa: BLE001 - a failing tick holds, the caller keeps running
+            result = self._enter_hold(f'policy failed: {exc}', inputs, q)
+            result.fault = ('inference error', f'policy failed: {exc}')
+            return result
+        predicted = bool(getattr(self.policy, 'predicted_chunk', True))
+        target, problem = self.guard(action, q)
+        if target is None:
+            result = self._enter_hold(problem, inputs, q)
+            result.fault, result.predicted = ('bad model output', problem), predicted
+            return result
+        log = ('info', f'acting on {inputs.instruction!r}') if self.hold else None
+        self.hold, self.last_target = '', target
+        self.actions += 1
+        return TickResult(command=target, action=np.asarray(action, dtype=np.float32), log=log,
+                          predicted=predicted)
+
+    def _enter_hold(self, reason: str, inputs: Inputs, q: np.ndarray | None) -> TickResult:
+        same = reason.split(' (')[0] == self.hold.split(' (')[0]  # e.g. the same stale input
+        was_acting = not self.hold and self.actions > 0
+        self.hold = reason
+        if same:
+            return TickResult(hold=reason)
+        self.holds += 1
+        self.new_episode()  # drop the queue planned before the stall, and the history
+        command, how = self.hold_target(inputs, q) if was_acting else (None, '')
+        if command is not None:
+            self.last_target = command
+        line = f'holding: {reason}' + (f' ({how})' if was_acting else '')
+        return TickResult(command=command, hold=reason, log=('warning', line))
+
+
+class EventRate:
+    """Events per minute over the last ``window`` seconds of a clock (e.g. overruns)."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = float(window)
+        self.times: deque[float] = deque()
+        self.start: float | None = None  # first time seen: the rate of a young node is scaled
+        self.last = float('-inf')  # latest time seen
+
+    def _trim(self, now: float) -> None:
+        if self.start is None or now < self.last:  # first call, or the clock jumped back
+            self.times.clear()
+            self.start = now
+        self.last = now
+        while self.times and self.times[0] <= now - self.window:
+            self.times.popleft()
+
+    def add(self, now: float) -> None:
+        self._trim(now)
+        self.times.append(now)
+
+    def per_minute(self, now: float) -> float:
+        self._trim(now)
+        span = min(self.window, now - self.start)
+        return len(self.times) * 60.0 / max(span, 1.0)
