@@ -10,18 +10,54 @@ from safetensors.torch import load_file
 
 from vla_policy import VLAPolicy
 from vla_policy.train import main, run
-from vla_policy.training import EpochBatchSampler, get_lr
+from vla_policy.training import MAX_WARMUP_SHARE, EpochBatchSampler, Schedule, get_lr
 from vla_policy.testing import write_tiny_dataset
 
 FAST = ['--preset', 'tiny', '--batch-size', '8', '--warmup-steps', '5', '--log-every', '5', '--workers', '0',
         '--threads', '1']
 
 
+class FakeClock:
+    """A wall clock that advances ``dt`` seconds every time it is read: a deterministic 'machine'."""
+
+    def __init__(self, dt: float) -> None:
+        self.dt, self.now = dt, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.dt
+        return self.now
+
+
 def test_lr_schedule_warms_up_then_decays():
-    lrs = [get_lr(s, 1.0, 10, 100, 0.1) for s in range(100)]
+    sched = Schedule(1.0, warmup_steps=10, min_ratio=0.01, total_steps=100)
+    lrs = [sched.lr(s, sched.progress(s, 0.0)) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+    assert lrs[-1] == pytest.approx(0.01, abs=1e-3)
+    # the pure helper: warmup in steps times a cosine over progress
+    assert get_lr(4, 0.0, 2.0, 10, 0.1, 0.0) == pytest.approx(1.0)
+    assert get_lr(50, 1.0, 2.0, 10, 0.1, 0.0) == pytest.approx(0.0)
+    assert get_lr(50, 0.55, 2.0, 10, 0.1, 0.0) == pytest.approx(1.0)
+
+
+def test_time_schedule_ends_annealed_whatever_the_step_count():
+    for step_s in (0.1, 1.0, 7.0):  # a fast, a slow and a very slow machine
+        sched = Schedule(1.0, warmup_steps=20, min_ratio=0.01, budget_s=600.0)
+        step, lrs, elapsed = 0, [], 0.0
+        while (progress := sched.progress(step, elapsed)) < 1.0:
+            lrs.append(sched.lr(step, progress))
+            step, elapsed = step + 1, elapsed + step_s
+        assert lrs[-1] < 0.05, (step_s, lrs[-1])
+        assert max(lrs) <= 1.0 and max(lrs) > 0.5
+        peak = lrs.index(max(lrs))
+        assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+        assert sched.decay_start <= MAX_WARMUP_SHARE
+    # a warmup longer than the run is cut: the decay starts at a quarter of the schedule anyway
+    long_warmup = Schedule(1.0, warmup_steps=1000, min_ratio=0.01, total_steps=100)
+    assert long_warmup.lr(99, long_warmup.progress(99, 0.0)) < 0.05
+    # given a step count and a budget, whichever ends first defines the end
+    both = Schedule(1.0, 0, 0.01, total_steps=100, budget_s=60.0)
+    assert both.progress(50, 45.0) == pytest.approx(0.75) and both.progress(90, 30.0) == pytest.approx(0.9)
 
 
 def test_batch_sampler_covers_each_epoch_and_resumes_mid_epoch():
@@ -59,13 +95,23 @@ def test_tiny_dataset_is_overfit_and_artifacts_are_written(tiny_data, tmp_path):
     assert np.abs(policy.select_action(obs) - target).mean() < 0.25
 
 
-def test_resume_continues_the_same_run(tiny_data, tmp_path):
+def test_resume_continues_the_same_run(tiny_data, tmp_path, monkeypatch):
+    from vla_policy.train import Trainer
     common = ['--data', str(tiny_data), '--steps', '12', '--val-fraction', '0.34', '--val-every', '4',
               '--ema', '0.9', *FAST]
     run([*common, '--out', str(tmp_path / 'straight')])
-    run([*common, '--out', str(tmp_path / 'split'), '--max-minutes', '0'])  # stops (and saves) after one step
+    real_step = Trainer.train_step
+
+    def interrupted(self, batch, progress):  # a Ctrl-C during step 6, after the checkpoint of step 4
+        if self.step == 5:
+            raise KeyboardInterrupt
+        return real_step(self, batch, progress)
+
+    monkeypatch.setattr(Trainer, 'train_step', interrupted)
+    assert main([*common, '--out', str(tmp_path / 'split'), '--checkpoint-every', '4']) == 130
+    monkeypatch.setattr(Trainer, 'train_step', real_step)
     state = torch.load(tmp_path / 'split' / 'checkpoint' / 'training_state.pt', weights_only=True)
-    assert state['step'] == 1
+    assert state['step'] == 4
     run([*common, '--out', str(tmp_path / 'split'), '--resume'])
     a = load_file(str(tmp_path / 'straight' / 'checkpoint' / 'model.safetensors'))
     b = load_file(str(tmp_path / 'split' / 'checkpoint' / 'model.safetensors'))
@@ -73,6 +119,48 @@ def test_resume_continues_the_same_run(tiny_data, tmp_path):
         assert torch.allclose(a[name], b[name], atol=1e-6), name
     rows = [json.loads(x) for x in (tmp_path / 'split' / 'metrics.jsonl').read_text().splitlines()]
     assert [r['step'] for r in rows] == sorted(r['step'] for r in rows)
+
+
+def test_time_budget_finishes_the_schedule_and_the_checkpoint_acts(tiny_data, tmp_path):
+    out = tmp_path / 'budget'
+    # 0.25 s per clock read (a few reads a step): ~30 steps in a 0.25-minute budget on this fake machine
+    result = run(['--data', str(tiny_data), '--out', str(out), '--max-minutes', '0.25', '--warmup-steps', '4',
+                  '--checkpoint-every', '10', '--keep-checkpoints', '100', '--val-every', '10', *FAST[4:]],
+                 clock=FakeClock(0.25))
+    rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    lrs = [r['lr'] for r in rows if 'lr' in r]
+    assert lrs[-1] < 0.05 * 5e-4 and rows[-1]['progress'] > 0.9
+    sched = result['schedule']
+    assert sched['finished'] and sched['progress'] == 1.0 and sched['mode'] == 'time'
+    assert sched['last_lr_ratio'] < 0.05 and sched['steps_done'] == result['step'] > 10
+    assert sched['samples_per_s'] > 0
+    meta = json.loads((out / 'checkpoint' / 'metadata.json').read_text())
+    assert meta['schedule']['finished'] and meta['schedule']['budget_s'] == 15.0 and meta['step'] == result['step']
+    assert (out / 'checkpoints' / 'step_0000010').is_dir()  # periodic checkpoints still written
+    policy = VLAPolicy.from_pretrained(out)
+    action = policy.select_action({'image': np.zeros((32, 32, 3), np.uint8), 'joint_positions': np.zeros(7),
+                                   'instruction': 'pick up the red cube'})
+    assert action.shape == (7,) and np.all(np.isfinite(action))
+
+
+def test_steps_and_budget_end_with_whichever_comes_first(tiny_data, tmp_path):
+    common = ['--data', str(tiny_data), '--steps', '30', '--max-minutes', '0.25', '--warmup-steps', '4', *FAST[4:]]
+    fast = run([*common, '--out', str(tmp_path / 'fast')], clock=FakeClock(0.001))
+    assert fast['step'] == 30 and fast['schedule']['last_lr_ratio'] < 0.05
+    slow = run([*common, '--out', str(tmp_path / 'slow')], clock=FakeClock(0.25))
+    assert 5 < slow['step'] < 30 and slow['schedule']['finished'] and slow['schedule']['last_lr_ratio'] < 0.05
+
+
+def test_too_short_a_budget_is_refused_with_the_minimum(tiny_data, tmp_path, capsys):
+    common = ['--data', str(tiny_data), *FAST]
+    assert main([*common, '--out', str(tmp_path / 'a'), '--max-minutes', '0']) == 1
+    assert '--max-minutes must be > 0' in capsys.readouterr().err
+    assert main([*common, '--out', str(tmp_path / 'b'), '--steps', '5', '--min-lr-ratio', '0.1']) == 1
+    assert '--min-lr-ratio must be in [0, 0.05)' in capsys.readouterr().err
+    # 1 s per clock read: a step costs several seconds, 0.2 min cannot hold 5 warmup steps and a decay
+    from vla_policy import train
+    with pytest.raises(ValueError, match=r'too short on this machine.*need at least --max-minutes \d'):
+        train.run([*common, '--out', str(tmp_path / 'c'), '--max-minutes', '0.2'], clock=FakeClock(1.0))
 
 
 def test_dimension_independent_training(tiny_data_4d, tmp_path):

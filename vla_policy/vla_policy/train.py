@@ -2,11 +2,19 @@
 
     ros2 run vla_policy train --data DATA_DIR --out RUN_DIR [--preset cpu|clip-bert] [--steps N]
     vla train --data DATA_DIR --out RUN_DIR --epochs 20
+    vla train --data DATA_DIR --out RUN_DIR --max-minutes 10      (a fully trained model in 10 min)
     torchrun --nproc_per_node 4 -m vla_policy.train --data ... --out ...     (DDP, no code change)
 
 RUN_DIR receives ``checkpoint/`` (the latest model: model.safetensors, config.json, tokenizer/,
 metadata.json, training_state.pt for --resume), ``checkpoints/step_NNNNNN/`` (periodic),
 ``metrics.csv``/``metrics.jsonl``, ``loss.png`` and ``train_config.json``.
+
+How long it trains: ``--steps N`` (or ``--epochs E``) is a step count; ``--max-minutes M`` is a
+wall-clock budget (counted from the start, data preparation included) over which the whole
+schedule runs: warmup, cosine decay to ``--min-lr-ratio`` of the peak, EMA and the final
+checkpoint, so a slow machine gets fewer steps but a finished schedule. Given both, the schedule
+ends with whichever comes first (a step cap on a fast machine, the budget on a slow one). With
+neither, 10 epochs.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,10 +41,12 @@ from vla_policy.encoders import WeightsNotFound
 from vla_policy.images import augment_images
 from vla_policy.policy import (CheckpointError, IncompatibleCheckpoint, VLAPolicy, read_metadata,
                                resolve_checkpoint)
-from vla_policy.training import EMA, EpochBatchSampler, MetricsLog, get_lr
+from vla_policy.training import (EMA, MAX_WARMUP_SHARE, MIN_WARMUP_STEPS, EpochBatchSampler, MetricsLog,
+                                 Schedule)
 
 log = logging.getLogger('vla_policy.train')
 TRAINING_STATE = 'training_state.pt'
+BUDGET_PROBE_STEPS = 3  # steps timed (after the first) to check that a time budget is long enough
 
 
 @dataclass
@@ -49,8 +60,8 @@ class TrainConfig:
     batch_size: int = 64  # samples per optimizer step and process
     lr: float = 5e-4  # peak learning rate (AdamW)
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
-    warmup_steps: int = 200  # linear warmup before cosine decay
-    min_lr_ratio: float = 0.1  # final learning rate / peak
+    warmup_steps: int = 200  # linear warmup (cut at a quarter of the schedule) before cosine decay
+    min_lr_ratio: float = 0.01  # learning rate at the end of the schedule / peak (< 0.05)
     grad_clip: float = 1.0  # max global gradient norm
     ema: float = 0.0  # EMA decay of the weights that get saved (0 = off)
     val_fraction: float = 0.1  # share of episodes held out for validation
@@ -66,7 +77,7 @@ class TrainConfig:
     workers: int = -1  # DataLoader workers (-1: 0 with cached frames, else 2)
     cache_images: str = 'auto'  # keep resized frames in RAM: auto (if they fit) | on | off
     cache_budget_gb: float = 4.0  # RAM budget of the frame cache in auto mode
-    max_minutes: float | None = None  # stop (and save) after this wall time
+    max_minutes: float | None = None  # wall-clock budget the schedule is fitted into
     skip_invalid: bool = False  # train on the valid episodes when some files are bad
     include_failed: bool = False  # also learn from episodes with success=False
     threads: int = 0  # torch CPU threads (0: torch default)
@@ -82,6 +93,10 @@ class TrainConfig:
         if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip <= 0:
             raise ValueError(f'need --lr > 0, --warmup-steps >= 0, --grad-clip > 0; got {self.lr}, '
                              f'{self.warmup_steps}, {self.grad_clip}')
+        if not 0.0 <= self.min_lr_ratio < 0.05:
+            raise ValueError(f'--min-lr-ratio must be in [0, 0.05) so the schedule ends annealed, got {self.min_lr_ratio}')
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f'--max-minutes must be > 0, got {self.max_minutes}')
         if self.cache_images not in ('auto', 'on', 'off'):
             raise ValueError(f"--cache-images must be auto, on or off, got {self.cache_images!r}")
         if not 0.0 <= self.aug_shift < 0.5:
@@ -189,8 +204,10 @@ class Trainer:
     """One training run: data, model, optimizer, loop, validation and checkpoints."""
 
     def __init__(self, cfg: TrainConfig, model_config: VLAConfig, info: DatasetInfo, dist: Dist,
-                 device: torch.device, resume_from: Path | None) -> None:
+                 device: torch.device, resume_from: Path | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.info, self.dist, self.device = cfg, info, dist, device
+        self.clock = clock  # wall clock of the budget (tests inject a fake one)
+        self._start = clock()  # the budget counts data preparation too
         self.out = Path(cfg.out)
         self.train_ids, self.val_ids = split_episodes(len(info.episodes), cfg.val_fraction, cfg.seed)
         self.stats = load_or_compute_stats(info, self.train_ids, [info.directory / '.vla_cache', self.out / 'cache'])
@@ -206,10 +223,11 @@ class Trainer:
                                        cache, cfg.cache_budget_gb, progress=False, cameras=mc.extra_cameras)
                         if self.val_ids else None)
         per_step = cfg.batch_size * dist.world
-        if cfg.steps is not None:
-            self.total_steps = cfg.steps
-        else:
-            self.total_steps = max(1, math.ceil((cfg.epochs or 10.0) * len(self.train_set) / per_step))
+        total_steps: int | None = cfg.steps
+        if cfg.steps is None and (cfg.epochs is not None or cfg.max_minutes is None):
+            total_steps = max(1, math.ceil((cfg.epochs or 10.0) * len(self.train_set) / per_step))
+        self.schedule = Schedule(cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio, total_steps,
+                                 cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None)
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
@@ -219,6 +237,8 @@ class Trainer:
                                            fused=device.type == 'cuda')
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.step = 0
+        self.last_lr: float | None = None
+        self.samples_done, self.steps_done, self.train_seconds = 0, 0, 0.0  # this session's throughput
         self.elapsed_before = 0.0
         self.cpu_before = 0.0  # CPU seconds of earlier sessions of this run (resume)
         if resume_from is not None:
@@ -253,13 +273,37 @@ class Trainer:
         self.step = int(state['step'])
         self.elapsed_before = float(state.get('elapsed_s', 0.0))
         self.cpu_before = float(state.get('cpu_s', 0.0))
-        if state.get('total_steps') and self.cfg.steps is None and self.cfg.epochs is None:
-            self.total_steps = int(state['total_steps'])
+        cfg = self.cfg
+        if cfg.steps is None and cfg.epochs is None and cfg.max_minutes is None:  # continue as it was
+            saved = state.get('schedule') or {'total_steps': state.get('total_steps')}
+            self.schedule.total_steps = saved.get('total_steps') or self.schedule.total_steps
+            self.schedule.budget_s = saved.get('budget_s')
+        sched = state.get('schedule') or {}
+        if 'warmup_end' in sched and self.schedule.budget_s is not None:
+            self.schedule.warmup_end = sched['warmup_end']
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.schedule.total_steps
+
+    def schedule_state(self) -> dict[str, Any]:
+        """The schedule and where it ended (or stands): saved in the metadata and training state."""
+        s = self.schedule
+        progress = s.progress(self.step, self.elapsed())
+        return {'mode': s.mode, 'total_steps': s.total_steps, 'budget_s': s.budget_s,
+                'warmup_steps': s.warmup_steps, 'warmup_end': s.warmup_end, 'decay_start': round(s.decay_start, 4),
+                'peak_lr': s.base_lr, 'min_lr_ratio': s.min_ratio, 'steps_done': self.step,
+                'progress': round(progress, 4), 'last_lr': self.last_lr,
+                'last_lr_ratio': round(self.last_lr / s.base_lr, 5) if self.last_lr is not None else None,
+                'finished': progress >= 1.0,
+                'samples_per_s': round(self.samples_done / max(1e-9, self.train_seconds), 2) if self.samples_done else None,
+                'steps_per_s': round(self.steps_done / max(1e-9, self.train_seconds), 3) if self.steps_done else None}
 
     def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
             'step': self.step,
             'total_steps': self.total_steps,
+            'schedule': self.schedule_state(),
             'epoch': self.step * self.cfg.batch_size * self.dist.world / max(1, len(self.train_set)),
             'elapsed_s': round(self.elapsed(), 1),
             'cpu_s': round(self.cpu_seconds(), 1),
@@ -290,7 +334,7 @@ class Trainer:
         state = {'model': self._trainable_state(self.model), 'optimizer': self.optimizer.state_dict(),
                  'ema': self._trainable_state(self.ema.model) if self.ema is not None else None,
                  'step': self.step, 'total_steps': self.total_steps, 'elapsed_s': self.elapsed(),
-                 'cpu_s': self.cpu_seconds()}
+                 'cpu_s': self.cpu_seconds(), 'schedule': self.schedule_state()}
         tmp = ckpt / f'.{TRAINING_STATE}.tmp'
         torch.save(state, tmp)
         os.replace(tmp, ckpt / TRAINING_STATE)
@@ -303,7 +347,16 @@ class Trainer:
             shutil.rmtree(old, ignore_errors=True)
 
     def elapsed(self) -> float:
-        return self.elapsed_before + (time.monotonic() - self._start)
+        """Wall seconds of the run so far (earlier sessions included); in DDP rank 0's clock."""
+        return self.elapsed_before + (self.clock() - self._start)
+
+    def _synced_elapsed(self) -> float:
+        elapsed = self.elapsed()
+        if self.dist.world > 1 and self.schedule.budget_s is not None:  # every rank follows rank 0's clock
+            t = torch.tensor([elapsed], dtype=torch.float64)
+            torch.distributed.broadcast(t, src=0)
+            elapsed = float(t)
+        return elapsed
 
     def cpu_seconds(self) -> float:
         """CPU time of this process (all threads) over the run: the fair clock on a shared machine."""
@@ -339,9 +392,9 @@ class Trainer:
         model.train(was_training)
         return total / max(1, count)
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+    def train_step(self, batch: dict[str, Any], progress: float) -> dict[str, float]:
         cfg = self.cfg
-        lr = get_lr(self.step, cfg.lr, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
+        lr = self.schedule.lr(self.step, progress)
         for group in self.optimizer.param_groups:
             group['lr'] = lr
         torch.manual_seed(cfg.seed * 1_000_003 + self.step * 7919 + self.dist.rank)  # dropout: resumable
@@ -362,31 +415,68 @@ class Trainer:
         self.step += 1
         if self.ema is not None:
             self.ema.update(self.model, self.step)
+        self.last_lr = lr
         return {'loss': loss.item(), 'l1': info['l1'], 'mse': info['mse'], 'grad_norm': float(grad_norm), 'lr': lr}
+
+    def _check_budget(self, setup_s: float, first_step_elapsed: float) -> None:
+        """Refuse a time budget that cannot hold the set-up, a useful warmup and a decay (measured
+        over the first steps of a fresh run)."""
+        s = self.schedule
+        if s.budget_s is None:
+            return
+        if self.step > 1:
+            step_s = (self.elapsed() - first_step_elapsed) / (self.step - 1)
+        else:
+            step_s = self.elapsed() - self.elapsed_before - setup_s
+        need = s.minimum_budget_s(setup_s, step_s)
+        if need > s.budget_s:
+            minutes = math.ceil(need / 60.0 * 10) / 10
+            raise ValueError(
+                f'--max-minutes {self.cfg.max_minutes:g} is too short on this machine: data preparation took '
+                f'{setup_s:.0f} s and one step takes {step_s:.2f} s, so the '
+                f'{min(s.warmup_steps, MIN_WARMUP_STEPS)} warmup steps that must fit in the first '
+                f'{MAX_WARMUP_SHARE:.0%} of the budget, then a decay, need at least --max-minutes {minutes:g} '
+                f'(or give --steps)')
 
     def run(self) -> dict[str, Any]:
         from tqdm import tqdm
         cfg = self.cfg
-        self._start = time.monotonic()
         self._cpu_start = time.process_time()
         self.model.train()
         sampler = EpochBatchSampler(len(self.train_set), cfg.batch_size, cfg.seed, self.dist.rank, self.dist.world,
                                     start_batch=self.step)
         loader = iter(self._loader(self.train_set, sampler))
-        bar = tqdm(total=self.total_steps, initial=self.step, desc='train', unit='step', disable=not self.dist.main,
-                   dynamic_ncols=True)
+        bar = tqdm(total=100, desc='train', unit='%', disable=not self.dist.main, dynamic_ncols=True,
+                   bar_format='{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]')
         last: dict[str, Any] = {}
-        window_start, window_samples = time.monotonic(), 0
-        while self.step < self.total_steps:
-            row = self.train_step(next(loader))
+        fresh, first_step_elapsed = self.step == 0, 0.0
+        setup_s = self._synced_elapsed() - self.elapsed_before
+        progress = self.schedule.progress(self.step, self._synced_elapsed())
+        if fresh and progress >= 1.0:
+            raise ValueError(f'--max-minutes {cfg.max_minutes:g} is spent before the first step: data preparation '
+                             f'took {setup_s:.0f} s; give more time')
+        bar.update(100 * progress)
+        window_start, window_samples = self.clock(), 0
+        session_start = self.clock()
+        while progress < 1.0:
+            row = self.train_step(next(loader), progress)
             window_samples += cfg.batch_size * self.dist.world
-            bar.update(1)
-            bar.set_postfix(loss=f'{row["loss"]:.4f}', lr=f'{row["lr"]:.2e}')
-            done = self.step >= self.total_steps
-            out_of_time = cfg.max_minutes is not None and self.elapsed() >= cfg.max_minutes * 60
-            val_loss = self.validate() if (self.step % cfg.val_every == 0 or done or out_of_time) else None
+            self.samples_done += cfg.batch_size * self.dist.world
+            self.steps_done += 1
+            self.train_seconds = self.clock() - session_start
+            row['progress'] = round(progress, 4)
+            new_progress = self.schedule.progress(self.step, self._synced_elapsed())
+            bar.update(min(100.0 - bar.n, 100 * (new_progress - progress)))
+            progress = new_progress
+            bar.set_postfix(step=self.step, loss=f'{row["loss"]:.4f}', lr=f'{row["lr"]:.2e}')
+            if fresh and self.step == 1:
+                first_step_elapsed = self.elapsed()  # the first step pays one-off costs: time the next ones
+            if fresh and (self.step == 1 + BUDGET_PROBE_STEPS or (progress >= 1.0 and self.step < 1 + BUDGET_PROBE_STEPS)):
+                self._check_budget(setup_s, first_step_elapsed)
+            done = progress >= 1.0
+            val_loss = self.validate() if (self.step % cfg.val_every == 0 or done) else None
             if self.step % cfg.log_every == 0 or val_loss is not None:
-                now = time.monotonic()
+                now = self.clock()
                 row.update(step=self.step, epoch=round(sampler.epoch_of(self.step - 1), 3), val_loss=val_loss,
                            samples_per_s=round(window_samples / max(1e-9, now - window_start), 2),
                            elapsed_s=round(self.elapsed(), 1), cpu_s=round(self.cpu_seconds(), 1))
@@ -396,15 +486,17 @@ class Trainer:
                     self.metrics.append(row)
                     if val_loss is not None:
                         self.metrics.plot(self.out / 'loss.png')
-            if self.step % cfg.checkpoint_every == 0 or done or out_of_time:
+            if self.step % cfg.checkpoint_every == 0 or done:
                 self.save(last)
                 if self.dist.world > 1:
                     torch.distributed.barrier()
-            if out_of_time and not done:
-                log.warning('stopping at step %d: --max-minutes %s reached', self.step, cfg.max_minutes)
-                break
         bar.close()
-        return last
+        schedule = self.schedule_state()
+        if self.dist.main:
+            log.info('schedule finished at step %d (progress %.3f, %s): last lr %.3g = %.1f%% of the peak, '
+                     '%s samples/s', self.step, schedule['progress'], schedule['mode'], self.last_lr or 0.0,
+                     100 * (schedule['last_lr_ratio'] or 0.0), schedule['samples_per_s'])
+        return {**last, 'schedule': schedule}
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -427,7 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=d.batch_size, help=f'samples per step and process (default {d.batch_size})')
     p.add_argument('--lr', type=float, default=d.lr, help=f'peak learning rate (default {d.lr})')
     p.add_argument('--weight-decay', type=float, default=d.weight_decay, help=f'AdamW weight decay (default {d.weight_decay})')
-    p.add_argument('--warmup-steps', type=int, default=d.warmup_steps, help=f'linear warmup steps (default {d.warmup_steps})')
+    p.add_argument('--warmup-steps', type=int, default=d.warmup_steps,
+                   help=f'linear warmup steps, at most a quarter of the schedule (default {d.warmup_steps})')
+    p.add_argument('--min-lr-ratio', type=float, default=d.min_lr_ratio,
+                   help=f'learning rate at the end of the schedule / peak, below 0.05 (default {d.min_lr_ratio})')
     p.add_argument('--grad-clip', type=float, default=d.grad_clip, help=f'max gradient norm (default {d.grad_clip})')
     p.add_argument('--ema', type=float, default=d.ema, help='EMA decay of the saved weights, e.g. 0.999 (default off)')
     p.add_argument('--val-fraction', type=float, default=d.val_fraction, help=f'held-out episodes (default {d.val_fraction})')
@@ -447,7 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--cache-images', default=d.cache_images, choices=['auto', 'on', 'off'],
                    help='keep resized frames in RAM (auto: when they fit --cache-budget-gb)')
     p.add_argument('--cache-budget-gb', type=float, default=d.cache_budget_gb, help='RAM for the frame cache')
-    p.add_argument('--max-minutes', type=float, help='stop and save after this many minutes of training')
+    p.add_argument('--max-minutes', type=float,
+                   help='wall-clock budget: the whole schedule (warmup, cosine decay, final checkpoint) fits in '
+                        'it, data preparation included; with --steps, whichever ends first')
     p.add_argument('--skip-invalid', action='store_true', help='train on the valid episodes, skipping bad files')
     p.add_argument('--include-failed', action='store_true', help='also learn from episodes with success=False')
     p.add_argument('--threads', type=int, default=d.threads, help='torch CPU threads (0: default)')
@@ -457,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=args.data, out=args.out, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, ema=args.ema,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, min_lr_ratio=args.min_lr_ratio,
+        grad_clip=args.grad_clip, ema=args.ema,
         val_fraction=args.val_fraction, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, augment=not args.no_augment,
         aug_shift=args.aug_shift,
@@ -466,8 +564,11 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         include_failed=args.include_failed, threads=args.threads)
 
 
-def run(argv: list[str] | None = None) -> dict[str, Any]:
-    """Parse ``argv``, train, return the last metrics (raises on bad input)."""
+def run(argv: list[str] | None = None, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Parse ``argv``, train, return the last metrics and the schedule (raises on bad input).
+
+    ``clock`` is the wall clock a ``--max-minutes`` budget is measured on (tests pass a fake one).
+    """
     args = build_parser().parse_args(argv)
     cfg = train_config_from_args(args)
     if cfg.threads > 0:
@@ -494,11 +595,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'train_config.json').write_text(json.dumps({'train': dataclasses.asdict(cfg),
                                                            'model': model_config.to_dict()}, indent=2, default=str))
-    trainer = Trainer(cfg, model_config, info, dist, device, resume_from)
+    trainer = Trainer(cfg, model_config, info, dist, device, resume_from, clock=clock)
     if dist.main:
-        log.info('training %s on %d episodes (%d train / %d val, %d samples) for %d steps on %s',
+        sched = trainer.schedule
+        length = ' or '.join(([f'{sched.total_steps} steps'] if sched.total_steps else [])
+                             + ([f'{sched.budget_s / 60:g} min'] if sched.budget_s else []))
+        log.info('training %s on %d episodes (%d train / %d val, %d samples) for %s (%s) on %s, %d threads',
                  model_config.preset, len(info.episodes), len(trainer.train_ids), len(trainer.val_ids),
-                 len(trainer.train_set), trainer.total_steps, device)
+                 len(trainer.train_set), length, sched.mode, device, torch.get_num_threads())
     result = trainer.run()
     if dist.world > 1:
         torch.distributed.destroy_process_group()
@@ -518,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if int(os.environ.get('RANK', '0')) == 0:
         summary = {k: result.get(k) for k in ('step', 'loss', 'val_loss', 'elapsed_s')}
+        sched = result.get('schedule') or {}
+        summary.update({k: sched.get(k) for k in ('progress', 'last_lr', 'last_lr_ratio', 'samples_per_s')})
         print(f'train: done {json.dumps(summary)}; checkpoint in {Path(build_parser().parse_args(argv).out) / "checkpoint"}')
     return 0
 
