@@ -1,13 +1,22 @@
-"""Controller inference latency (p50/p99) and achieved control rate, closed loop through ROS.
+"""Controller latency (p50/p99 per tick and per inference), achieved rate, overruns and CPU,
+closed loop through ROS with the simulator running beside it; the old per-tick cost (encode
+every frame) and the new one (encode only when a chunk is predicted) side by side in one run.
 
-Runs the deploy scenario (sim_node + command_gate + safety_monitor + vla_controller) with an
-untrained checkpoint of the chosen preset (latency does not depend on the weights) and a
-language command, for ``--minutes``, and aggregates the controller's per-tick latencies and
-tick count from its /diagnostics.  Targets (cpu preset, 2 CPU cores): p99 < 20 ms and
->= 29.5 Hz achieved.
+Runs the deploy scenario (sim_node in real time + command_gate + safety_monitor +
+vla_controller) with an untrained checkpoint of the chosen preset shaped as the demo trains it
+(``cpu`` preset, front + wrist camera, 224 px images; latency does not depend on the weights)
+and a language command.  After a warm-up it alternates ``--segment``-second segments of the
+two modes in the same controller process (the run-time parameter ``encode_every_tick``), so
+the machine's other load hits both alike, and aggregates the controller's /diagnostics:
+per-tick latency samples (every acting tick; most are served from the action queue),
+per-inference samples (ticks that ran the model), ticks, overruns, and the CPU time of the
+controller and simulator processes.  Targets (issue 11, cpu preset, 2 AVX2 cores, two
+cameras): p99 < 20 ms and >= 29.5 Hz achieved.  The node processes run with
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` unless ``--isa default``.
 
-    ./run.sh bench bench_controller.py                 # cpu preset, 5 minutes
-    ./run.sh bench bench_controller.py --preset clip-bert --device cuda --minutes 2
+    ./run.sh bench bench_controller.py                          # 4 min, old vs new
+    ./run.sh bench bench_controller.py --modes new --minutes 5  # the new path only
+    ./run.sh bench bench_controller.py --preset clip-bert --device cuda --cameras none
 """
 from __future__ import annotations
 
@@ -16,16 +25,20 @@ import dataclasses
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+MODES = {'old': True, 'new': False}  # mode -> encode_every_tick
+LABELS = {'old': 'encode every tick (before)', 'new': 'encode on prediction (now)'}
 
-def make_checkpoint(preset_name: str, out: Path, image_size: int) -> Path:
-    """An untrained checkpoint of ``preset_name`` for the simulated arm."""
+
+def make_checkpoint(preset_name: str, out: Path, image_size: int, cameras: list[str]) -> Path:
+    """An untrained checkpoint of ``preset_name`` for the simulated arm, acting around home."""
     from vla_policy import VLAPolicy, preset
-    from vla_sim.env import JOINT_NAMES
+    from vla_sim.env import HOME_GRIPPER, HOME_QPOS, JOINT_NAMES
     names = list(JOINT_NAMES)
     overrides = {}
     if preset_name == 'clip-bert' and not (os.environ.get('VLA_CLIP_PATH')
@@ -39,82 +52,168 @@ def make_checkpoint(preset_name: str, out: Path, image_size: int) -> Path:
                          language_model_config=dict(hidden_size=768, num_hidden_layers=12,
                                                     num_attention_heads=12, intermediate_size=3072))
     cfg = preset(preset_name, joint_names=names, action_names=names, state_dim=len(names),
-                 action_dim=len(names), source_image_size=[image_size, image_size], **overrides)
+                 action_dim=len(names), source_image_size=[image_size, image_size],
+                 extra_cameras=list(cameras), **overrides)
     policy = VLAPolicy(cfg)
     n = len(names)
-    policy.set_normalization({'state': {'mean': np.zeros(n), 'std': np.ones(n)},
-                              'action': {'mean': np.zeros(n), 'std': np.full(n, 0.05)}})
+    home = np.append(HOME_QPOS, HOME_GRIPPER)[:n]
+    policy.set_normalization({'state': {'mean': home, 'std': np.ones(n)},
+                              'action': {'mean': home, 'std': np.full(n, 0.02)}})
     return policy.save_pretrained(out, metadata={'note': f'untrained {preset_name} for benchmarks'})
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), 0 when it is gone."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+        fields = stat[stat.rindex(')') + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float('nan')
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--minutes', type=float, default=5.0, help='measurement time')
+    parser.add_argument('--minutes', type=float, default=4.0, help='measurement time, all modes')
+    parser.add_argument('--segment', type=float, default=30.0, help='seconds per segment of a mode')
+    parser.add_argument('--modes', default='old,new', help='old,new | new | old')
     parser.add_argument('--preset', default='cpu', help='model preset: cpu, clip-bert, tiny')
+    parser.add_argument('--cameras', default='wrist', help="extra cameras ('none' = front only)")
     parser.add_argument('--checkpoint', type=Path, help='use this checkpoint instead')
     parser.add_argument('--device', default='cpu', help='torch device of the controller')
     parser.add_argument('--image-size', type=int, default=224, help='camera image size')
     parser.add_argument('--warmup', type=float, default=10.0, help='seconds ignored at the start')
+    parser.add_argument('--isa', default='avx2', choices=['avx2', 'default'],
+                        help='restrict the nodes\' torch kernels to AVX2 (issue 11) or not')
     args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(',') if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        parser.error(f'--modes takes old and/or new, got {args.modes!r}')
+    cameras = [] if args.cameras in ('', 'none') else args.cameras.split(',')
 
     from vla_sim.launching import NodeGroup, isolated_ros_env
     env = isolated_ros_env()
+    if args.isa == 'avx2':
+        env.update(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2')
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
+    import subprocess
+    capability = subprocess.run(
+        [sys.executable, '-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'],
+        env=env, capture_output=True, text=True).stdout.strip()
     from diagnostic_msgs.msg import DiagnosticArray
-    from tqdm import tqdm
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
     from vla_bringup.scenarios import build_scenario
     from vla_safety.testing import GraphProbe
 
     checkpoint = args.checkpoint or make_checkpoint(
-        args.preset, Path(tempfile.mkdtemp(prefix='bench_ckpt_')) / 'checkpoint', args.image_size)
+        args.preset, Path(tempfile.mkdtemp(prefix='bench_ckpt_')) / 'checkpoint', args.image_size,
+        cameras)
     specs = build_scenario('deploy', {'checkpoint': str(checkpoint), 'command': 'pick up the red cube'})
     specs = [dataclasses.replace(s, parameters={**s.parameters, 'image_size': args.image_size})
              if s.name == 'sim_node' else
-             dataclasses.replace(s, parameters={**s.parameters, 'device': args.device})
+             dataclasses.replace(s, parameters={**s.parameters, 'device': args.device,
+                                                'encode_every_tick': MODES[modes[0]]})
              if s.name == 'vla_controller' else s for s in specs]
-    samples: list[float] = []
+    lock = threading.Lock()
     reports: list[tuple[float, dict]] = []
 
     def on_diag(msg) -> None:
         for status in msg.status:
             if status.name == 'vla_control: vla_controller':
-                values = {kv.key: kv.value for kv in status.values}
-                reports.append((time.monotonic(), values))
-                if values.get('latency_samples_ms') and values.get('state') == 'active':
-                    samples.extend(float(x) for x in values['latency_samples_ms'].split(','))
+                with lock:
+                    reports.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
 
+    stats = {m: dict(ticks=[], infer=[], overruns=0, n_ticks=0, seconds=0.0, ctl_cpu=0.0,
+                     sim_cpu=0.0, holds=set()) for m in modes}
     with NodeGroup(specs, env=env) as group:
+        pids = {p.spec.name: p.pid for p in group.processes}
         probe = GraphProbe('bench_controller')
         try:
             probe.subscribe(DiagnosticArray, '/diagnostics', 50, on_message=on_diag)
+            client = probe.node.create_client(SetParameters, '/vla_controller/set_parameters')
             deadline = time.monotonic() + 120
-            while not any(v.get('state') == 'active' for _, v in reports):
+            while not any(v.get('state') == 'active' for _, v in list(reports)):
                 if time.monotonic() > deadline or group.dead():
                     sys.exit('the controller did not start acting:\n'
                              + '\n'.join(p.output() for p in group.processes))
                 time.sleep(0.2)
+            if not client.wait_for_service(timeout_sec=10.0):
+                sys.exit('no /vla_controller/set_parameters service')
             time.sleep(args.warmup)
-            samples.clear()
-            start_t, start_v = reports[-1]
-            total = args.minutes * 60
-            for _ in tqdm(range(int(total)), desc=f'{args.preset} controller', unit='s'):
-                time.sleep(1.0)
+            segments = max(len(modes), int(round(args.minutes * 60 / args.segment)))
+            for i in range(segments):
+                mode = modes[i % len(modes)]
+                request = SetParameters.Request(parameters=[Parameter(
+                    'encode_every_tick', Parameter.Type.BOOL, MODES[mode]).to_parameter_msg()])
+                future = client.call_async(request)
+                t0 = time.monotonic()
+                while not future.done() and time.monotonic() - t0 < 10.0:
+                    time.sleep(0.01)
+                if not future.done() or not future.result().results[0].successful:
+                    sys.exit(f'could not set encode_every_tick for {mode}')
+                # the first report after the switch mixes both modes: skip it
+                time.sleep(1.05)
+                begin = time.monotonic()
+                cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
+                with lock:
+                    first = reports[-1][1]
+                print(f'segment {i + 1}/{segments}: {LABELS[mode]}', file=sys.stderr, flush=True)
+                time.sleep(args.segment)
                 if group.dead():
                     sys.exit('a node died:\n' + '\n'.join(p.output() for p in group.dead()))
-            end_t, end_v = reports[-1]
+                end = time.monotonic()
+                cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items()}
+                with lock:
+                    window = [v for t, v in reports if begin <= t <= end]
+                    last = reports[-1][1]
+                s = stats[mode]
+                for values in window:
+                    if values.get('encode_every_tick') != str(MODES[mode]).lower():
+                        continue
+                    if values.get('state') != 'active':
+                        s['holds'].add(values.get('hold_reason', ''))
+                    for key, out in (('latency_samples_ms', 'ticks'), ('inference_samples_ms', 'infer')):
+                        if values.get(key):
+                            s[out].extend(float(x) for x in values[key].split(','))
+                s['overruns'] += int(last['overruns']) - int(first['overruns'])
+                s['n_ticks'] += int(last['ticks']) - int(first['ticks'])
+                s['seconds'] += end - begin
+                s['ctl_cpu'] += cpu1['vla_controller'] - cpu0['vla_controller']
+                s['sim_cpu'] += cpu1['sim_node'] - cpu0['sim_node']
+            final = reports[-1][1]
         finally:
             probe.close()
-    ticks = int(end_v['ticks']) - int(start_v['ticks'])
-    overruns = int(end_v['overruns']) - int(start_v['overruns'])
-    rate = ticks / (end_t - start_t)
-    lat = np.asarray(samples)
-    print(f'{args.preset} preset on {args.device}, image {args.image_size} px, '
-          f'{(end_t - start_t) / 60:.1f} min closed loop with the simulator: inference latency '
-          f'p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms, '
-          f'max {lat.max():.2f} ms over {lat.size} ticks; achieved {rate:.2f} Hz '
-          f'(nominal {end_v["control_rate_hz"]} Hz), overruns {overruns}, '
-          f'final state {end_v["state"]} {end_v["hold_reason"]}')
+
+    print(f'\n{args.preset} preset, cameras front+{"+".join(cameras) or "none"}, {args.device}, '
+          f'image {args.image_size} px, torch CPU capability {capability} '
+          f'(--isa {args.isa}), {os.cpu_count()} cores, {final.get("num_threads")} torch thread(s), '
+          f'sim_node in real time beside it; {args.minutes:g} min in {args.segment:g} s segments '
+          f'alternating {" / ".join(modes)}')
+    header = (f'{"mode":<28} {"ticks":>6} {"Hz":>6} {"tick p50":>9} {"tick p99":>9} '
+              f'{"tick max":>9} {"infer n":>7} {"inf p50":>8} {"inf p99":>8} {"overruns":>8} '
+              f'{"/min":>6} {"ctl CPU":>8} {"sim CPU":>8}')
+    print(header)
+    for mode in modes:
+        s = stats[mode]
+        ticks, infer = s['ticks'], s['infer']
+        minutes = s['seconds'] / 60
+        print(f'{LABELS[mode]:<28} {len(ticks):>6} {s["n_ticks"] / max(s["seconds"], 1e-9):>6.2f} '
+              f'{pct(ticks, 50):>9.2f} {pct(ticks, 99):>9.2f} '
+              f'{max(ticks) if ticks else float("nan"):>9.2f} {len(infer):>7} '
+              f'{pct(infer, 50):>8.2f} {pct(infer, 99):>8.2f} {s["overruns"]:>8} '
+              f'{s["overruns"] / max(minutes, 1e-9):>6.2f} '
+              f'{100 * s["ctl_cpu"] / max(s["seconds"], 1e-9):>7.1f}% '
+              f'{100 * s["sim_cpu"] / max(s["seconds"], 1e-9):>7.1f}%')
+        if s['holds']:
+            print(f'  ({LABELS[mode]}: some reports were holding: {sorted(s["holds"])})')
+    print('latencies in ms; tick = every acting tick (from the start of the tick to the action), '
+          'infer = ticks that ran the model; CPU = share of one core')
     return 0
 
 
