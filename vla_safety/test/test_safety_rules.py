@@ -55,12 +55,12 @@ def test_limit_step_caps_the_change_per_tick(limits):
 def test_limit_trajectory_uses_the_time_between_points(limits):
     times = np.array([0.0, 0.5, 1.5])
     points = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
-    out, limited = limit_trajectory(np.zeros(3), times, points, limits.max_velocity, min_dt=0.1)
-    # point 0 is due at once: one tick (0.1 s at 2 rad/s); point 1 has 0.5 s; point 2 has 1 s
+    out, limited = limit_trajectory(np.zeros(3), times, points, limits.max_velocity, first_dt=0.1)
+    # point 0 may move 0.1 s worth (at 2 rad/s); point 1 has 0.5 s; point 2 has 1 s
     np.testing.assert_allclose(out[:, 0], [0.2, 1.0, -1.0])
     assert limited
     out, limited = limit_trajectory(np.zeros(3), np.array([1.0]), np.array([[1.0, 0.5, 0.08]]),
-                                    limits.max_velocity, min_dt=0.1)
+                                    limits.max_velocity, first_dt=1.0)
     assert not limited
 
 

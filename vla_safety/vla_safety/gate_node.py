@@ -1,37 +1,47 @@
 """``ros2 run vla_safety command_gate``: the only path from command sources to the robot.
 
-Subscribes the requested commands on ``/vla/command`` (teleop, controller, scripted expert),
-checks them (unknown, missing or repeated joints, NaN/inf, bad times: refused and counted),
-reorders them to the robot's joint order, clips every target into the joint bounds, limits the
-change per control tick to ``max_velocity`` and forwards the result on
-``/joint_trajectory_controller/joint_trajectory``.
+Subscribes the requested commands on ``/vla/command`` (teleop, controller, scripted expert)
+and forwards checked, reordered, clipped and rate-limited ones on
+``/joint_trajectory_controller/joint_trajectory``.  It follows the safety monitor's heartbeat
+(``/safety/heartbeat``) and holds the robot with a controlled stop, forwarding nothing, while a
+stop is latched; only a reset of the monitor clears it.  The rules live in
+:class:`vla_safety.gate.GateCore`; this node converts messages, parameters and timers.
 
-While the latched ``/emergency_stop`` carries a reason it forwards nothing except one command
-that holds the robot where it is.  With ``require_monitor`` it forwards nothing until the safety
-monitor has said that no stop is latched (an empty ``/emergency_stop``), so a robot without a
-running monitor does not move.
+Output stamps (``stamp_mode``): ``zero`` starts each trajectory on receipt (the ros2_control
+JTC convention: use it on a real robot); ``now`` stamps with the node clock, which the
+simulator uses to drop commands forwarded before its last reset.
 """
 from __future__ import annotations
+
+import signal
+import time
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration as RclpyDuration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_safety.rules import (Fault, FaultLog, SafetyLimits, check_command, check_times,
-                              clip_to_bounds, joint_state_arrays, limit_trajectory,
-                              sample_trajectory, to_robot_order)
+from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
+from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
+from vla_safety.rules import SafetyLimits
 
 #: the latched e-stop topic: transient-local so late joiners get the current state
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      reliability=ReliabilityPolicy.RELIABLE)
+#: the heartbeat: reliable, only the newest matters
+HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+STAMP_MODES = ('zero', 'now')
 
 
 def seconds(duration: Duration) -> float:
@@ -45,11 +55,7 @@ def duration(value: float) -> Duration:
 
 def trajectory_msg(joint_names: list[str], times: np.ndarray, positions: np.ndarray,
                    stamp: TimeMsg | None = None) -> JointTrajectory:
-    """A JointTrajectory that starts at ``stamp`` (ros2_control: zero or now = at once).
-
-    The gate stamps with the time it forwards, so a robot (the simulator) can tell a command
-    sent before its last reset from a fresh one.
-    """
+    """A JointTrajectory that starts at ``stamp`` (ros2_control: zero = on receipt)."""
     msg = JointTrajectory()
     if stamp is not None:
         msg.header.stamp = stamp
@@ -59,191 +65,228 @@ def trajectory_msg(joint_names: list[str], times: np.ndarray, positions: np.ndar
     return msg
 
 
+def _describe(text: str, low: float | None = None, high: float | None = None,
+              read_only: bool = False) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=read_only)
+    if low is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
 class CommandGate(Node):
     def __init__(self) -> None:
         super().__init__('command_gate')
-        self.declare_parameter('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5',
-                                               'joint6', 'gripper'])
-        names = list(self.get_parameter('joint_names').value)
+        d = self.declare_parameter
+        d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
+          _describe('the robot joints, in action order', read_only=True))
+        n = len(self.get_parameter('joint_names').value)
         # The course's JOINT_BOUNDS (robot.yaml sets the same values for every node).
-        self.declare_parameter('joint_lower', [-3.14, -1.57, -2.5, -3.14, -2.0, -3.14, 0.0][:len(names)])
-        self.declare_parameter('joint_upper', [3.14, 1.57, 2.5, 3.14, 2.0, 3.14, 0.08][:len(names)])
-        self.declare_parameter('max_velocity', [2.0] * len(names))
-        self.declare_parameter('rate', 30.0)
-        self.declare_parameter('require_monitor', True)
-        self.declare_parameter('reanchor_time', 0.15)
-        self.declare_parameter('jump_time', 0.1)
-        self.declare_parameter('hold_time', 1.0 / 30.0)
-        self.declare_parameter('input_topic', '/vla/command')
-        self.declare_parameter('output_topic', '/joint_trajectory_controller/joint_trajectory')
+        d('joint_lower', [-3.14, -1.57, -2.5, -3.14, -2.0, -3.14, 0.0][:n],
+          _describe('lower command bounds (rad, gripper m); may only rise at run time'))
+        d('joint_upper', [3.14, 1.57, 2.5, 3.14, 2.0, 3.14, 0.08][:n],
+          _describe('upper command bounds; may only fall at run time'))
+        d('max_velocity', [2.0] * n, _describe('fastest commanded joint speed (rad/s, gripper '
+                                               'm/s); may only fall at run time'))
+        d('max_acceleration', [10.0] * n, _describe('deceleration of a controlled stop '
+                                                    '(rad/s^2, gripper m/s^2); may only fall'))
+        d('rate', 30.0, _describe('control tick (Hz): the most a path may move at once is one '
+                                  "tick's worth", 1.0, 1000.0, read_only=True))
+        d('require_monitor', True, _describe('forward nothing until the safety monitor\'s '
+                                             'heartbeat is heard; latch a stop when it is lost',
+                                             read_only=True))
+        d('reanchor_time', 0.15, _describe('s at max_velocity: a joint further off its command '
+                                           'is rate-limited from where it is', 0.0, 10.0,
+                                           read_only=True))
+        d('jump_time', 0.1, _describe('s at max_velocity: a bigger step between two joint '
+                                      'states was moved, not driven', 0.0, 10.0, read_only=True))
+        d('hold_time', 1.0 / 30.0, _describe('time_from_start (s) of a one-point hold',
+                                             0.001, 10.0, read_only=True))
+        d('joint_state_timeout', 0.15, _describe('s (node clock): an older joint state is stale: '
+                                                 'hold, never re-anchor to it', 0.001, 10.0))
+        d('heartbeat_timeout', 0.15, _describe('s (steady clock) without a safety heartbeat that '
+                                               'holds the robot', 0.001, 10.0))
+        d('heartbeat_latch_timeout', 1.0, _describe('s (steady clock) without a safety heartbeat '
+                                                    'that latches the stop', 0.001, 60.0))
+        d('deadman_topic', '', _describe('operator deadman (std_msgs/Bool, true while held); '
+                                         "'' = off", read_only=True))
+        d('deadman_timeout', 0.5, _describe('s (steady clock) of deadman silence that holds',
+                                            0.001, 10.0, read_only=True))
+        d('stamp_mode', 'zero', _describe("output header stamp: 'zero' (start on receipt, for a "
+                                          "real ros2_control JTC) or 'now' (node clock; the "
+                                          'simulator drops commands older than its last reset)',
+                                          read_only=True))
+        d('input_topic', '/vla/command', _describe('requested commands', read_only=True))
+        d('output_topic', '/joint_trajectory_controller/joint_trajectory',
+          _describe('the only topic the robot obeys', read_only=True))
 
-        p = self.get_parameter
-        self.limits = SafetyLimits.from_values(names, p('joint_lower').value, p('joint_upper').value,
-                                               p('max_velocity').value)
-        self.tick = 1.0 / float(p('rate').value)
-        self.require_monitor = bool(p('require_monitor').value)
-        self.reanchor = self.limits.max_velocity * float(p('reanchor_time').value)
-        self.jump = self.limits.max_velocity * float(p('jump_time').value)
-        self.hold_time = float(p('hold_time').value)
-        if not self.tick > 0 or not self.hold_time >= 0:
-            raise ValueError(f'rate must be > 0 and hold_time >= 0, got rate {p("rate").value}, '
-                             f'hold_time {self.hold_time}')
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.stamp_mode = str(p('stamp_mode'))
+        if self.stamp_mode not in STAMP_MODES:
+            raise ValueError(f'stamp_mode must be one of {STAMP_MODES}, got {self.stamp_mode!r}')
+        deadman_topic = str(p('deadman_topic'))
+        limits = SafetyLimits.from_values(p('joint_names'), p('joint_lower'), p('joint_upper'),
+                                          p('max_velocity'))
+        self.core = GateCore(GateConfig(
+            limits=limits, max_acceleration=np.asarray(p('max_acceleration'), dtype=np.float64),
+            rate=float(p('rate')), require_monitor=bool(p('require_monitor')),
+            reanchor_time=float(p('reanchor_time')), jump_time=float(p('jump_time')),
+            hold_time=float(p('hold_time')), joint_state_timeout=float(p('joint_state_timeout')),
+            heartbeat_timeout=float(p('heartbeat_timeout')),
+            heartbeat_latch_timeout=float(p('heartbeat_latch_timeout')),
+            deadman_timeout=float(p('deadman_timeout')) if deadman_topic else 0.0))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.q: np.ndarray | None = None  # latest measured positions, robot order
-        self.estop: str | None = None  # None: not heard yet; '': cleared; text: latched reason
-        # the last forwarded trajectory: start positions, times, points, when (node clock, s)
-        self.last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
-        self.faults = FaultLog()
-        self.forwarded = self.clipped = self.rate_limited = self.blocked = 0
-        self.reanchored = self.jumps = self.holds = self.estops = 0
-
-        self.out_pub = self.create_publisher(JointTrajectory, str(p('output_topic').value), 10)
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.out_pub = self.create_publisher(JointTrajectory, str(p('output_topic')), 10)
+        self.stop_pub = self.create_publisher(String, STOP_REQUEST_TOPIC, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointTrajectory, str(p('input_topic').value), self._on_command, 10)
+        self.create_subscription(JointTrajectory, str(p('input_topic')), self._on_command, 10)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
         self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self.create_subscription(String, HEARTBEAT_TOPIC, self._on_heartbeat, HEARTBEAT_QOS)
+        if deadman_topic:
+            self.create_subscription(Bool, deadman_topic, self._on_deadman, 10)
+        # liveness runs on the steady clock: a monitor's death is a wall-clock event
+        self.create_timer(min(0.02, self.core.config.heartbeat_timeout / 3), self._check,
+                          clock=self.steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.get_logger().info(
-            f'gating {p("input_topic").value} -> {p("output_topic").value} for {list(names)}: '
-            f'bounds {self.limits.lower.tolist()} .. {self.limits.upper.tolist()}, '
-            f'max speed {self.limits.max_velocity.tolist()} per s'
-            + (', waiting for the safety monitor' if self.require_monitor else ''))
+            f'gating {p("input_topic")} -> {p("output_topic")} for {list(limits.joint_names)}: '
+            f'bounds {limits.lower.tolist()} .. {limits.upper.tolist()}, max speed '
+            f'{limits.max_velocity.tolist()} per s, stamps {self.stamp_mode}'
+            + (', waiting for the safety monitor' if self.core.config.require_monitor else '')
+            + (f', operator deadman on {deadman_topic}' if deadman_topic else ''))
 
-    # -- inputs ---------------------------------------------------------------------------------
+    # -- clocks -----------------------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _fault(self, fault: Fault) -> None:
-        """Count a refused input; log each kind of fault once (the counts go to /diagnostics)."""
-        if self.faults.add(fault):
-            self.get_logger().warning(f'refused: {fault.reason} (further {fault.kind!r} faults '
-                                      'are counted in /diagnostics, not logged)')
+    def _steady_now(self) -> float:
+        return self.steady.now().nanoseconds * 1e-9
 
+    # -- inputs -----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        arrays = joint_state_arrays(msg.name, msg.position, msg.velocity, self.limits)
-        if isinstance(arrays, Fault):
-            self._fault(arrays)
-            return
-        jumped = self.q is not None and np.any(np.abs(arrays[0] - self.q) > self.jump)
-        self.q = arrays[0]
-        if jumped:
-            # The robot was moved, not driven (a simulator reset, a hand-guided arm): hold it
-            # where it is now, so that a command forwarded just before we saw the jump (aimed
-            # at where the robot was) is superseded at once, and rate-limit from here on.
-            self.jumps += 1
-            if self.last is not None and not self.estop:
-                self.last = None
-                self._hold()
-
-    def _on_estop(self, msg: String) -> None:
-        reason = msg.data.strip()
-        if reason and not self.estop:
-            self.estops += 1
-            self.get_logger().error(f'emergency stop: {reason}; holding the robot and forwarding '
-                                    'nothing until it is reset')
-            self._hold()
-        elif not reason and self.estop:
-            self.get_logger().warning('emergency stop cleared: forwarding commands again')
-            self.last = None  # the robot holds where it is: rate-limit from there
-        elif not reason and self.estop is None:
-            self.get_logger().info('safety monitor reports no emergency stop: forwarding commands')
-        self.estop = reason
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._apply(self.core.on_joint_state(msg.name, msg.position, msg.velocity, self._now(),
+                                             stamp or None))
 
     def _on_command(self, msg: JointTrajectory) -> None:
-        if self.estop or (self.estop is None and self.require_monitor):
-            self.blocked += 1
-            return
         rows = [list(pt.positions) for pt in msg.points]
-        fault = check_command(msg.joint_names, rows, self.limits)
-        times = np.array([seconds(pt.time_from_start) for pt in msg.points])
-        fault = fault or check_times(times)
-        if fault is not None:
-            self._fault(fault)
-            return
-        now = self._now()
-        reference = self._reference(now)
-        if reference is None:
-            self._fault(Fault('no joint state', 'no /joint_states received yet: cannot '
-                              'rate-limit a command without knowing where the robot is'))
-            return
-        targets, outside = clip_to_bounds(to_robot_order(msg.joint_names, rows, self.limits),
-                                          self.limits)
-        targets, limited = limit_trajectory(reference, times, targets, self.limits.max_velocity,
-                                            self.tick)
-        self.clipped += bool(outside.any())
-        self.rate_limited += limited
-        self._forward(reference, times, targets, now)
+        times = [seconds(pt.time_from_start) for pt in msg.points]
+        self._apply(self.core.on_command(msg.joint_names, rows, times, self._now()))
 
-    # -- outputs --------------------------------------------------------------------------------
-    def _reference(self, now: float) -> np.ndarray | None:
-        """Where the robot is commanded to be now: the last forwarded trajectory sampled at
-        ``now``, or the measured position when there is none (start-up, after a stop or a jump
-        of the measured state); a joint far from its command (blocked, pushed) is re-anchored
-        to where it is."""
-        if self.last is None:
-            return None if self.q is None else self.q.copy()
-        start, times, points, sent = self.last
-        reference = sample_trajectory(start, times, points, now - sent)
-        if self.q is not None:
-            far = np.abs(reference - self.q) > self.reanchor
-            if far.any():
-                self.reanchored += 1
-                reference[far] = self.q[far]
-        return reference
+    def _on_estop(self, msg: String) -> None:
+        self._apply(self.core.on_estop(msg.data, self._now()))
 
-    def _forward(self, start: np.ndarray, times: np.ndarray, points: np.ndarray, now: float) -> None:
-        self.out_pub.publish(trajectory_msg(list(self.limits.joint_names), times, points,
-                                            self.get_clock().now().to_msg()))
-        self.last = (start, times, points, now)
-        self.forwarded += 1
-
-    def _hold(self) -> None:
-        """One command that holds the robot at its measured position (or its current target)."""
-        now = self._now()
-        position = self.q if self.q is not None else (
-            None if self.last is None else self._reference(now))
-        if position is None:
-            self.get_logger().warning('no joint state and no command yet: nothing to hold')
+    def _on_heartbeat(self, msg: String) -> None:
+        try:
+            beat = Heartbeat.from_json(msg.data)
+        except HeartbeatError as exc:
+            if self.core.faults.add('malformed heartbeat'):
+                self.get_logger().warning(f'ignored: {exc}')
             return
-        position, _ = clip_to_bounds(position, self.limits)
-        self._forward(position, np.array([self.hold_time]), position[None], now)
-        self.holds += 1
+        self._apply(self.core.on_heartbeat(beat, self._steady_now(), self._now()))
+
+    def _on_deadman(self, msg: Bool) -> None:
+        self._apply(self.core.on_deadman(bool(msg.data), self._steady_now()))
+
+    def _check(self) -> None:
+        self._apply(self.core.check(self._steady_now(), self._now()))
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        changes = {}
+        for param in params:
+            if param.name == 'use_sim_time':
+                continue
+            if param.name not in RUNTIME_LIMITS:
+                return SetParametersResult(successful=False,
+                                           reason=f'{param.name} is read at start-up only')
+            changes[param.name] = param.value
+        refusal = self.core.set_parameters(changes) if changes else None
+        if refusal:
+            return SetParametersResult(successful=False, reason=refusal)
+        if changes:
+            self.get_logger().warning(f'limits tightened: {changes}')
+        return SetParametersResult(successful=True)
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _apply(self, out: GateOutput) -> None:
+        log = self.get_logger()
+        for level, text in out.log:
+            # one call site per severity: rclpy refuses to change it between calls of a line
+            if level == 'error':
+                log.error(text)
+            elif level == 'warn':
+                log.warning(text)
+            else:
+                log.info(text)
+        if out.trajectory is not None:
+            self.publish(out.trajectory)
+        if out.stop_request:
+            self.stop_pub.publish(String(data=out.stop_request))
+
+    def publish(self, trajectory: Trajectory) -> None:
+        stamp = self.get_clock().now().to_msg() if self.stamp_mode == 'now' else TimeMsg()
+        self.out_pub.publish(trajectory_msg(list(self.core.config.limits.joint_names),
+                                            trajectory.times, trajectory.positions, stamp))
 
     def _publish_diagnostics(self) -> None:
-        if self.estop:
-            level, message = DiagnosticStatus.ERROR, f'emergency stop: {self.estop}'
-        elif self.estop is None and self.require_monitor:
-            level, message = DiagnosticStatus.WARN, 'waiting for the safety monitor (/emergency_stop)'
-        elif self.q is None:
+        blocked = self.core.blocked_reason()
+        if self.core.latched:
+            level, message = DiagnosticStatus.ERROR, blocked
+        elif blocked:
+            level, message = DiagnosticStatus.WARN, blocked
+        elif self.core.q is None:
             level, message = DiagnosticStatus.WARN, 'no /joint_states yet'
         else:
             level, message = DiagnosticStatus.OK, 'forwarding'
         status = DiagnosticStatus(level=level, name='vla_safety: command_gate', message=message,
                                   hardware_id='command_gate')
-        values = [('forwarded', self.forwarded), ('clipped', self.clipped),
-                  ('rate_limited', self.rate_limited), ('reanchored', self.reanchored), ('state_jumps', self.jumps),
-                  ('blocked', self.blocked), ('holds', self.holds), ('estops', self.estops),
-                  ('refused', self.faults.total)]
-        values += [(f'refused: {kind}', count) for kind, count in self.faults.counts.items()]
+        values = list(self.core.counts.items()) + [('refused', self.core.faults.total)]
+        values += [(f'refused: {kind}', count) for kind, count in self.core.faults.counts.items()]
+        values += [('monitor_session', self.core.session or ''),
+                   ('latched', self.core.latched or 'none')]
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 
+    def send_final_hold(self) -> None:
+        """Fail safe on exit: a controlled stop, and a moment for DDS to deliver it."""
+        stop = self.core.shutdown(self._now())
+        if stop is None:
+            return
+        self.publish(stop)
+        self.get_logger().warning('shutting down: sent a controlled stop to the robot')
+        # reliable QoS: wait (bounded) until every matched subscriber has acknowledged it
+        self.out_pub.wait_for_all_acked(RclpyDuration(seconds=0.5))
+        time.sleep(0.05)
+
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # The node handles SIGINT (ros2 launch, Ctrl-C) and SIGTERM itself: rclpy's handler would
+    # shut the context down before the final hold, and an exception raised from a signal
+    # handler can land inside rclpy's C++ calls.  A flag ends the spin loop instead.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signals: list[int] = []
     node = None
     try:
         node = CommandGate()
-        rclpy.spin(node)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: signals.append(signum))
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not signals and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # a signal before the handlers were installed, or rclpy shut down elsewhere
     finally:
         if node is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the hold short
             if rclpy.ok():
-                node._hold()  # fail safe: the robot holds when its gate goes away
+                node.send_final_hold()
             node.destroy_node()
         rclpy.try_shutdown()
 

@@ -1,23 +1,23 @@
 """``ros2 run vla_safety safety_monitor``: joint limits, a joint-state watchdog and the e-stop.
 
 Checks every ``/joint_states`` message against per-joint position and velocity limits (the
-course's 3.5 rad and 2.0 rad/s by default) and watches that they keep coming
-(``joint_state_timeout``, on the wall clock).  On a violation it publishes the reason on the
-latched ``/emergency_stop`` (transient-local, depth 1); the command gate then holds the robot
-and forwards nothing.  The stop stays latched until ``/emergency_stop/reset`` (std_srvs/Trigger)
-is called *and* the violation has cleared; every reset is logged.  An empty string on
-``/emergency_stop`` means "not stopped" (published at start-up and on reset).
-``/emergency_stop/trigger`` stops the robot by hand (an operator's software stop button).
-
-The limits can be changed at run time (``position_limit``, ``velocity_limit``), e.g. to widen
-a limit so that a robot stopped beyond it can be reset and moved back.
+course's 3.5 rad and 2.0 rad/s by default; velocities estimated from the positions where the
+driver publishes none or NaN) and watches that they keep coming (``joint_state_timeout``, on
+the wall clock).  On a violation it latches the emergency stop: the reason goes out on the
+latched ``/emergency_stop`` (transient-local, depth 1; '' = not stopped) and in the safety
+heartbeat (``/safety/heartbeat``, ``heartbeat_rate`` Hz, see :mod:`vla_safety.heartbeat`) that
+the command gate follows.  The stop stays latched until ``/emergency_stop/reset``
+(std_srvs/Trigger) is called *and* the violation has cleared; every reset is logged.
+``/emergency_stop/trigger`` stops the robot by hand; the gate asks for a stop it latched on its
+own on ``/safety/stop_request``.  The limits can only be tightened while the node runs.
+The rules live in :class:`vla_safety.monitor.MonitorCore`.
 """
 from __future__ import annotations
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -26,184 +26,151 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from vla_safety.gate_node import LATCHED
-from vla_safety.rules import (DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, Fault, FaultLog,
-                              SafetyConfigError, SafetyLimits, check_joint_state,
-                              joint_state_arrays)
+from vla_safety.gate_node import HEARTBEAT_QOS, LATCHED
+from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
+from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
+from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
-LIMIT_PARAMETERS = ('position_limit', 'velocity_limit')
+
+def _describe(text: str, low: float | None = None, high: float | None = None,
+              read_only: bool = False) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=read_only)
+    if low is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
 
 
 class SafetyMonitor(Node):
     def __init__(self) -> None:
         super().__init__('safety_monitor')
-        self.declare_parameter('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5',
-                                               'joint6', 'gripper'])
+        d = self.declare_parameter
+        d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
+          _describe('the robot joints, in action order', read_only=True))
         n = len(self.get_parameter('joint_names').value)
-        self.declare_parameter('joint_lower', [-1e9] * n)
-        self.declare_parameter('joint_upper', [1e9] * n)
-        self.declare_parameter('max_velocity', [1e9] * n)
-        self.declare_parameter('position_limit', [DEFAULT_POSITION_LIMIT] * n)
-        self.declare_parameter('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n)
-        self.declare_parameter('joint_state_timeout', 0.5)
-        self.declare_parameter('check_rate', 50.0)
-        self.declare_parameter('start_latched', False)
-        self.limits = self._limits({})
-        self.timeout = float(self.get_parameter('joint_state_timeout').value)
-        check_rate = float(self.get_parameter('check_rate').value)
-        if not self.timeout > 0 or not check_rate > 0:
-            raise ValueError(f'joint_state_timeout ({self.timeout}) and check_rate ({check_rate}) '
-                             'must be > 0')
-        self.add_on_set_parameters_callback(self._check_parameters)
+        d('joint_lower', [-1e9] * n, _describe('command bounds (unused here)', read_only=True))
+        d('joint_upper', [1e9] * n, _describe('command bounds (unused here)', read_only=True))
+        d('max_velocity', [1e9] * n, _describe('the gate\'s speed (unused here)', read_only=True))
+        d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
+          _describe('|measured position| above this latches the stop; may only fall at run time'))
+        d('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n,
+          _describe('|measured velocity| above this latches the stop; may only fall at run time'))
+        d('joint_state_timeout', 0.5, _describe('s (wall clock) without a usable joint state that '
+                                                'latches the stop; may only fall', 0.001, 60.0))
+        d('check_rate', 50.0, _describe('Hz of the watchdog check', 1.0, 1000.0, read_only=True))
+        d('heartbeat_rate', 20.0, _describe('Hz of the safety heartbeat the gate follows',
+                                            1.0, 1000.0, read_only=True))
+        d('start_latched', False, _describe('start stopped; the operator resets once the robot '
+                                            'is ready', read_only=True))
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        limits = SafetyLimits.from_values(p('joint_names'), p('joint_lower'), p('joint_upper'),
+                                          p('max_velocity'), p('position_limit'),
+                                          p('velocity_limit'))
+        self.core = MonitorCore(MonitorConfig(limits=limits,
+                                              joint_state_timeout=float(p('joint_state_timeout')),
+                                              start_latched=bool(p('start_latched'))))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.last_state: float | None = None  # steady time (s) of the last valid joint state
-        self.q: np.ndarray | None = None
-        self.v: np.ndarray | None = None
-        self.violation: Fault | None = None  # what the latest state (or the watchdog) says now
-        self.stopped = ''  # latched reason; '' = not stopped
-        self.faults = FaultLog()
-        self.estops = self.resets = self.refused_resets = self.states = 0
-
         self.estop_pub = self.create_publisher(String, '/emergency_stop', LATCHED)
+        self.heartbeat_pub = self.create_publisher(String, HEARTBEAT_TOPIC, HEARTBEAT_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
+        self.create_subscription(String, STOP_REQUEST_TOPIC, self._on_stop_request, 10)
         self.create_service(Trigger, '/emergency_stop/reset', self._on_reset)
         self.create_service(Trigger, '/emergency_stop/trigger', self._on_trigger)
-        self.create_timer(1.0 / check_rate, self._watchdog, clock=self.steady)
+        # every timer on the steady clock: the watchdog must fire when the sim clock stops
+        self.create_timer(1.0 / float(p('check_rate')), self._watchdog, clock=self.steady)
+        self.create_timer(1.0 / float(p('heartbeat_rate')), self._heartbeat, clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
-        if self.get_parameter('start_latched').value:
-            self._trip(Fault('start-up', 'started latched (start_latched): call '
-                             '/emergency_stop/reset once the robot is ready'))
-        else:
-            self.estop_pub.publish(String(data=''))
+        self._apply(self.core.start())
         self.get_logger().info(
-            f'monitoring /joint_states of {list(self.limits.joint_names)}: |position| <= '
-            f'{self.limits.position_limit.tolist()}, |velocity| <= '
-            f'{self.limits.velocity_limit.tolist()}, watchdog {self.timeout:g} s')
+            f'monitoring /joint_states of {list(limits.joint_names)}: |position| <= '
+            f'{limits.position_limit.tolist()}, |velocity| <= {limits.velocity_limit.tolist()}, '
+            f'watchdog {self.core.config.joint_state_timeout:g} s; heartbeat session '
+            f'{self.core.session} at {p("heartbeat_rate"):g} Hz')
 
-    # -- parameters -----------------------------------------------------------------------------
-    def _limits(self, overrides: dict) -> SafetyLimits:
-        def value(name):
-            return overrides.get(name, self.get_parameter(name).value)
-        return SafetyLimits.from_values(
-            value('joint_names'), value('joint_lower'), value('joint_upper'),
-            value('max_velocity'), value('position_limit'), value('velocity_limit'))
-
-    def _check_parameters(self, params) -> SetParametersResult:
-        overrides = {}
-        for param in params:
-            if param.name in LIMIT_PARAMETERS:
-                overrides[param.name] = param.value
-            elif param.name == 'joint_state_timeout':
-                if not isinstance(param.value, float) or param.value <= 0:
-                    return SetParametersResult(successful=False, reason='joint_state_timeout must '
-                                               f'be a float > 0, got {param.value!r}')
-            elif param.name != 'use_sim_time':
-                return SetParametersResult(successful=False,
-                                           reason=f'{param.name} is read at start-up only')
-        try:
-            limits = self._limits(overrides) if overrides else self.limits
-        except SafetyConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        if overrides:
-            self.get_logger().warning(f'limits changed: {overrides}')
-            self.limits = limits
-        for param in params:
-            if param.name == 'joint_state_timeout':
-                self.timeout = float(param.value)
-        return SetParametersResult(successful=True)
-
-    # -- checks ---------------------------------------------------------------------------------
     def _steady_now(self) -> float:
         return self.steady.now().nanoseconds * 1e-9
 
+    # -- inputs -----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        arrays = joint_state_arrays(msg.name, msg.position, msg.velocity, self.limits)
-        if isinstance(arrays, Fault):
-            # Not a limit violation by itself; the watchdog trips if no usable state follows.
-            if self.faults.add(arrays):
-                self.get_logger().warning(f'ignored joint state: {arrays.reason} (further '
-                                          f'{arrays.kind!r} faults are counted in /diagnostics)')
-            return
-        self.q, self.v = arrays
-        self.last_state = self._steady_now()
-        self.states += 1
-        self.violation = check_joint_state(self.q, self.v, self.limits)
-        if self.violation is not None and not self.stopped:
-            self._trip(self.violation)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._apply(self.core.on_joint_state(msg.name, msg.position, msg.velocity,
+                                             stamp or None, self._steady_now()))
+
+    def _on_stop_request(self, msg: String) -> None:
+        self._apply(self.core.on_stop_request(msg.data))
 
     def _watchdog(self) -> None:
-        if self.last_state is None:
-            return  # armed by the first joint state
-        age = self._steady_now() - self.last_state
-        if age > self.timeout:
-            self.violation = Fault('joint state watchdog',
-                                   f'no usable /joint_states for {age:.2f} s (timeout {self.timeout:g} s)')
-            if not self.stopped:
-                self._trip(self.violation)
+        self._apply(self.core.watchdog(self._steady_now()))
 
-    def _trip(self, fault: Fault) -> None:
-        self.stopped = fault.reason
-        self.estops += 1
-        self.estop_pub.publish(String(data=fault.reason))
-        self.get_logger().error(f'EMERGENCY STOP: {fault.reason}')
-        self._publish_diagnostics()
-
-    # -- services -------------------------------------------------------------------------------
     def _on_trigger(self, request, response):
-        if self.stopped:
-            response.success, response.message = True, f'already stopped: {self.stopped}'
-        else:
-            self._trip(Fault('manual', 'manual emergency stop (/emergency_stop/trigger)'))
-            response.success, response.message = True, 'stopped'
+        answer, out = self.core.trigger('manual emergency stop (/emergency_stop/trigger)')
+        self._apply(out)
+        response.success, response.message = True, answer
         return response
 
     def _on_reset(self, request, response):
-        if not self.stopped:
-            response.success, response.message = True, 'no emergency stop is latched'
-            return response
-        if self.q is not None:  # judged by the limits in force now (they may have changed)
-            self.violation = check_joint_state(self.q, self.v, self.limits)
-        self._watchdog()
-        if self.last_state is None:
-            reason = 'no /joint_states received: cannot tell whether the violation has cleared'
-        elif self.violation is not None:
-            reason = f'the violation persists: {self.violation.reason}'
-        else:
-            reason = ''
-        if reason:
-            self.refused_resets += 1
-            self.get_logger().warning(f'emergency stop reset refused: {reason}')
-            response.success, response.message = False, f'reset refused: {reason}'
-            return response
-        self.get_logger().warning(f'emergency stop reset by a call to /emergency_stop/reset '
-                                  f'(it was: {self.stopped})')
-        previous, self.stopped = self.stopped, ''
-        self.resets += 1
-        self.estop_pub.publish(String(data=''))
-        self._publish_diagnostics()
-        response.success, response.message = True, f'reset (was: {previous})'
+        success, answer, out = self.core.reset(self._steady_now())
+        self._apply(out)
+        response.success, response.message = success, answer
         return response
 
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        changes = {}
+        for param in params:
+            if param.name == 'use_sim_time':
+                continue
+            if param.name not in RUNTIME_LIMITS:
+                return SetParametersResult(successful=False,
+                                           reason=f'{param.name} is read at start-up only')
+            changes[param.name] = param.value
+        refusal = self.core.set_parameters(changes) if changes else None
+        if refusal:
+            return SetParametersResult(successful=False, reason=refusal)
+        if changes:
+            self.get_logger().warning(f'limits tightened: {changes}')
+        return SetParametersResult(successful=True)
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _apply(self, out: MonitorOutput) -> None:
+        log = self.get_logger()
+        for level, text in out.log:
+            # one call site per severity: rclpy refuses to change it between calls of a line
+            if level == 'error':
+                log.error(text)
+            elif level == 'warn':
+                log.warning(text)
+            else:
+                log.info(text)
+        if out.estop is not None:
+            self.estop_pub.publish(String(data=out.estop))
+            self._heartbeat()  # tell the gate at once, not at the next period
+            if out.estop:
+                self._publish_diagnostics()
+
+    def _heartbeat(self) -> None:
+        self.heartbeat_pub.publish(String(data=self.core.heartbeat().to_json()))
+
     def _publish_diagnostics(self) -> None:
-        if self.stopped:
-            level, message = DiagnosticStatus.ERROR, f'emergency stop: {self.stopped}'
-        elif self.last_state is None:
+        core = self.core
+        if core.stopped:
+            level, message = DiagnosticStatus.ERROR, f'emergency stop: {core.stopped}'
+        elif core.last_state is None:
             level, message = DiagnosticStatus.WARN, 'no /joint_states yet'
         else:
             level, message = DiagnosticStatus.OK, 'ok'
-        age = '' if self.last_state is None else f'{self._steady_now() - self.last_state:.3f}'
-        values = [('emergency_stop', self.stopped or 'none'), ('estops', self.estops),
-                  ('resets', self.resets), ('refused_resets', self.refused_resets),
-                  ('joint_states', self.states), ('joint_state_age_s', age),
-                  ('violation', '' if self.violation is None else self.violation.reason),
-                  ('ignored_joint_states', self.faults.total)]
-        if self.q is not None:
-            values.append(('max_abs_position', f'{float(np.max(np.abs(self.q))):.3f}'))
-        if self.v is not None:
-            values.append(('max_abs_velocity', f'{float(np.max(np.abs(self.v))):.3f}'))
+        age = '' if core.last_state is None else f'{self._steady_now() - core.last_state:.3f}'
+        values = [('emergency_stop', core.stopped or 'none'), *core.counts.items(),
+                  ('joint_state_age_s', age), ('session', core.session),
+                  ('violation', '' if core.violation is None else core.violation.reason),
+                  ('ignored_joint_states', core.faults.total)]
+        values += [(f'fault: {kind}', count) for kind, count in core.faults.counts.items()]
+        if core.q is not None:
+            values.append(('max_abs_position', f'{float(np.max(np.abs(core.q))):.3f}'))
+        if core.v is not None:
+            values.append(('max_abs_velocity', f'{float(np.max(np.abs(core.v))):.3f}'))
         status = DiagnosticStatus(level=level, name='vla_safety: safety_monitor', message=message,
                                   hardware_id='safety_monitor')
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values]

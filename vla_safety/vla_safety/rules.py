@@ -161,21 +161,87 @@ def limit_step(previous: np.ndarray, target: np.ndarray, dt: float,
 
 
 def limit_trajectory(reference: np.ndarray, times: np.ndarray, positions: np.ndarray,
-                     max_velocity: np.ndarray, min_dt: float) -> tuple[np.ndarray, bool]:
+                     max_velocity: np.ndarray, first_dt: float) -> tuple[np.ndarray, bool]:
     """Rate-limit every point of a trajectory that starts at ``reference``.
 
-    Point ``k`` may move ``max_velocity * (t_k - t_{k-1})`` from point ``k-1`` (point -1 is
-    ``reference`` at t = 0); a first point due at once (t_0 < ``min_dt``, one control tick)
-    may move one tick's worth.  Returns the (P, N) limited points and whether any was limited.
+    Point 0 may move ``max_velocity * first_dt`` from ``reference`` (the command gate passes
+    its ``time_from_start`` plus the unused motion budget of the time since its last forwarded
+    target); point ``k`` may move ``max_velocity * (t_k - t_{k-1})`` from point ``k-1``.
+    Returns the (P, N) limited points and whether any was limited.
     """
     out = np.empty_like(np.asarray(positions, dtype=np.float64))
-    previous, t_prev, any_limited = np.asarray(reference, dtype=np.float64), 0.0, False
-    for k, (t, target) in enumerate(zip(times, positions)):
-        dt = max(float(t) - t_prev, min_dt if k == 0 else 0.0)
+    previous, any_limited = np.asarray(reference, dtype=np.float64), False
+    for k, target in enumerate(positions):
+        dt = float(first_dt) if k == 0 else float(times[k]) - float(times[k - 1])
         out[k], limited = limit_step(previous, target, dt, max_velocity)
         any_limited |= bool(limited.any())
-        previous, t_prev = out[k], float(t)
+        previous = out[k]
     return out, any_limited
+
+
+def stop_trajectory(start: np.ndarray, velocity: np.ndarray, lower: np.ndarray,
+                    upper: np.ndarray, max_velocity: np.ndarray, max_acceleration: np.ndarray,
+                    dt: float, max_time: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """A controlled stop: from ``start`` moving at ``velocity`` to rest inside the bounds.
+
+    Each joint decelerates at ``max_acceleration`` to where it comes to rest (its braking
+    distance ahead), then, if that point is outside ``[lower, upper]``, moves to the nearest
+    bound with speed at most ``max_velocity`` and acceleration at most ``max_acceleration``
+    (a trapezoidal profile, sampled every ``dt``).  The last point is inside the bounds; a
+    joint that starts outside them moves back from where it is, never further out.  Returns
+    ``(times (P,), points (P, N))`` with ``times = dt, 2 dt, ...``; a joint at rest inside the
+    bounds stays where it is (a robot at rest gets one point: ``start``).
+    """
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f'dt must be finite and > 0, got {dt}')
+    x = np.asarray(start, dtype=np.float64).copy()
+    vmax = np.asarray(max_velocity, dtype=np.float64)
+    amax = np.asarray(max_acceleration, dtype=np.float64)
+    v = np.clip(np.nan_to_num(np.asarray(velocity, dtype=np.float64)), -vmax, vmax)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f'a stop must start at a finite position, got {x.tolist()}')
+    # braking distance in steps of dt at amax: v dt + (v - a dt) dt + ... = v^2 / 2a + v dt / 2
+    target = np.clip(x + v * (np.abs(v) / (2.0 * amax) + dt / 2.0), lower, upper)
+    # a joint already outside its bounds moves back from where it is (never jumps to the bound)
+    envelope_low, envelope_high = np.minimum(lower, x), np.maximum(upper, x)
+    points = []
+    for _ in range(max(1, int(np.ceil(max_time / dt)))):
+        error = target - x
+        if np.all(np.abs(error) < 1e-9) and np.all(np.abs(v) <= amax * dt + 1e-12):
+            break
+        # the fastest speed from which the joint can still brake to the target at amax in
+        # steps of dt (the inverse of the braking distance above), and no faster than reaching
+        # the target within this step
+        brake = np.sqrt((amax * dt / 2.0) ** 2 + 2.0 * amax * np.abs(error)) - amax * dt / 2.0
+        wanted = np.sign(error) * np.minimum.reduce([vmax, brake, np.abs(error) / dt])
+        v = np.clip(wanted, v - amax * dt, v + amax * dt)
+        x = np.clip(x + v * dt, envelope_low, envelope_high)
+        points.append(x.copy())
+    if not points:
+        return np.array([dt]), x[None]
+    points[-1] = target
+    return dt * np.arange(1, len(points) + 1), np.array(points)
+
+
+def tightening_fault(name: str, current: Sequence[float], proposed: Sequence[float],
+                     wider: str = 'larger') -> str | None:
+    """Why a run-time change of a limit is refused (it widens it), or None.
+
+    ``wider``: 'larger' when a larger value is less safe (velocity limits, timeouts),
+    'smaller' when a smaller one is (a lower joint bound).  Limits may only be tightened
+    while the node runs; restart it to widen them.
+    """
+    old = np.asarray(current, dtype=np.float64).reshape(-1)
+    new = np.asarray(proposed, dtype=np.float64).reshape(-1)
+    if new.size == 1 and old.size > 1:
+        new = np.full(old.size, float(new[0]))
+    if new.shape != old.shape:
+        return f'{name} needs {old.size} value(s), got {new.size}'
+    widened = new > old + 1e-12 if wider == 'larger' else new < old - 1e-12
+    if np.any(widened):
+        return (f'{name} can only be tightened at run time (restart the node to widen it): '
+                f'{new.tolist()} widens {old.tolist()}')
+    return None
 
 
 def sample_trajectory(start: np.ndarray, times: np.ndarray, positions: np.ndarray,
@@ -263,3 +329,32 @@ class FaultLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+class VelocityEstimator:
+    """Joint velocities from successive positions and their times, for drivers that publish none.
+
+    A finite difference of the last two finite states; a gap longer than ``max_gap`` (s) or a
+    time that does not advance restarts it (no estimate until two close states are seen).
+    """
+
+    def __init__(self, max_gap: float = 0.5) -> None:
+        self.max_gap = float(max_gap)
+        self._last: tuple[float, np.ndarray] | None = None
+        self.velocity: np.ndarray | None = None
+
+    def update(self, t: float, q: np.ndarray) -> np.ndarray | None:
+        """Add a state measured at ``t`` (s); return the current estimate (None: not yet)."""
+        q = np.asarray(q, dtype=np.float64)
+        if not np.all(np.isfinite(q)):
+            return self.velocity
+        if self._last is not None:
+            dt = t - self._last[0]
+            if dt <= 0.0:
+                return self.velocity  # a repeated or reordered stamp: keep the last estimate
+            self.velocity = (q - self._last[1]) / dt if dt <= self.max_gap else None
+        self._last = (t, q.copy())
+        return self.velocity
+
+    def reset(self) -> None:
+        self._last, self.velocity = None, None

@@ -1,0 +1,256 @@
+"""GateCore over simulated time: every rule of the command gate without a ROS graph."""
+import math
+
+import numpy as np
+import pytest
+
+from vla_safety.gate import GateConfig, GateCore
+from vla_safety.heartbeat import Heartbeat
+from vla_safety.jtc import jtc_rejection
+from vla_safety.rules import SafetyLimits
+
+J = ['a', 'b']
+VMAX, AMAX, RATE = 1.5, 10.0, 30.0
+TICK = 1.0 / RATE
+
+
+def make(require_monitor=True, **kwargs) -> GateCore:
+    limits = SafetyLimits.from_values(J, [-1.0, -1.0], [1.0, 1.0], [VMAX, VMAX])
+    return GateCore(GateConfig(limits=limits, max_acceleration=np.array([AMAX, AMAX]), rate=RATE,
+                               require_monitor=require_monitor, **kwargs))
+
+
+def beat(seq, stopped=False, resets=0, session='s1', reason=''):
+    return Heartbeat(session=session, seq=seq, stopped=stopped,
+                     reason=reason or ('stop' if stopped else ''), resets=resets)
+
+
+def running(q=(0.0, 0.0)) -> GateCore:
+    gate = make()
+    gate.on_heartbeat(beat(0), 0.0, 0.0)
+    gate.on_joint_state(J, list(q), [0.0, 0.0], 0.0)
+    return gate
+
+
+class Robot:
+    """Follows the forwarded trajectories exactly (a perfect position controller)."""
+
+    def __init__(self, gate: GateCore) -> None:
+        self.gate, self.traj, self.sent = gate, None, 0.0
+        self.out: list[tuple[float, np.ndarray]] = []  # (time, first point) of every output
+
+    def position(self, now):
+        from vla_safety.rules import sample_trajectory
+        start, times, points, sent = self.gate.last
+        return sample_trajectory(start, times, points, now - sent)
+
+    def run(self, rate_hz, seconds, target, t0=0.0, start=0.0):
+        now, dt = start, 1.0 / rate_hz
+        while now < start + seconds:
+            q = self.position(now) if self.gate.last is not None else self.gate.q
+            self.gate.on_joint_state(J, q.tolist(), [], now)
+            out = self.gate.on_command(J, [list(target)], [t0], now)
+            if out.trajectory is not None:
+                self.out.append((now + t0, out.trajectory.positions[0]))
+            now += dt
+        return now
+
+
+@pytest.mark.parametrize('rate_hz', [1, 30, 100, 1000])
+@pytest.mark.parametrize('t0', [0.0, TICK])
+def test_rate_limit_holds_per_unit_of_time_however_fast_commands_come(rate_hz, t0):
+    gate = running()
+    robot = Robot(gate)
+    robot.run(rate_hz, 2.0, [0.9, -0.9], t0=t0)
+    times = np.array([t for t, _ in robot.out])
+    points = np.array([p for _, p in robot.out])
+    assert len(points) > 0
+    # over any window: displacement <= VMAX * (window + one tick of credit)
+    for i in range(len(points)):
+        moved = np.abs(points[i:] - points[i]).max(axis=1)
+        assert np.all(moved <= VMAX * (times[i:] - times[i] + TICK) + 1e-9)
+    if rate_hz >= 30:
+        assert points[-1][0] == pytest.approx(0.9)  # and it gets there
+
+
+def test_stop_while_moving_decelerates_within_the_limits():
+    gate = running()
+    gate.on_joint_state(J, [0.0, 0.0], [VMAX, -VMAX], 0.0)
+    out = gate.on_heartbeat(beat(1, stopped=True), 0.01, 0.0)
+    traj = out.trajectory
+    assert traj is not None and gate.latched == 'stop'
+    path = np.vstack([[0.0, 0.0], traj.positions])
+    v = np.diff(path, axis=0) / TICK
+    assert np.all(np.abs(v) <= VMAX + 1e-9)
+    a = np.diff(np.vstack([[VMAX, -VMAX], v]), axis=0) / TICK
+    assert np.all(np.abs(a) <= AMAX + 1e-6)
+    braking = VMAX ** 2 / (2 * AMAX)
+    assert traj.positions[-1][0] == pytest.approx(braking, abs=VMAX * TICK)
+    assert traj.positions[-1][1] == pytest.approx(-braking, abs=VMAX * TICK)
+
+
+def test_stop_at_rest_inside_bounds_holds_the_measured_position():
+    gate = running(q=(0.3, -0.2))
+    traj = gate.on_estop('manual', 0.0).trajectory
+    np.testing.assert_allclose(traj.positions, [[0.3, -0.2]])
+    assert traj.times.tolist() == [pytest.approx(1 / 30)]
+
+
+def test_stop_outside_bounds_moves_back_without_a_jump():
+    gate = running(q=(1.6, 0.0))  # 0.6 beyond the bound
+    traj = gate.on_estop('position limit', 0.0).trajectory
+    path = np.vstack([[1.6, 0.0], traj.positions])
+    assert np.all(np.abs(np.diff(path, axis=0)) <= VMAX * TICK + 1e-9)
+    assert traj.positions[-1][0] == pytest.approx(1.0) and np.all(path[:, 0] <= 1.6)
+
+
+def test_non_finite_joint_state_latches_and_holds_the_last_finite_command():
+    gate = running()
+    gate.on_command(J, [[0.04, 0.0]], [TICK], 0.0)
+    out = gate.on_joint_state(J, [math.nan, 0.0], [0.0, 0.0], 0.01)
+    assert gate.latched.startswith('non-finite joint state')
+    assert out.stop_request and out.trajectory is not None
+    assert np.all(np.isfinite(out.trajectory.positions))
+    out = gate.on_joint_state(J, [math.inf, 0.0], [], 0.02)
+    assert out.trajectory is None and gate.latched
+    assert gate.on_command(J, [[0.0, 0.0]], [TICK], 0.03).trajectory is None
+
+
+def test_stale_joint_state_holds_and_never_reanchors_to_it():
+    gate = running()
+    assert gate.on_command(J, [[0.05, 0.0]], [TICK], 0.05).trajectory is not None
+    out = gate.on_command(J, [[0.1, 0.0]], [TICK], 0.5)  # last joint state 0.5 s ago
+    assert out.trajectory is not None and gate.counts['stale_holds'] == 1
+    np.testing.assert_allclose(out.trajectory.positions[-1], [0.05, 0.0])  # the commanded point
+    assert gate.on_command(J, [[0.1, 0.0]], [TICK], 0.52).trajectory is None
+    gate.on_joint_state(J, [0.05, 0.0], [], 0.53)
+    assert gate.on_command(J, [[0.1, 0.0]], [TICK], 0.54).trajectory is not None
+
+
+def test_clock_jump_back_drops_the_reference_and_waits_for_a_fresh_state():
+    gate = running()
+    gate.on_command(J, [[0.05, 0.0]], [TICK], 0.0)
+    out = gate.on_command(J, [[0.05, 0.0]], [TICK], -5.0)
+    assert gate.counts['clock_jumps'] == 1 and out.trajectory is not None  # a hold, not a move
+    assert gate.on_command(J, [[0.5, 0.0]], [TICK], -4.99).trajectory is None
+    gate.on_joint_state(J, [0.0, 0.0], [], -4.98)
+    gate.on_joint_state(J, [0.0, 0.0], [], -4.9)
+    out = gate.on_command(J, [[0.5, 0.0]], [0.0], -4.9)  # the hold has ended: one tick's credit
+    assert out.trajectory.positions[0][0] == pytest.approx(VMAX * TICK)
+
+
+def test_heartbeat_protocol_latch_and_reset():
+    gate = make()
+    assert gate.on_command(J, [[0.0, 0.0]], [0.0], 0.0).trajectory is None  # no monitor yet
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
+    gate.on_heartbeat(beat(0), 0.0, 0.0)
+    assert not gate.blocked_reason()
+    # a stranger's '' clears nothing; a reason on /emergency_stop latches
+    assert gate.on_estop('', 0.0).trajectory is None and not gate.latched
+    gate.on_estop('someone pressed stop', 0.0)
+    assert gate.latched == 'someone pressed stop'
+    gate.on_estop('', 0.0)
+    assert gate.latched and gate.counts['ignored_clears'] == 1
+    # the monitor has not latched it: the gate asks it to
+    out = gate.on_heartbeat(beat(1), 0.05, 0.05)
+    assert out.stop_request == 'someone pressed stop' and gate.latched
+    gate.on_heartbeat(beat(2, stopped=True, reason='command gate: someone pressed stop'), 0.1, 0.1)
+    gate.on_heartbeat(beat(3, resets=1), 0.15, 0.15)  # reset through the monitor
+    assert not gate.latched
+    # repeated or older heartbeats prove nothing (they do not keep the gate alive)
+    gate.on_heartbeat(beat(3, resets=1), 0.2, 0.2)
+    assert gate.last_heartbeat == 0.15
+    # a late heartbeat holds; the same monitor back in time resumes
+    assert gate.check(0.29, 0.29).trajectory is None and not gate.blocked_reason()
+    out = gate.check(0.31, 0.31)
+    assert out.trajectory is not None and gate.silent and not gate.latched
+    assert gate.on_command(J, [[0.01, 0.0]], [TICK], 0.32).trajectory is None
+    gate.on_heartbeat(beat(4, resets=1), 0.4, 0.4)
+    assert not gate.blocked_reason()
+    # silence beyond heartbeat_latch_timeout latches
+    for steady in np.arange(0.45, 1.4, 0.05):
+        gate.check(steady, steady)
+        assert gate.silent == (steady - 0.4 > 0.15) and not gate.latched
+    out = gate.check(1.41, 1.41)
+    assert gate.latched.startswith('safety heartbeat lost') and out.stop_request
+    # a restarted monitor (new session) does not clear it; its reset does
+    gate.on_heartbeat(beat(0, session='s2'), 1.5, 1.5)
+    assert gate.latched and gate.session == 's2'
+    gate.on_heartbeat(beat(1, session='s2', stopped=True), 1.55, 1.55)
+    gate.on_heartbeat(beat(2, session='s2', resets=1), 1.6, 1.6)
+    assert not gate.latched and not gate.blocked_reason()
+
+
+def test_a_new_monitor_session_latches_even_when_it_says_not_stopped():
+    gate = running()
+    gate.on_heartbeat(beat(1), 0.05, 0.05)
+    out = gate.on_heartbeat(beat(0, session='s2'), 0.06, 0.06)
+    assert gate.latched.startswith('the safety monitor restarted') and out.stop_request
+    gate.on_heartbeat(beat(1, session='s2'), 0.1, 0.1)
+    assert gate.latched  # not stopped, but no reset yet
+
+
+def test_without_require_monitor_commands_pass_and_silence_does_not_latch():
+    gate = make(require_monitor=False)
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
+    assert gate.on_command(J, [[0.01, 0.0]], [TICK], 0.0).trajectory is not None
+    assert gate.check(10.0, 0.0).trajectory is None and not gate.latched
+
+
+def test_deadman_holds_when_released_or_silent():
+    gate = make(deadman_timeout=0.2)
+    gate.on_heartbeat(beat(0), 0.0, 0.0)
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
+    assert gate.on_command(J, [[0.01, 0.0]], [TICK], 0.0).trajectory is None
+    gate.on_deadman(True, 0.0)
+    assert gate.on_command(J, [[0.01, 0.0]], [TICK], 0.0).trajectory is not None
+    gate.on_heartbeat(beat(1), 0.25, 0.0)
+    out = gate.check(0.25, 0.0)
+    assert out.trajectory is not None and not gate.latched
+    assert gate.on_command(J, [[0.02, 0.0]], [TICK], 0.01).trajectory is None
+
+
+def test_parameters_can_only_be_tightened():
+    gate = running()
+    assert 'only be tightened' in gate.set_parameters({'max_velocity': [3.0, 3.0]})
+    assert 'read at start-up only' in gate.set_parameters({'rate': 60.0})
+    assert gate.set_parameters({'max_velocity': [0.3, 0.3], 'joint_upper': [0.5, 0.5]}) is None
+    out = gate.on_command(J, [[0.9, 0.0]], [1.0], 0.0)
+    assert out.trajectory.positions[0][0] == pytest.approx(0.3 * (1.0 + TICK))  # applies
+    assert 'only be tightened' in gate.set_parameters({'joint_lower': [-2.0, -1.0]})
+
+
+def test_forwarded_commands_meet_the_jtc_acceptance_rules():
+    """A zero stamp (start on receipt) passes whatever the latency; a 'now' stamp is dropped
+    by a real JTC once latency exceeds the trajectory (why real robots use stamp_mode zero)."""
+    gate = running()
+    latency = 0.02
+    for k, (rows, times) in enumerate([([[0.1, 0.0]], [0.0]), ([[0.1, 0.0], [0.2, 0.1]], [0.1, 0.2]),
+                                       ([[0.2, 0.2]], [1e6]), ([[0.2, 0.2]], [TICK])]):
+        now = 0.1 * (k + 1)
+        gate.on_joint_state(J, gate.q.tolist(), [], now)
+        traj = gate.on_command(J, rows, times, now).trajectory
+        assert jtc_rejection(J, J, 0.0, traj.times, traj.positions, now + latency) is None
+        stamped = jtc_rejection(J, J, now, traj.times, traj.positions, now + latency)
+        assert (stamped is None) == (traj.times[-1] >= latency), stamped
+    hold = gate.on_estop('stop', 1.0).trajectory
+    assert jtc_rejection(J, J, 0.0, hold.times, hold.positions, 1.5) is None
+    assert 'ends in the past' in jtc_rejection(J, J, 1.0, hold.times, hold.positions, 1.5)
+
+
+def test_jtc_rules():
+    assert 'repeated' in jtc_rejection(['a', 'a'], J, 0.0, [0.1], [[0, 0]], 0.0)
+    assert 'not controlled' in jtc_rejection(['a', 'x'], J, 0.0, [0.1], [[0, 0]], 0.0)
+    assert 'not after' in jtc_rejection(J, J, 0.0, [0.1, 0.1], [[0, 0], [0, 0]], 0.0)
+    assert 'partial' in jtc_rejection(['a'], J, 0.0, [0.1], [[0]], 0.0)
+    assert jtc_rejection(['b', 'a'], J, 5.0, [0.0, 0.1], [[0, 0], [0, 0]], 5.05) is None
+
+
+def test_a_stalled_gate_reads_its_queued_heartbeats_before_judging_the_monitor():
+    gate = running()
+    gate.check(0.02, 0.0)
+    assert gate.check(1.0, 0.0).trajectory is None and not gate.latched  # the gate slept
+    gate.on_heartbeat(beat(1), 1.0, 0.0)  # queued while it slept
+    assert gate.check(1.02, 0.0).trajectory is None and not gate.latched
+    gate.check(1.1, 0.0), gate.check(1.15, 0.0)
+    assert gate.check(1.2, 0.0).trajectory is not None and gate.silent

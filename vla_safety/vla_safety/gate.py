@@ -1,0 +1,447 @@
+"""The command gate's state machine, with no ROS import (the node only converts messages).
+
+:class:`GateCore` decides what reaches the robot: it checks, reorders, clips and rate-limits
+requested commands, holds the robot with a controlled stop, and follows the safety monitor's
+heartbeat (:mod:`vla_safety.heartbeat`).  Every method takes ``now``, the node clock in seconds
+(sim time in simulation), and, for liveness, ``steady``, a monotonic wall clock in seconds; it
+returns a :class:`GateOutput` that says what to publish and what to log.  Arrays are in the
+robot's joint order.
+
+Rules (docs/safety.md has the reasons):
+
+* rate limit by time: the first point of a command may move ``max_velocity * time_from_start``
+  from where the robot is commanded to be now, plus a credit for the time the commanded path
+  has been at rest (at most one tick, ``1 / rate``); a source that publishes faster than
+  ``rate`` gains nothing;
+* re-anchor to the measured position only when it is fresh (``joint_state_timeout``); with a
+  stale measurement commands are refused and the robot holds;
+* a non-finite measured position latches the stop (the robot holds its last finite command);
+* a stop is a controlled stop (:func:`vla_safety.rules.stop_trajectory`): decelerate within
+  ``max_acceleration`` and ``max_velocity`` and hold inside the bounds; a robot at rest
+  inside the bounds holds its measured position;
+* a late heartbeat (``heartbeat_timeout``) holds the robot until the same monitor session is
+  heard again; a latched stop (heartbeat stopped, silent for ``heartbeat_latch_timeout`` or
+  from a new session, a reason on /emergency_stop, a non-finite joint state) clears only on a
+  heartbeat after a reset of the monitor.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vla_safety.heartbeat import Heartbeat
+from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits, check_command,
+                              check_times, clip_to_bounds, joint_state_arrays, limit_trajectory,
+                              sample_trajectory, stop_trajectory, tightening_fault,
+                              to_robot_order, VelocityEstimator)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The gate's settings (``safety.yaml``: ``command_gate``)."""
+
+    limits: SafetyLimits  # joint names, bounds (targets are clipped into them), max_velocity
+    max_acceleration: np.ndarray  # (N,) deceleration of a controlled stop (rad/s^2, m/s^2)
+    rate: float = 30.0  # control rate (Hz): the most a path may move at once is one tick's worth
+    require_monitor: bool = True  # forward nothing until a heartbeat says the monitor runs
+    reanchor_time: float = 0.15  # s at max_velocity: a joint further off its command re-anchors
+    jump_time: float = 0.1  # s at max_velocity: a bigger step between two states is a jump
+    hold_time: float = 1.0 / 30.0  # time_from_start of a one-point hold
+    joint_state_timeout: float = 0.15  # s (node clock): an older measured position is stale
+    heartbeat_timeout: float = 0.15  # s (steady): a silent monitor for longer holds the robot
+    heartbeat_latch_timeout: float = 1.0  # s (steady): ... and for longer latches the stop
+    deadman_timeout: float = 0.0  # s (steady): an operator deadman silent for longer holds; 0: off
+
+    def __post_init__(self) -> None:
+        accel = np.asarray(self.max_acceleration, dtype=np.float64).reshape(-1)
+        if accel.size == 1:
+            accel = np.full(self.limits.n, float(accel[0]))
+        if accel.size != self.limits.n or not np.all(np.isfinite(accel)) or np.any(accel <= 0):
+            raise SafetyConfigError(f'max_acceleration must be one finite value > 0 or one per '
+                                    f'joint ({self.limits.n}), got {accel.tolist()}')
+        object.__setattr__(self, 'max_acceleration', accel)
+        positive = {'rate': self.rate, 'hold_time': self.hold_time,
+                    'joint_state_timeout': self.joint_state_timeout,
+                    'heartbeat_timeout': self.heartbeat_timeout,
+                    'heartbeat_latch_timeout': self.heartbeat_latch_timeout}
+        nonnegative = {'reanchor_time': self.reanchor_time, 'jump_time': self.jump_time,
+                       'deadman_timeout': self.deadman_timeout}
+        for name, value in positive.items():
+            if not (math.isfinite(value) and value > 0):
+                raise SafetyConfigError(f'{name} must be finite and > 0, got {value!r}')
+        for name, value in nonnegative.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise SafetyConfigError(f'{name} must be finite and >= 0, got {value!r}')
+        if self.heartbeat_latch_timeout < self.heartbeat_timeout:
+            raise SafetyConfigError(f'heartbeat_latch_timeout ({self.heartbeat_latch_timeout}) '
+                                    f'must be >= heartbeat_timeout ({self.heartbeat_timeout})')
+
+    @property
+    def tick(self) -> float:
+        return 1.0 / self.rate
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A command for the robot: ``positions[k]`` due ``times[k]`` s after it starts."""
+
+    times: np.ndarray  # (P,) time_from_start, s, increasing
+    positions: np.ndarray  # (P, N) robot joint order
+
+
+@dataclass
+class GateOutput:
+    """What one call asks the node to do."""
+
+    trajectory: Trajectory | None = None  # forward to the robot
+    stop_request: str = ''  # ask the monitor to latch a stop with this reason
+    log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
+
+
+#: parameters that may change at run time, and which direction widens them
+RUNTIME_LIMITS = {'max_velocity': 'larger', 'max_acceleration': 'larger',
+                  'joint_lower': 'smaller', 'joint_upper': 'larger',
+                  'joint_state_timeout': 'larger', 'heartbeat_timeout': 'larger',
+                  'heartbeat_latch_timeout': 'larger'}
+
+
+class GateCore:
+    """The command gate without ROS: ``on_*`` for inputs, ``check`` from a timer."""
+
+    def __init__(self, config: GateConfig) -> None:
+        self.config = config
+        self.faults = FaultLog()
+        self.counts = dict.fromkeys(('forwarded', 'clipped', 'rate_limited', 'reanchored',
+                                     'state_jumps', 'blocked', 'holds', 'estops', 'stale_holds',
+                                     'ignored_clears', 'clock_jumps', 'own_stalls'), 0)
+        # measured state (the last finite one) and when it arrived (node clock)
+        self.q: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+        self.q_time: float | None = None
+        self.velocity = VelocityEstimator(max_gap=config.joint_state_timeout)
+        # the last forwarded trajectory: start positions, times, points, when (node clock)
+        self.last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        self.path_end = -math.inf  # node time at which the last forwarded path ends
+        self.last_now = -math.inf
+        self.stale_held = False
+        # the monitor we follow, and the latch
+        self.session: str | None = None
+        self.seq = -1
+        self.monitor_stopped: bool | None = None
+        self.monitor_resets: int | None = None
+        self.last_heartbeat: float | None = None  # steady time
+        self.last_check: float | None = None  # steady time of the last check()
+        self.latched = ''  # why the gate holds until a reset; '' = not latched
+        self.silent = False  # holding: the heartbeat is late (not latched yet)
+        self.latch_resets: int | None = None  # the monitor's reset count when it latched
+        self.deadman_at: float | None = None  # steady time of the last "pressed"
+        self.deadman_ok = config.deadman_timeout == 0
+
+    # -- state ------------------------------------------------------------------------------
+    def blocked_reason(self) -> str:
+        """Why commands are not forwarded now ('' when they are)."""
+        if self.latched:
+            return f'emergency stop: {self.latched}'
+        if self.config.require_monitor and self.session is None:
+            return 'waiting for the safety monitor (its heartbeat on /safety/heartbeat)'
+        if self.silent:
+            return 'the safety heartbeat is late'
+        if not self.deadman_ok:
+            return 'operator deadman released or silent'
+        return ''
+
+    def fresh(self, now: float) -> bool:
+        """Whether the measured position is recent enough to re-anchor to."""
+        return self.q_time is not None and 0.0 <= now - self.q_time <= self.config.joint_state_timeout
+
+    # -- inputs -----------------------------------------------------------------------------
+    def on_joint_state(self, names: Sequence[str], positions: Sequence[float],
+                       velocities: Sequence[float], now: float,
+                       stamp: float | None = None) -> GateOutput:
+        """A measured state; ``stamp`` (its header, s; None: unknown) dates it for the
+        velocity estimate used where the driver publishes no velocities."""
+        out = GateOutput()
+        self._clock(now, out)
+        arrays = joint_state_arrays(names, positions, velocities, self.config.limits)
+        if isinstance(arrays, Fault):
+            self._fault(arrays, out)
+            return out
+        q, v = arrays
+        if not np.all(np.isfinite(q)):
+            bad = [self.config.limits.joint_names[j] for j in np.flatnonzero(~np.isfinite(q))]
+            self._fault(Fault('non-finite joint state', f'non-finite measured position of {bad}: '
+                              f'{q.tolist()}'), out)
+            self._latch(f'non-finite joint state: measured position of {bad} is {q.tolist()}',
+                        now, out, from_reference=True)
+            return out
+        estimate = self.velocity.update(stamp if stamp else now, q)
+        if v is None or not np.all(np.isfinite(v)):
+            fallback = estimate if estimate is not None else np.zeros_like(q)
+            v = fallback if v is None else np.where(np.isfinite(v), v, fallback)
+        jumped = self.fresh(now) and np.any(np.abs(q - self.q) > self._jump)
+        self.q, self.v, self.q_time = q, v, now
+        self.stale_held = False
+        if jumped:
+            # moved, not driven (a simulator reset, a hand-guided arm): hold where it is now, so
+            # that a command aimed at where it was is superseded, and rate-limit from here on
+            self.counts['state_jumps'] += 1
+            if self.last is not None and not self.blocked_reason():
+                self.last = None
+                out.trajectory = self._stop(now)
+        return out
+
+    def on_command(self, names: Sequence[str], rows: Sequence[Sequence[float]],
+                   times: Sequence[float], now: float) -> GateOutput:
+        """A requested command: forward a checked, clipped, rate-limited one (or nothing)."""
+        out = GateOutput()
+        self._clock(now, out)
+        if self.blocked_reason():
+            self.counts['blocked'] += 1
+            return out
+        times = np.asarray(times, dtype=np.float64)
+        fault = check_command(names, rows, self.config.limits) or check_times(times)
+        if fault is not None:
+            self._fault(fault, out)
+            return out
+        if self.q is None:
+            self._fault(Fault('no joint state', 'no /joint_states received yet: cannot '
+                              'rate-limit a command without knowing where the robot is'), out)
+            return out
+        if not self.fresh(now):
+            age = 'of unknown age' if self.q_time is None else f'{now - self.q_time:.3f} s old'
+            self._fault(Fault('stale joint state', f'the last joint state is {age} '
+                              f'(joint_state_timeout {self.config.joint_state_timeout:g} s): '
+                              'holding'), out)
+            if not self.stale_held:
+                self.stale_held = True
+                self.counts['stale_holds'] += 1
+                out.trajectory = self._stop(now)
+            return out
+        limits = self.config.limits
+        reference = self._reference(now)
+        targets, outside = clip_to_bounds(to_robot_order(names, rows, limits), limits)
+        # credit: the time the commanded path has been at rest (reached its last point), at
+        # most one tick; a source that publishes faster than it moves earns none
+        credit = min(max(now - self.path_end, 0.0), self.config.tick)
+        targets, limited = limit_trajectory(reference, times, targets, limits.max_velocity,
+                                            float(times[0]) + credit)
+        self.counts['clipped'] += bool(outside.any())
+        self.counts['rate_limited'] += limited
+        out.trajectory = self._forward(reference, times, targets, now)
+        return out
+
+    def on_heartbeat(self, beat: Heartbeat, steady: float, now: float) -> GateOutput:
+        """The monitor's restated state (see :mod:`vla_safety.heartbeat`)."""
+        out = GateOutput()
+        if beat.session == self.session and beat.seq <= self.seq:
+            self.faults.add('old heartbeat')  # repeated or reordered: proves nothing
+            return out
+        if self.session is None:
+            out.log.append(('info', f'following safety monitor session {beat.session}'))
+            if self.latched and self.latch_resets is None:
+                self.latch_resets = beat.resets
+        elif beat.session != self.session:
+            old = self.session
+            self.session = beat.session
+            self.silent = False
+            self._latch(f'the safety monitor restarted (session {old} -> {beat.session}); '
+                        'reset the emergency stop (/emergency_stop/reset) to go on', now, out)
+            self.latch_resets = beat.resets  # a reset of the new session clears it
+        self.session, self.seq, self.last_heartbeat = beat.session, beat.seq, steady
+        self.monitor_stopped, self.monitor_resets = beat.stopped, beat.resets
+        if beat.stopped:
+            self._latch(beat.reason or 'the safety monitor reports a stop', now, out,
+                        resets=beat.resets, request=False)
+        elif self.latched and self.latch_resets is not None and beat.resets > self.latch_resets:
+            out.log.append(('warn', f'emergency stop cleared by a reset of the safety monitor '
+                                    f'(it was: {self.latched}): forwarding commands again'))
+            self.latched, self.latch_resets = '', None
+            self.last = None  # the robot holds where it is: rate-limit from there
+        elif self.latched:
+            out.stop_request = self.latched  # the monitor has not latched it yet
+        if self.silent and not beat.stopped:
+            # the same monitor is back in time, saying all is well: a stall, not a death
+            self.silent = False
+            self.last = None
+            out.log.append(('warn', 'safety heartbeat back: forwarding commands again'))
+        return out
+
+    def on_estop(self, reason: str, now: float) -> GateOutput:
+        """A message on the latched /emergency_stop: a reason stops; '' clears nothing."""
+        out = GateOutput()
+        reason = reason.strip()
+        if reason:
+            self._latch(reason, now, out)
+        elif self.latched:
+            self.counts['ignored_clears'] += 1
+            if self.counts['ignored_clears'] == 1:  # the monitor's own '' on reset comes here too
+                out.log.append(('info', "'' on /emergency_stop clears nothing: the stop clears "
+                                        "on the safety monitor's heartbeat after a reset (further "
+                                        "ones are counted in /diagnostics)"))
+        return out
+
+    def on_deadman(self, pressed: bool, steady: float) -> GateOutput:
+        """The operator's deadman (a console or joystick heartbeat): True while held."""
+        self.deadman_at = steady if pressed else None
+        out = GateOutput()
+        if pressed and not self.deadman_ok and self.config.deadman_timeout > 0:
+            self.deadman_ok = True
+            self.last = None
+            out.log.append(('info', 'operator deadman held: forwarding commands'))
+        return out
+
+    def check(self, steady: float, now: float) -> GateOutput:
+        """Timer: a silent monitor latches the stop; a silent deadman holds."""
+        out = GateOutput()
+        cfg = self.config
+        stalled = self.last_check is not None and steady - self.last_check > cfg.heartbeat_timeout / 2
+        self.last_check = steady
+        if stalled:
+            # the gate itself did not run (CPU starvation, a debugger): heartbeats may be queued
+            # unread, so judge at the next check, after they have been taken
+            self.counts['own_stalls'] += 1
+            return out
+        age = None if self.last_heartbeat is None else steady - self.last_heartbeat
+        if cfg.require_monitor and age is not None and not self.latched:
+            if age > cfg.heartbeat_latch_timeout:
+                self.silent = False
+                self._latch(f'safety heartbeat lost: none for {age:.3f} s '
+                            f'(heartbeat_latch_timeout {cfg.heartbeat_latch_timeout:g} s)', now, out)
+            elif age > cfg.heartbeat_timeout and not self.silent:
+                self.silent = True
+                out.log.append(('warn', f'safety heartbeat late: none for {age:.3f} s '
+                                        f'(heartbeat_timeout {cfg.heartbeat_timeout:g} s): holding; '
+                                        f'latched after {cfg.heartbeat_latch_timeout:g} s'))
+                out.trajectory = self._stop(now)
+        if cfg.deadman_timeout > 0 and self.deadman_ok and (
+                self.deadman_at is None or steady - self.deadman_at > cfg.deadman_timeout):
+            self.deadman_ok = False
+            out.log.append(('warn', 'operator deadman released or silent: holding'))
+            if not self.latched:
+                out.trajectory = self._stop(now)
+        return out
+
+    def shutdown(self, now: float) -> Trajectory | None:
+        """The controlled stop to send when the gate goes away."""
+        return self._stop(now)
+
+    # -- parameters -------------------------------------------------------------------------
+    def set_parameters(self, changes: dict[str, Any]) -> str | None:
+        """Apply run-time changes, or say why not (only tightening is allowed)."""
+        cfg, limits = self.config, self.config.limits
+        current = {'max_velocity': limits.max_velocity, 'max_acceleration': cfg.max_acceleration,
+                   'joint_lower': limits.lower, 'joint_upper': limits.upper,
+                   'joint_state_timeout': cfg.joint_state_timeout,
+                   'heartbeat_timeout': cfg.heartbeat_timeout,
+                   'heartbeat_latch_timeout': cfg.heartbeat_latch_timeout}
+        for name, value in changes.items():
+            if name not in RUNTIME_LIMITS:
+                return f'{name} is read at start-up only'
+            refusal = tightening_fault(name, np.atleast_1d(current[name]), value,
+                                       RUNTIME_LIMITS[name])
+            if refusal:
+                return refusal
+        merged = {**current, **changes}
+        try:
+            new_limits = SafetyLimits.from_values(
+                limits.joint_names, merged['joint_lower'], merged['joint_upper'],
+                merged['max_velocity'], limits.position_limit, limits.velocity_limit)
+            self.config = dataclasses.replace(
+                cfg, limits=new_limits, max_acceleration=merged['max_acceleration'],
+                joint_state_timeout=float(merged['joint_state_timeout']),
+                heartbeat_timeout=float(merged['heartbeat_timeout']),
+                heartbeat_latch_timeout=float(merged['heartbeat_latch_timeout']))
+        except (SafetyConfigError, TypeError, ValueError) as exc:
+            return str(exc)
+        return None
+
+    # -- internals --------------------------------------------------------------------------
+    @property
+    def _jump(self) -> np.ndarray:
+        return self.config.limits.max_velocity * self.config.jump_time
+
+    def _clock(self, now: float, out: GateOutput) -> None:
+        """A clock that runs backwards (a sim time reset) invalidates every time we kept."""
+        if now < self.last_now:
+            self.counts['clock_jumps'] += 1
+            out.log.append(('warn', f'the clock jumped back by {self.last_now - now:.3f} s: '
+                                    'waiting for a fresh joint state'))
+            self.last, self.q_time, self.path_end = None, None, -math.inf
+            self.velocity.reset()
+        self.last_now = now
+
+    def _fault(self, fault: Fault, out: GateOutput) -> None:
+        """Count a refused input; log each kind once (the counts go to /diagnostics)."""
+        if self.faults.add(fault):
+            out.log.append(('warn', f'refused: {fault.reason} (further {fault.kind!r} faults '
+                                    'are counted in /diagnostics, not logged)'))
+
+    def _reference(self, now: float) -> np.ndarray:
+        """Where the robot is commanded to be now (the measured position with no command),
+        with a joint far from its command (blocked, pushed) re-anchored to where it is."""
+        if self.last is None:
+            return self.q.copy()
+        start, times, points, sent = self.last
+        reference = sample_trajectory(start, times, points, now - sent)
+        far = np.abs(reference - self.q) > self.config.limits.max_velocity * self.config.reanchor_time
+        if far.any():
+            self.counts['reanchored'] += 1
+            reference[far] = self.q[far]
+        return reference
+
+    def _commanded(self, now: float) -> np.ndarray | None:
+        """The last forwarded trajectory sampled at ``now`` (None when there is none)."""
+        if self.last is None:
+            return None
+        start, times, points, sent = self.last
+        return sample_trajectory(start, times, points, now - sent)
+
+    def _forward(self, start: np.ndarray, times: np.ndarray, points: np.ndarray,
+                 now: float) -> Trajectory:
+        self.last = (start, times, points, now)
+        self.path_end = now + float(times[-1])
+        self.counts['forwarded'] += 1
+        return Trajectory(times=times, positions=points)
+
+    def _stop(self, now: float, from_reference: bool = False) -> Trajectory | None:
+        """A controlled stop from the measured state (or the last command when that is stale
+        or ``from_reference``); None when there is nothing to hold."""
+        commanded = self._commanded(now)
+        if self.q is not None and self.fresh(now) and not from_reference:
+            start = self.q
+        elif commanded is not None:
+            start = commanded
+        elif self.q is not None:
+            start = self.q
+        else:
+            return None
+        # brake from the last measured (or estimated) speed: the robot may still be moving
+        velocity = self.v if self.v is not None else np.zeros_like(start)
+        cfg = self.config
+        times, points = stop_trajectory(start, velocity, cfg.limits.lower, cfg.limits.upper,
+                                        cfg.limits.max_velocity, cfg.max_acceleration, cfg.tick)
+        if len(times) == 1 and np.allclose(points[0], start, atol=1e-12):
+            times = np.array([cfg.hold_time])  # at rest inside the bounds: hold where it is
+        self.counts['holds'] += 1
+        return self._forward(np.asarray(start, dtype=np.float64), times, points, now)
+
+    def _latch(self, reason: str, now: float, out: GateOutput, resets: int | None = None,
+               request: bool = True, from_reference: bool = False) -> None:
+        """Latch a stop (once): controlled stop now, nothing forwarded until a reset."""
+        if self.latched:
+            return
+        self.latched = reason
+        self.latch_resets = resets if resets is not None else self.monitor_resets
+        self.counts['estops'] += 1
+        out.log.append(('error', f'emergency stop: {reason}; holding the robot and forwarding '
+                                 'nothing until the safety monitor is reset'))
+        if request:
+            out.stop_request = reason
+        stop = self._stop(now, from_reference=from_reference)
+        if stop is not None:
+            out.trajectory = stop
