@@ -96,3 +96,22 @@ def test_nan_names_the_episode_and_step(tmp_path):
     assert paths[1].name in str(err.value) and 'step 5' in str(err.value)
     info = scan_episodes(tmp_path, skip_invalid=True)
     assert [e.path for e in info.episodes] == [paths[0]]
+
+
+def test_a_batch_gathered_at_once_equals_the_collated_samples(tmp_path):
+    from vla_policy.dataset import collate
+    write_tiny_dataset(tmp_path / 'd', episodes=3, steps=9, cameras=['wrist'])
+    info = scan_episodes(tmp_path / 'd')
+    ds = EpisodeDataset(info, [0, 1, 2], n_obs_steps=3, chunk_size=4, image_size=16, cache_images=True,
+                        progress=False, cameras=['wrist'])
+    indices = [0, 8, 9, 17, 26, 13, 4]
+    batch = collate(ds.__getitems__(indices))
+    one_by_one = collate([ds[i] for i in indices])
+    assert sorted(batch) == sorted(one_by_one)
+    for key, value in one_by_one.items():
+        if isinstance(value, torch.Tensor):
+            assert batch[key].dtype == value.dtype and torch.equal(batch[key], value), key
+        else:
+            assert batch[key] == value, key
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[indices], collate_fn=collate)
+    assert torch.equal(next(iter(loader))['images_wrist'], one_by_one['images_wrist'])

@@ -239,28 +239,33 @@ class EpisodeDataset(torch.utils.data.Dataset):
             with open_episode(path) as ep:
                 self.states.append(np.asarray(ep.joint_positions[()], dtype=np.float32))
                 self.actions.append(np.asarray(ep.actions[()], dtype=np.float32))
+        # the same, end to end over all episodes (sample i of episode k is row starts[k] + i)
+        self._all_states = np.concatenate(self.states)
+        self._all_actions = np.concatenate(self.actions)
         self._files: dict[int, Any] = {}
         self._pid = os.getpid()
         frame_bytes = image_size * image_size * 3 * (1 + len(self.cameras))
         want = cache_images is True or (cache_images == 'auto'
                                         and len(self) * frame_bytes <= cache_budget_gb * 2 ** 30)
-        # resized frames in RAM: {dataset name: [episode frames (L, S, S, 3)]}
-        self.frames: dict[str, list[np.ndarray]] | None = self._cache_frames(progress) if want else None
+        # resized frames in RAM: {dataset name: frames of all episodes end to end (N, S, S, 3)}
+        self.frames: dict[str, np.ndarray] | None = self._cache_frames(progress) if want else None
 
     @property
     def image_keys(self) -> list[str]:
         """HDF5 image datasets served, main first: ``images``, ``images_<camera>``..."""
         return ['images', *(f'images_{c}' for c in self.cameras)]
 
-    def _cache_frames(self, progress: bool) -> dict[str, list[np.ndarray]]:
-        frames: dict[str, list[np.ndarray]] = {key: [] for key in self.image_keys}
+    def _cache_frames(self, progress: bool) -> dict[str, np.ndarray]:
+        size = self.image_size
+        frames = {key: np.empty((len(self), size, size, 3), np.uint8) for key in self.image_keys}
         paths = tqdm(self.paths, desc='caching resized frames', unit='ep', disable=not progress, leave=False)
         for k, _ in enumerate(paths):
             for key in self.image_keys:
-                images = self._images(k, key)
-                frames[key].append(np.stack([prepare_image(images[i], self.image_size)
-                                             for i in range(images.shape[0])]))
-        self._close_files()
+                images = self._images(k, key)[()]  # one read of the episode: per-frame reads cost more
+                out = frames[key][self.starts[k]:self.starts[k + 1]]
+                for i in range(images.shape[0]):
+                    out[i] = prepare_image(images[i], size)
+            self._close_files()
         return frames
 
     def __len__(self) -> int:
@@ -301,7 +306,7 @@ class EpisodeDataset(torch.utils.data.Dataset):
         sample: dict[str, Any] = {}
         for key in self.image_keys:  # images (T, S, S, 3) uint8, then images_<camera>
             if self.frames is not None:
-                frames = self.frames[key][k][obs_idx]
+                frames = self.frames[key][self.starts[k] + obs_idx]
             else:
                 images = self._images(k, key)
                 distinct = {i: prepare_image(images[i], self.image_size) for i in sorted(set(obs_idx.tolist()))}
@@ -317,3 +322,37 @@ class EpisodeDataset(torch.utils.data.Dataset):
             'episode': k,
             'step': t,
         }
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any] | list[dict[str, Any]]:
+        """A whole batch (as :func:`collate` makes it) with a few array gathers when the frames are
+        cached; otherwise the samples one by one, to be collated."""
+        if self.frames is None:
+            return [self[i] for i in indices]
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and not (0 <= idx.min() and idx.max() < len(self)):
+            raise IndexError(f'sample index out of range [0, {len(self)}): {indices}')
+        ks = np.searchsorted(self.starts, idx, side='right') - 1
+        ts = idx - self.starts[ks]
+        first, last = self.starts[ks][:, None], self.starts[ks + 1][:, None] - 1
+        obs = ts[:, None] + np.arange(1 - self.n_obs_steps, 1)  # (B, T) steps of the history
+        act = ts[:, None] + np.arange(self.chunk_size)  # (B, K) steps of the chunk
+        obs_rows, act_rows = np.clip(first + obs, first, last), np.clip(first + act, first, last)
+        batch: dict[str, Any] = {key: torch.from_numpy(self.frames[key][obs_rows]) for key in self.image_keys}
+        batch.update({
+            'joint_positions': torch.from_numpy(self._all_states[obs_rows]),  # (B, T, N)
+            'instruction': [self.instructions[k] for k in ks.tolist()],
+            'actions': torch.from_numpy(self._all_actions[act_rows]),  # (B, K, A)
+            'action_is_pad': torch.from_numpy(act >= self.lengths[ks][:, None]),  # (B, K)
+            'obs_is_pad': torch.from_numpy(obs < 0),  # (B, T)
+            'episode': torch.from_numpy(ks),
+            'step': torch.from_numpy(ts),
+        })
+        return batch
+
+
+def collate(batch: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """DataLoader ``collate_fn`` for :class:`EpisodeDataset`: a batch that ``__getitems__`` already
+    built passes through; a list of samples is stacked."""
+    if isinstance(batch, dict):
+        return batch
+    return torch.utils.data.default_collate(batch)

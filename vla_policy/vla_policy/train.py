@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from vla_policy.config import PRESETS, VLAConfig, preset
-from vla_policy.dataset import (DataError, DatasetInfo, EpisodeDataset, load_or_compute_stats,
+from vla_policy.dataset import (DataError, DatasetInfo, EpisodeDataset, collate, load_or_compute_stats,
                                 scan_episodes, split_episodes)
 from vla_policy.encoders import WeightsNotFound
 from vla_policy.images import augment_images
@@ -234,7 +234,7 @@ class Trainer:
         no_decay = [p for p in params if p.ndim < 2]
         self.optimizer = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                                             {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr,
-                                           fused=device.type == 'cuda')
+                                           fused=True)  # one kernel for all parameters, CPU and CUDA
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.step = 0
         self.last_lr: float | None = None
@@ -365,7 +365,7 @@ class Trainer:
     # -- loop ---------------------------------------------------------------------------------
     def _loader(self, dataset: EpisodeDataset, sampler) -> torch.utils.data.DataLoader:
         workers = self.cfg.workers if self.cfg.workers >= 0 else (0 if dataset.frames is not None else 2)
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                                            pin_memory=self.device.type == 'cuda',
                                            persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 
@@ -382,7 +382,8 @@ class Trainer:
         # evenly spread batches over the whole validation set, deterministic
         chosen = [starts[i] for i in sorted({round(j * (len(starts) - 1) / max(1, self.cfg.val_batches - 1))
                                              for j in range(min(self.cfg.val_batches, len(starts)))})]
-        loader = torch.utils.data.DataLoader(self.val_set, batch_sampler=[list(range(s, min(n, s + bs))) for s in chosen])
+        loader = torch.utils.data.DataLoader(self.val_set, batch_sampler=[list(range(s, min(n, s + bs))) for s in chosen],
+                                             collate_fn=collate)
         total, count = 0.0, 0
         for batch in loader:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -410,7 +411,7 @@ class Trainer:
                                      f'(now {cfg.lr}) or check the data')
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip, foreach=True)
         self.optimizer.step()
         self.step += 1
         if self.ema is not None:
