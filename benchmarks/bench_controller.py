@@ -17,6 +17,9 @@ cameras): p99 < 20 ms and >= 29.5 Hz achieved.  The node processes run with
     ./run.sh bench bench_controller.py                          # 4 min, old vs new
     ./run.sh bench bench_controller.py --modes new --minutes 5  # the new path only
     ./run.sh bench bench_controller.py --preset clip-bert --device cuda --cameras none
+
+It ends with ``select_action`` timed alone in the bench process (``--offline``), the two modes
+called in turn, for the cost without ROS around it.
 """
 from __future__ import annotations
 
@@ -76,6 +79,44 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float('nan')
 
 
+def offline(checkpoint: Path, calls: int, modes: list[str], threads: int) -> None:
+    """select_action alone, in this process: the modes' policies called in turn on the same
+    224 px frames (so the machine's other load hits them alike); per call and per inference."""
+    import torch
+
+    from vla_policy import VLAPolicy
+    torch.set_num_threads(threads)
+    policies = {}
+    for mode in modes:
+        policies[mode] = VLAPolicy.from_pretrained(checkpoint)
+        policies[mode].encode_every_frame = MODES[mode]
+    cfg = policies[modes[0]].config
+    rng = np.random.default_rng(0)
+    size = cfg.source_image_size or [224, 224]
+    frames = [{'image': rng.integers(0, 255, (*size, 3), dtype=np.uint8),
+               **{f'image_{c}': rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+                  for c in cfg.extra_cameras},
+               'joint_positions': np.zeros(cfg.state_dim, np.float32),
+               'instruction': 'pick up the red cube'} for _ in range(16)]
+    times = {m: ([], []) for m in modes}
+    for i in range(calls + 16):
+        for mode, policy in policies.items():
+            start = time.perf_counter()
+            policy.select_action(frames[i % len(frames)])
+            ms = (time.perf_counter() - start) * 1e3
+            if i >= 16:  # warm-up
+                times[mode][0].append(ms)
+                if policy.predicted_chunk:
+                    times[mode][1].append(ms)
+    print(f'\nselect_action alone ({calls} calls per mode, interleaved, {threads} torch thread(s), '
+          f'cameras front+{"+".join(cfg.extra_cameras) or "none"}, {size[0]} px frames):')
+    for mode in modes:
+        ticks, infer = times[mode]
+        print(f'  {LABELS[mode]:<28} per call p50 {pct(ticks, 50):6.2f} p99 {pct(ticks, 99):6.2f} ms, '
+              f'mean {np.mean(ticks):6.2f} ms; per inference ({len(infer)}) p50 {pct(infer, 50):6.2f} '
+              f'p99 {pct(infer, 99):6.2f} ms')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--minutes', type=float, default=4.0, help='measurement time, all modes')
@@ -89,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--warmup', type=float, default=10.0, help='seconds ignored at the start')
     parser.add_argument('--isa', default='avx2', choices=['avx2', 'default'],
                         help='restrict the nodes\' torch kernels to AVX2 (issue 11) or not')
+    parser.add_argument('--offline', type=int, default=400, metavar='CALLS',
+                        help='also time select_action alone for CALLS calls per mode (0 = skip)')
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
     if not modes or any(m not in MODES for m in modes):
         parser.error(f'--modes takes old and/or new, got {args.modes!r}')
     cameras = [] if args.cameras in ('', 'none') else args.cameras.split(',')
+    if args.isa == 'avx2':  # before torch is imported: this process times select_action too
+        os.environ.update(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2')
 
     from vla_sim.launching import NodeGroup, isolated_ros_env
     env = isolated_ros_env()
@@ -214,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f'  ({LABELS[mode]}: some reports were holding: {sorted(s["holds"])})')
     print('latencies in ms; tick = every acting tick (from the start of the tick to the action), '
           'infer = ticks that ran the model; CPU = share of one core')
+    if args.offline > 0 and args.device == 'cpu':
+        offline(checkpoint, args.offline, modes, int(final.get('num_threads') or 1))
     return 0
 
 
