@@ -60,8 +60,9 @@ class FollowingRobot:
     """Follows the gate's output (linear interpolation, as a JTC) at no more than ``speed``,
     and publishes /joint_states at 100 Hz, stamped, without velocities."""
 
-    def __init__(self, probe: GraphProbe, speed: float = 1.7, topic: str = OUT) -> None:
-        self.probe, self.speed = probe, speed
+    def __init__(self, probe: GraphProbe, speed: float = 1.7, topic: str = OUT,
+                 states: str = '/joint_states') -> None:
+        self.probe, self.speed, self.states = probe, speed, states
         self.q = np.zeros(len(JOINTS))
         self.override: list | None = None  # positions to publish instead (faults)
         self.publishing = True
@@ -89,7 +90,7 @@ class FollowingRobot:
             return
         msg = JointState(name=list(JOINTS), position=list(self.override or self.q.tolist()))
         msg.header.stamp = TimeMsg(sec=int(now), nanosec=int((now % 1.0) * 1e9))
-        self.probe.publish(JointState, '/joint_states', msg, qos_profile_sensor_data)
+        self.probe.publish(JointState, self.states, msg, qos_profile_sensor_data)
 
 
 @pytest.fixture(scope='module')
@@ -160,7 +161,8 @@ def check_path(received, start=None):
     for i in range(len(points)):
         moved = np.abs(points[i:] - points[i])
         allowed = VMAX * (stamps[i:, None] - stamps[i] + TICK) + 1e-6
-        assert np.all(moved <= allowed), (i, moved.max(), stamps[i:i + 3])
+        assert np.all(moved <= allowed), (i, moved.max(), stamps[i:i + 4] - stamps[i],
+                                          points[i:i + 4, 0])
     return stamps, points
 
 
@@ -297,13 +299,14 @@ def test_joint_states_that_stop_hold_the_robot_and_latch_the_watchdog(running):
     wait_for(lambda: False, 0.25)  # stale for the gate (0.15 s), not yet for the monitor (0.5 s)
     for _ in range(5):
         send(probe, command(held_at + 0.05), 0.05)
+    assert wait_for(lambda: latched(probe), 5.0)
+    assert 'no usable /joint_states' in probe.messages('/emergency_stop')[-1].data
+    assert wait_for(lambda: outputs(probe, since), 5.0), 'no hold came with the stop'
     received = outputs(probe, since)
-    # a hold at the commanded position (the watchdog's stop may follow): never the command
+    # the commands never passed: the robot got holds at its last commanded position only
     assert received and all(np.allclose(m.points[-1].positions, held_at, atol=0.01)
                             for _, m in received), (held_at, [[p.positions for p in m.points]
                                                               for _, m in received])
-    assert wait_for(lambda: latched(probe), 5.0)
-    assert 'no usable /joint_states' in probe.messages('/emergency_stop')[-1].data
     check_path(outputs(probe, since))
     robot.publishing = True
     reset(probe, robot, group)
@@ -369,13 +372,17 @@ def test_monitor_killed_and_restarted_the_gate_holds_until_the_new_monitor_is_re
 def test_gate_sends_its_hold_on_sigint_and_sigterm(sig):
     spec = NodeSpec('vla_safety', 'command_gate', 'vla_safety.gate_node', 'command_gate',
                     param_files=FILES, parameters={'require_monitor': False})
-    topics = (f'/signal_test_{int(sig)}/command', f'/signal_test_{int(sig)}/robot')
-    spec = dataclasses.replace(spec, parameters={**spec.parameters, 'input_topic': topics[0],
-                                                 'output_topic': topics[1]})
+    # a graph of its own beside the module's (whose nodes may still run)
+    ns = f'/signal_test_{int(sig)}'
+    topics = (f'{ns}/command', f'{ns}/robot')
+    spec = dataclasses.replace(
+        spec, parameters={**spec.parameters, 'input_topic': topics[0], 'output_topic': topics[1]},
+        remappings=tuple((t, ns + t) for t in ('/joint_states', '/emergency_stop',
+                                               '/safety/heartbeat', '/safety/stop_request')))
     gate = NodeProcess(spec).start()
     probe = GraphProbe(f'signal_probe_{int(sig)}')
     try:
-        robot = FollowingRobot(probe, topic=topics[1])
+        robot = FollowingRobot(probe, topic=topics[1], states=f'{ns}/joint_states')
         probe.publisher(JointTrajectory, topics[0])
         assert forwarded(probe, command(robot.q + 0.01), 30.0, topics) is not None, gate.output()
         since = time.monotonic()

@@ -119,19 +119,30 @@ def test_non_finite_joint_state_latches_and_holds_the_last_finite_command():
 def test_stale_joint_state_holds_and_never_reanchors_to_it():
     gate = running()
     assert gate.on_command(J, [[0.05, 0.0]], [TICK], 0.05).trajectory is not None
-    out = gate.on_command(J, [[0.1, 0.0]], [TICK], 0.5)  # last joint state 0.5 s ago
-    assert out.trajectory is not None and gate.counts['stale_holds'] == 1
-    np.testing.assert_allclose(out.trajectory.positions[-1], [0.05, 0.0])  # the commanded point
-    assert gate.on_command(J, [[0.1, 0.0]], [TICK], 0.52).trajectory is None
+    # the last joint state is 0.5 s old; the last command has ended: the robot holds it
+    # already, so nothing is sent (an old position may be far from a robot moved since)
+    assert gate.on_command(J, [[0.1, 0.0]], [TICK], 0.5).trajectory is None
+    assert gate.faults.counts['stale joint state'] == 1
     gate.on_joint_state(J, [0.05, 0.0], [], 0.53)
-    assert gate.on_command(J, [[0.1, 0.0]], [TICK], 0.54).trajectory is not None
+    chunk = gate.on_command(J, [[0.1, 0.0], [0.5, 0.0]], [TICK, 1.0], 0.54).trajectory
+    assert chunk is not None
+    # stale while a chunk runs: cut it short where it commands the robot to be, braking from
+    # the commanded speed; then nothing passes until a fresh state
+    out = gate.on_command(J, [[0.6, 0.0]], [TICK], 0.9)
+    assert out.trajectory is not None and gate.counts['stale_holds'] == 1
+    commanded = 0.1 + 0.4 * (0.9 - 0.54 - TICK) / (1.0 - TICK)
+    assert out.trajectory.positions[0][0] == pytest.approx(commanded, abs=0.02)
+    assert out.trajectory.positions[-1][0] < 0.5
+    assert gate.on_command(J, [[0.6, 0.0]], [TICK], 0.92).trajectory is None
+    gate.on_joint_state(J, [0.2, 0.0], [], 0.93)
+    assert gate.on_command(J, [[0.21, 0.0]], [TICK], 0.94).trajectory is not None
 
 
 def test_clock_jump_back_drops_the_reference_and_waits_for_a_fresh_state():
     gate = running()
     gate.on_command(J, [[0.05, 0.0]], [TICK], 0.0)
     out = gate.on_command(J, [[0.05, 0.0]], [TICK], -5.0)
-    assert gate.counts['clock_jumps'] == 1 and out.trajectory is not None  # a hold, not a move
+    assert gate.counts['clock_jumps'] == 1 and out.trajectory is None  # no move
     assert gate.on_command(J, [[0.5, 0.0]], [TICK], -4.99).trajectory is None
     gate.on_joint_state(J, [0.0, 0.0], [], -4.98)
     gate.on_joint_state(J, [0.0, 0.0], [], -4.9)
@@ -254,3 +265,15 @@ def test_a_stalled_gate_reads_its_queued_heartbeats_before_judging_the_monitor()
     assert gate.check(1.02, 0.0).trajectory is None and not gate.latched
     gate.check(1.1, 0.0), gate.check(1.15, 0.0)
     assert gate.check(1.2, 0.0).trajectory is not None and gate.silent
+
+
+def test_a_lagging_measurement_is_compared_with_the_command_of_its_time():
+    gate = running()
+    gate.on_command(J, [[1.0, 0.0]], [1.0], 0.0)  # 1 rad in 1 s
+    gate.on_joint_state(J, [0.4, 0.0], [], 0.4)  # on track when measured
+    out = gate.on_command(J, [[1.0, 0.0]], [1.0], 0.54)  # 0.14 s later: 0.54 commanded
+    assert gate.counts['reanchored'] == 0
+    assert out.trajectory.positions[0][0] == pytest.approx(1.0)
+    gate.on_joint_state(J, [0.1, 0.0], [], 0.6)  # blocked 0.5 rad behind its command
+    gate.on_command(J, [[1.0, 0.0]], [1.0], 0.61)
+    assert gate.counts['reanchored'] == 1

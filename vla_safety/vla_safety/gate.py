@@ -219,8 +219,12 @@ class GateCore:
                               'holding'), out)
             if not self.stale_held:
                 self.stale_held = True
-                self.counts['stale_holds'] += 1
-                out.trajectory = self._stop(now)
+                if now < self.path_end:
+                    # cut the running trajectory short where it commands the robot to be now;
+                    # one that has ended is held by the robot already (never re-send an old
+                    # position: the robot may have been moved since, e.g. a simulator reset)
+                    self.counts['stale_holds'] += 1
+                    out.trajectory = self._stop(now)
             return out
         limits = self.config.limits
         reference = self._reference(now)
@@ -388,7 +392,11 @@ class GateCore:
             return self.q.copy()
         start, times, points, sent = self.last
         reference = sample_trajectory(start, times, points, now - sent)
-        far = np.abs(reference - self.q) > self.config.limits.max_velocity * self.config.reanchor_time
+        # compare like with like: the measurement with where the robot was commanded to be
+        # when it was measured (a state up to joint_state_timeout old lags the command by
+        # then, which is no reason to snap back)
+        then = sample_trajectory(start, times, points, self.q_time - sent)
+        far = np.abs(then - self.q) > self.config.limits.max_velocity * self.config.reanchor_time
         if far.any():
             self.counts['reanchored'] += 1
             reference[far] = self.q[far]
@@ -400,6 +408,12 @@ class GateCore:
             return None
         start, times, points, sent = self.last
         return sample_trajectory(start, times, points, now - sent)
+
+    def _commanded_velocity(self, now: float, dt: float = 1e-3) -> np.ndarray:
+        """The speed of the last forwarded trajectory at ``now`` (zero once it has ended)."""
+        start, times, points, sent = self.last
+        ahead = sample_trajectory(start, times, points, now - sent + dt)
+        return (ahead - sample_trajectory(start, times, points, now - sent)) / dt
 
     def _forward(self, start: np.ndarray, times: np.ndarray, points: np.ndarray,
                  now: float) -> Trajectory:
@@ -413,15 +427,15 @@ class GateCore:
         or ``from_reference``); None when there is nothing to hold."""
         commanded = self._commanded(now)
         if self.q is not None and self.fresh(now) and not from_reference:
+            # brake from the measured (or estimated) speed: the robot may still be moving
             start = self.q
+            velocity = self.v if self.v is not None else np.zeros_like(start)
         elif commanded is not None:
-            start = commanded
+            start, velocity = commanded, self._commanded_velocity(now)
         elif self.q is not None:
-            start = self.q
+            start, velocity = self.q, np.zeros_like(self.q)
         else:
             return None
-        # brake from the last measured (or estimated) speed: the robot may still be moving
-        velocity = self.v if self.v is not None else np.zeros_like(start)
         cfg = self.config
         times, points = stop_trajectory(start, velocity, cfg.limits.lower, cfg.limits.upper,
                                         cfg.limits.max_velocity, cfg.max_acceleration, cfg.tick)
