@@ -137,7 +137,10 @@ def test_bad_commands_are_refused_counted_and_the_gate_keeps_running(graph):
            command([[0.0] * 7, [0.1] * 7], times=(0.5, 0.2)),
            JointTrajectory(joint_names=JOINTS)]
     for msg in bad:
-        assert forwarded_after(probe, msg, timeout=0.5) is None, group.processes[1].output()
+        out = forwarded_after(probe, msg, timeout=0.5)
+        # nothing, or a hold where the robot is (a late heartbeat on a loaded machine holds)
+        assert out is None or np.allclose(out.points[-1].positions, robot.q, atol=1e-6), \
+            group.processes[1].output()
     status = diagnostics(probe, 'vla_safety: command_gate',
                          lambda v: int(v.get('refused', 0)) >= len(bad))
     assert status is not None
@@ -145,7 +148,7 @@ def test_bad_commands_are_refused_counted_and_the_gate_keeps_running(graph):
     assert {'refused: non-finite target', 'refused: unknown joint', 'refused: missing joint',
             'refused: bad time', 'refused: no points'} <= keys
     alive(group)
-    assert forwarded_after(probe, command([[0.01] * 7])) is not None
+    assert wait_for(lambda: forwarded_after(probe, command([[0.01] * 7]), 0.5) is not None, 10.0)
 
 
 def test_limit_violation_latches_the_stop_blocks_commands_and_reset_restores(graph):
