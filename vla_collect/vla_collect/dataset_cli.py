@@ -6,7 +6,8 @@
     vla dataset view EPISODE --out F     the episode as a GIF (or MP4) with its action traces
     vla dataset split DIR [--val 0.1]    train/validation split by episode -> DIR/split.json
     vla dataset recover DIR|FILE...      salvage interrupted recordings (*.hdf5.tmp)
-    vla dataset import --format rosbag|aloha SRC OUT   recordings of other tools -> episodes
+    vla dataset import --format rosbag|lerobot|aloha SRC OUT   recordings of other tools -> episodes
+    vla dataset export --format lerobot SRC OUT        episodes -> a LeRobotDataset v3.0 directory
 """
 from __future__ import annotations
 
