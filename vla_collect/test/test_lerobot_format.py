@@ -185,6 +185,35 @@ def test_bad_datasets_are_clear_errors_naming_the_file_or_feature(episodes, tmp_
     assert list_episodes(out) == [] and not list(out.glob('*.tmp'))
 
 
+def test_a_dataset_from_elsewhere_without_our_extras(episodes, tmp_path):
+    """LeRobot datasets recorded elsewhere have no velocity, source time stamps or success flag,
+    and may name their dimensions as {"motors": [...]}: defaults, reported."""
+    root = tmp_path / 'lerobot'
+    export_lerobot(episodes, root, VideoSettings('png'), progress=False)
+
+    def strip(info):
+        for key in ('observation.velocity', 'source_timestamp', 'next.success'):
+            info['features'].pop(key)
+        info['features']['observation.state']['names'] = {'motors': JOINTS}
+        info['features']['next.reward'] = {'dtype': 'float32', 'shape': [1], 'names': None}
+    _edit_info(root, strip)
+    (root / 'meta/vla_ros2.json').unlink()
+    table = root / 'meta/episodes/chunk-000/file-000.parquet'
+    pq.write_table(pq.read_table(table).drop_columns(['success']), table)
+    report = import_lerobot(root, tmp_path / 'back', main_camera='wrist', progress=False)
+    assert report['features']['joint_velocities'].startswith('absent')
+    assert report['dropped_features'] == ['next.reward']
+    for a, b in zip(list_episodes(episodes), list_episodes(tmp_path / 'back')):
+        assert validate_episode(b) == []
+        with open_episode(a) as x, open_episode(b) as y:
+            assert y.joint_names == JOINTS and y.success and y.attrs['success_source'] == 'assumed'
+            assert not y.file['observations/joint_velocities'][:].any()
+            np.testing.assert_allclose(y.file['timestamps'][:], np.arange(STEPS) / 30, atol=1e-6)
+            np.testing.assert_array_equal(y.file['observations/images'][:],
+                                          x.file['observations/images_wrist'][:])
+            assert y.cameras == ['front']
+
+
 def test_truncated_video_fails_the_episode_and_leaves_no_file(episodes, tmp_path):
     out = tmp_path / 'lerobot'
     export_lerobot(episodes, out, VideoSettings('h264'), progress=False)
