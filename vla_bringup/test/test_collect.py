@@ -25,10 +25,14 @@ def test_plan_skips_recorded_pairs():
 
 
 @pytest.mark.ros
-def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, capsys):
+@pytest.mark.parametrize('timing', [
+    [],  # lock-step, the default
+    pytest.param(['--real-time-factor', '2'], marks=pytest.mark.slow),  # races a busy machine
+], ids=['lockstep', 'real-time'])
+def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, capsys, timing):
     out = tmp_path / 'demos'
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(out),
-                 '--real-time-factor', '2']) == 0
+                 *timing]) == 0
     episodes = list_episodes(out)
     assert len(episodes) == 1
     assert validate_episode(episodes[0]) == []
@@ -47,6 +51,56 @@ def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, caps
     # the recording goes on for --tail (0.5 s = 15 ticks by default) after success, so the
     # demonstration shows the whole motion; --tail 0 stops at the moment of success
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(tmp_path / 'no_tail'),
-                 '--real-time-factor', '2', '--tail', '0']) == 0
+                 *timing, '--tail', '0']) == 0
     with open_episode(list_episodes(tmp_path / 'no_tail')[0]) as ep:
         assert 0.25 <= with_tail - (ep.timestamps[-1] - ep.timestamps[0]) <= 0.85
+
+
+@pytest.mark.ros
+def test_lockstep_collection_pairs_each_frame_with_the_command_that_answered_it(tmp_path):
+    """Lock-step: the action recorded at step t (timestamp T_t) is the command the scripted
+    expert published after seeing tick t (its request stamped T_t, as the gate forwarded it),
+    not the one of the tick before or after; no emergency stop, no dropped step."""
+    import os
+
+    import numpy as np
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_bringup.collect import Collection
+    from vla_bringup.episodes import private_context
+    from vla_bringup.scenarios import REQUEST_TOPIC, collection_scenario
+    from vla_sim.launching import NodeGroup
+
+    out = tmp_path / 'demos'
+    specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True}, str(out))
+    with NodeGroup(specs) as group:
+        context = private_context(int(os.environ['ROS_DOMAIN_ID']))
+        collection = Collection(context)
+        requests = {}  # expert request stamp (its clock: the tick it answered) -> positions
+        collection.runner.node.create_subscription(
+            JointTrajectory, REQUEST_TOPIC, lambda m: requests.__setitem__(
+                round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
+                np.asarray(m.points[0].positions)), 50)
+        try:
+            collection.wait_ready(timeout=90.0)
+            collection.wait_flowing(timeout=60.0)
+            result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
+        finally:
+            collection.close()
+            context.try_shutdown()
+        logs = '\n'.join(f'--- {p.spec.name}\n{p.output(1500)}' for p in group.processes)
+    assert result.path and result.success and result.estops == 0, (result, logs)
+    assert result.dropped == 0, result
+    with open_episode(result.path) as ep:
+        ticks = np.round(ep.timestamps[:] * 30).astype(int)
+        actions = ep.actions[:]
+    assert np.all(np.diff(ticks) == 1), 'one recorded step per tick, none missing'
+    matched = [np.abs(actions[i] - requests[t]).max() < 1e-5
+               for i, t in enumerate(ticks) if t in requests]
+    assert len(matched) >= len(ticks) - 1 and np.mean(matched) >= 0.95, np.mean(matched)
+    # and never the command of the tick before or after (where that one differs from its own)
+    for i, t in enumerate(ticks):
+        for other in (t - 1, t + 1):
+            if t in requests and other in requests and \
+                    np.abs(requests[other] - requests[t]).max() > 1e-4:
+                assert np.abs(actions[i] - requests[other]).max() > 1e-5, (i, t, other)

@@ -51,3 +51,18 @@ def test_launch_description_builds_where_launch_ros_is_installed():
     from vla_bringup.launch_support import launch_description
     for scenario in SCENARIOS:
         assert launch_description(scenario).entities
+
+
+def test_lockstep_puts_every_node_on_the_simulators_clock_and_the_sim_waits_for_the_recorder():
+    from vla_bringup.scenarios import RECORDER_TICK_TOPIC, collection_scenario
+    specs = build_scenario('sim', {'lockstep': 'true'})
+    sim = specs[0]
+    assert sim.parameters['lockstep'] is True and sim.parameters['publish_clock'] is True
+    assert all(s.parameters.get('use_sim_time') for s in specs[1:])
+    collect = collection_scenario({'lockstep': True}, '/tmp/demos')
+    assert collect[0].parameters['lockstep_acks'] == [RECORDER_TICK_TOPIC]
+    assert collect[-1].name == 'teleop_collector' and collect[-1].parameters['lockstep'] is True
+    # real time (sim.launch.py's default) neither waits nor needs /clock
+    default = build_scenario('sim')
+    assert default[0].parameters['lockstep'] is False and 'use_sim_time' not in default[1].parameters
+    assert build_scenario('deploy', {'use_sim': 'false', 'lockstep': 'true'})[0].name != 'sim_node'

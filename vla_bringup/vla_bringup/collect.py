@@ -5,6 +5,13 @@ one) and the ``teleop_collector`` recorder on a private ROS domain; for every ta
 resets the simulator, starts a recording with the task's instruction, waits for the episode
 to end (success or the task's time limit) and stops the recording with the success flag.
 
+By default the simulator runs in lock-step with the graph: a tick advances when the gate has
+forwarded the expert's command for it and the recorder has gathered it, so collection runs as
+fast as this machine allows and records the same episodes on any machine.  The simulator is
+paused while a recording starts and pauses itself ``--tail`` s after the episode ends, so every
+recording starts at the episode's first tick and ends at the same tick.
+``--real-time-factor`` runs it against the wall clock instead (the nodes race it).
+
     vla collect --tasks all --episodes 50 --out data/demos
     vla collect --tasks pick_red,pick_blue --episodes 5 --out /tmp/demos --real-time-factor 3
 
@@ -22,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vla_bringup.commands import CommandError, task_names
-from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, build_scenario, recorder_nodes
+from vla_bringup.scenarios import (RECORDER_TICK_TOPIC, ROBOT_COMMAND_TOPIC,
+                                   collection_scenario)
 from vla_sim.launching import NodeGroup, isolated_ros_env, wait_for
 
 COLLECTOR = 'teleop_collector'
@@ -38,14 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='episode directory (default: data/demos)')
     parser.add_argument('--seed', type=int, default=0,
                         help='first seed; task seeds are SEED .. SEED+EPISODES-1 (evaluation uses 1000+)')
-    parser.add_argument('--real-time-factor', type=float, default=1.0,
-                        help='simulator speed relative to wall time (>1: sim time on /clock)')
+    parser.add_argument('--real-time-factor', type=float, default=None,
+                        help='run the simulator against the wall clock at this speed (>1: sim time '
+                             'on /clock) instead of in lock-step with the nodes (the default)')
     parser.add_argument('--episode-timeout', type=float, default=120.0,
                         help='wall-clock seconds before an episode counts as hung')
     parser.add_argument('--tail', type=float, default=0.5,
-                        help='seconds of simulated time recorded after success, so a demonstration shows '
-                             'the whole motion (the release after a placement), not only the moment '
-                             'success is detected (default 0.5)')
+                        help='seconds of simulated time recorded after success (in lock-step also after '
+                             'a time-limit end), so a demonstration shows the whole motion (the release '
+                             'after a placement), not only the moment success is detected (default 0.5)')
     parser.add_argument('--only-successes', action='store_true',
                         help='discard episodes in which the expert failed (default: keep them, '
                              'with success=false)')
@@ -62,6 +71,7 @@ class Recorded:
     wall_time: float
     estops: int = 0  # emergency stops latched during the episode
     note: str = ''  # why the episode was not kept
+    timeouts: int = 0  # lock-step ticks the simulator stepped on its timeout during the episode
 
 
 def existing_demos(out: Path) -> set[tuple[str, int]]:
@@ -89,6 +99,7 @@ class Collection:
 
     def __init__(self, context) -> None:
         from rcl_interfaces.srv import SetParameters
+        from std_msgs.msg import Header
         from std_srvs.srv import SetBool, Trigger
         from trajectory_msgs.msg import JointTrajectory
 
@@ -100,10 +111,15 @@ class Collection:
         self.discard_srv = node.create_client(Trigger, f'/{COLLECTOR}/discard')
         self.params_srv = node.create_client(SetParameters, f'/{COLLECTOR}/set_parameters')
         self.last_command = 0.0  # monotonic time of the last command that reached the robot
+        self.recorder_tick = 0.0  # stamp of the recorder's last lock-step tick acknowledgement
         node.create_subscription(JointTrajectory, ROBOT_COMMAND_TOPIC, self._on_command, 10)
+        node.create_subscription(Header, RECORDER_TICK_TOPIC, self._on_recorder_tick, 10)
 
     def _on_command(self, _msg) -> None:
         self.last_command = time.monotonic()
+
+    def _on_recorder_tick(self, msg) -> None:
+        self.recorder_tick = msg.stamp.sec + msg.stamp.nanosec * 1e-9
 
     def wait_ready(self, timeout: float) -> None:
         from vla_bringup.episodes import SimUnavailable
@@ -112,6 +128,26 @@ class Collection:
         if not wait_for(lambda: all(c.service_is_ready() for c in clients), timeout,
                         self.runner.spin_once):
             raise SimUnavailable(f'the recorder ({COLLECTOR}) did not come up within {timeout:.0f} s')
+
+    def wait_flowing(self, timeout: float) -> None:
+        """Lock-step: wait until a tick has been answered end to end (expert -> gate -> sim, and
+        the recorder's acknowledgement), so no answer of a paused first tick is lost to nodes
+        that are still discovering each other."""
+        from vla_bringup.episodes import SimUnavailable
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # a node that came up late (the simulator's first render) can have tripped the
+            # joint-state watchdog: clear that stop before the first demonstration
+            self.runner.clear_estop()
+            seen = self.recorder_tick
+            if wait_for(lambda: self.recorder_tick > seen and not self.runner.estop_reason, 2.0,
+                        self.runner.spin_once):
+                return
+        silent = (self.runner.status or {}).get('silent') or [RECORDER_TICK_TOPIC]
+        raise SimUnavailable(f'no lock-step tick was answered within {timeout:.0f} s: nothing '
+                             f'from {", ".join(silent)}'
+                             + (f' (emergency stop: {self.runner.estop_reason})'
+                                if self.runner.estop_reason else ''))
 
     def _call(self, client, request, what: str, timeout: float = 20.0):
         return self.runner._call(client, request, timeout, what)
@@ -141,9 +177,70 @@ class Collection:
         return status['episode'] == episode and (bool(status['done'])
                                                  or int(status['step']) > LATE_START_TICKS)
 
+    def record_lockstep(self, task: str, seed: int, wall_timeout: float, keep_failure: bool,
+                        tail: float = 0.5) -> Recorded:
+        """One demonstration with a lock-step simulator: pause, reset, wait until the recorder
+        has the episode's first tick, start recording, resume; the simulator pauses itself
+        ``tail`` s after the episode ends, and the recording stops there."""
+        from std_srvs.srv import Trigger
+        from vla_bringup.episodes import silence
+        start = time.monotonic()
+        self.runner.clear_estop()
+        estops_before = self.runner.estop_count
+        for _attempt in range(3):
+            status = self.runner.reset(task, seed, paused=True, pause_after_done=float(tail))
+            episode, first_tick = status['episode'], float(status['stamp'])
+            # the recorder has the first tick and its answer; a paused tick is not timed out, so
+            # an answer lost on the way (a stop being cleared) is asked for again by a new reset
+            if wait_for(lambda: self.recorder_tick >= first_tick - 1e-6, 5.0, self.runner.spin_once):
+                break
+            self.runner.clear_estop()
+        else:
+            raise CommandError(
+                f'no lock-step tick acknowledgement on {RECORDER_TICK_TOPIC} for the first tick of '
+                f'{task} seed {seed} in 3 tries: the recorder ({COLLECTOR}) or the command source '
+                f'({ROBOT_COMMAND_TOPIC}: scripted expert, gate) is not answering'
+                + (f' (emergency stop: {self.runner.estop_reason})' if self.runner.estop_reason else ''))
+        timeouts_before = int(status.get('timeouts', 0))
+        self._set_next_episode(status['instruction'], task, seed)
+        answer = self._call(self.start_srv, Trigger.Request(), 'starting the recording')
+        if not answer.success:
+            raise CommandError(f'the recorder did not start: {answer.message}')
+        self.runner.set_sim_parameters(paused=False)
+
+        def over() -> bool:
+            now = self.runner.status
+            return now['episode'] == episode and ((now['done'] and now['paused']) or bool(silence(now)))
+        ended = wait_for(over, wall_timeout, self.runner.spin_once)
+        final = self.runner.status
+        estops = self.runner.estop_count - estops_before
+        note = ('hung: no end of episode within the timeout' if not ended else
+                silence(final) if not final['done'] else
+                f'emergency stop: {self.runner.estop_reason or "latched"}' if estops else
+                'failed (--only-successes)' if not final['success'] and not keep_failure else '')
+        return self._finish(task, seed, bool(final['success']) and ended, note, start, estops,
+                            int(final.get('timeouts', 0)) - timeouts_before)
+
+    def _finish(self, task: str, seed: int, success: bool, note: str, start: float, estops: int,
+                timeouts: int = 0) -> Recorded:
+        """Stop the recording: saved with ``success``, or discarded when ``note`` says why."""
+        from std_srvs.srv import SetBool, Trigger
+        if note:  # an e-stopped demonstration shows the arm frozen, not the task: drop it
+            self._call(self.discard_srv, Trigger.Request(), 'discarding the recording')
+            return Recorded(task, seed, success, 0, 0, None, time.monotonic() - start, estops, note,
+                            timeouts)
+        answer = self._call(self.stop_srv, SetBool.Request(data=success), 'stopping the recording')
+        if not answer.success:
+            raise CommandError(f'the recorder could not save {task} seed {seed}: {answer.message}')
+        summary = json.loads(answer.message)
+        return Recorded(task, seed, success, int(summary['steps']), int(summary['dropped']),
+                        summary['path'], time.monotonic() - start, estops, '', timeouts)
+
     def record(self, task: str, seed: int, wall_timeout: float, keep_failure: bool,
                tail: float = 0.5) -> Recorded:
-        from std_srvs.srv import SetBool, Trigger
+        """One demonstration with a real-time simulator (the recording starts once the expert's
+        commands flow, and is not kept when that was late)."""
+        from std_srvs.srv import Trigger
         start = time.monotonic()
         self.runner.clear_estop()
         estops_before = self.runner.estop_count
@@ -182,27 +279,23 @@ class Collection:
         note = ('hung: no end of episode within the timeout' if not ended else
                 f'emergency stop: {self.runner.estop_reason or "latched"}' if estops else
                 'failed (--only-successes)' if not success and not keep_failure else '')
-        if note:  # an e-stopped demonstration shows the arm frozen, not the task: drop it
-            self._call(self.discard_srv, Trigger.Request(), 'discarding the recording')
-            return Recorded(task, seed, success, 0, 0, None, time.monotonic() - start, estops, note)
-        answer = self._call(self.stop_srv, SetBool.Request(data=success), 'stopping the recording')
-        if not answer.success:
-            raise CommandError(f'the recorder could not save {task} seed {seed}: {answer.message}')
-        summary = json.loads(answer.message)
-        return Recorded(task, seed, success, int(summary['steps']), int(summary['dropped']),
-                        summary['path'], time.monotonic() - start, estops)
+        return self._finish(task, seed, success, note, start, estops)
 
     def close(self) -> None:
         self.runner.close()
 
 
-def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
+def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
             episode_timeout: float, only_successes: bool = False, tail: float = 0.5) -> list[Recorded]:
-    """Record the demonstrations missing from ``out``; returns what was recorded now."""
+    """Record the demonstrations missing from ``out``; returns what was recorded now.
+
+    ``rtf`` None: lock-step simulation; a number: real time at that factor."""
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
-    if rtf <= 0:
+    if rtf is not None and rtf <= 0:
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
+    if tail < 0:
+        raise CommandError(f'--tail must be >= 0 s, got {tail}')
     out = out.expanduser().resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -217,8 +310,9 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
               f'{len(todo)}', file=sys.stderr)
     if not todo:
         return []
-    values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf}
-    specs = build_scenario('sim', values) + recorder_nodes({**values, 'output_dir': str(out)})
+    values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf or 1.0,
+              'lockstep': rtf is None}
+    specs = collection_scenario(values, str(out))
     env = isolated_ros_env()
     from tqdm import tqdm
 
@@ -230,13 +324,16 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
         try:
             try:
                 collection.wait_ready(timeout=90.0)
+                if rtf is None:
+                    collection.wait_flowing(timeout=60.0)
             except SimUnavailable as exc:
                 logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
                 raise CommandError(f'{exc}\n{logs}') from exc
             bar = tqdm(todo, desc='collect', unit='ep', file=sys.stderr)
+            record = collection.record if rtf is not None else collection.record_lockstep
             for task, task_seed in bar:
-                result = collection.record(task, task_seed, episode_timeout,
-                                           keep_failure=not only_successes, tail=tail)
+                result = record(task, task_seed, episode_timeout,
+                                keep_failure=not only_successes, tail=tail)
                 recorded.append(result)
                 bar.set_postfix_str(f'{task} seed {task_seed}: '
                                     f'{"success" if result.success else "fail"}'
@@ -254,14 +351,21 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float,
     return recorded
 
 
-def summary_text(recorded: list[Recorded], wall: float, out: Path) -> str:
+def timing_text(rtf: float | None) -> str:
+    return 'lock-step' if rtf is None else f'real time x{rtf:g}'
+
+
+def summary_text(recorded: list[Recorded], wall: float, out: Path, rtf: float | None = None) -> str:
     kept = [r for r in recorded if r.path]
     steps = sum(r.steps for r in kept)
     dropped = sum(r.dropped for r in kept)
     lines = [f'vla collect: {len(kept)} episode(s) saved to {out} '
              f'({sum(r.success for r in kept)} successful), {steps} steps, '
              f'{dropped} dropped ({dropped / max(1, steps + dropped):.2%}), '
-             f'{sum(r.estops for r in recorded)} emergency stop(s)']
+             f'{sum(r.estops for r in recorded)} emergency stop(s)',
+             f'simulation: {timing_text(rtf)}'
+             + (f', {sum(r.timeouts for r in recorded)} tick(s) stepped on the lock-step timeout'
+                if rtf is None else '')]
     if recorded:
         lines.append(f'throughput: {len(recorded) / (wall / 60.0):.2f} episodes per wall minute '
                      f'({wall:.0f} s for {len(recorded)})')
@@ -275,5 +379,5 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
                        args.real_time_factor, args.episode_timeout, args.only_successes, args.tail)
-    print(summary_text(recorded, time.monotonic() - start, args.out))
+    print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0

@@ -102,8 +102,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--episodes', type=int, default=10, help='episodes per task')
     parser.add_argument('--seed', type=int, default=1000,
                         help='first evaluation seed (keep clear of the demonstration seeds)')
-    parser.add_argument('--real-time-factor', type=float, default=1.0,
-                        help='simulator speed relative to wall time')
+    parser.add_argument('--real-time-factor', type=float, default=None,
+                        help='run the simulator against the wall clock at this speed (1.0: the '
+                             'controller meets wall-clock deadlines as on a real robot, for latency '
+                             'measurements) instead of in lock-step with the nodes (the default: as '
+                             'fast as the nodes answer, the same episodes on any machine)')
     parser.add_argument('--json', type=Path, help='write the results JSON here')
     parser.add_argument('--episode-timeout', type=float, default=120.0,
                         help='wall-clock seconds before an episode counts as hung')
@@ -126,16 +129,20 @@ def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
 
 
 def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
-             seed: int, rtf: float, episode_timeout: float, video_dir: Path | None = None,
+             seed: int, rtf: float | None, episode_timeout: float, video_dir: Path | None = None,
              video_root: Path | None = None) -> dict:
     """Start the scenario on a private ROS domain, run the episodes, return the summary.
 
     A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
-    expert the ``sim`` scenario; both on the same seeds.
+    expert the ``sim`` scenario; both on the same seeds.  ``rtf`` None: lock-step simulation;
+    a number: real time at that factor.
     """
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
-    values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf}
+    if rtf is not None and rtf <= 0:
+        raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
+    values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf or 1.0,
+              'lockstep': rtf is None}
     if checkpoint is not None:
         from vla_policy.policy import CheckpointError, resolve_checkpoint
         try:
@@ -147,7 +154,8 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
     from tqdm import tqdm
 
     from vla_bringup.episodes import EpisodeRunner, SimUnavailable, private_context
-    from vla_bringup.evaluation import evaluate_tasks, latency_summary, summarize
+    from vla_bringup.evaluation import (controller_summary, evaluate_tasks, latency_summary,
+                                        machine_info, simulation_summary, summarize)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     with NodeGroup(specs, env=env) as group:
         context = private_context(int(env['ROS_DOMAIN_ID']))
@@ -178,10 +186,16 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
             runner.close()
             context.try_shutdown()
     rates = runner.control_rates
-    return summarize(results, policy=policy or f'checkpoint:{checkpoint}',
-                     episodes_per_task=episodes, seed=seed,
-                     latency_ms=latency_summary(runner.latency_samples),
-                     control_rate_hz=round(float(np.median(rates)), 2) if rates else None)
+    summary = summarize(results, policy=policy or f'checkpoint:{checkpoint}',
+                        episodes_per_task=episodes, seed=seed,
+                        latency_ms=latency_summary(runner.latency_samples),
+                        control_rate_hz=round(float(np.median(rates)), 2) if rates else None)
+    summary['simulation'] = simulation_summary(rtf, runner.status, runner.sim_state)
+    if checkpoint is not None:
+        summary['controller'] = controller_summary(runner.controller_state,
+                                                   runner.overruns_per_minute)
+    summary['machine'] = machine_info()
+    return summary
 
 
 def module_command(name: str, module: str, help_text: str) -> Command:

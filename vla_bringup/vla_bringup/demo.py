@@ -9,6 +9,12 @@
 Each stage runs through the same ``vla`` command a user would type, records its wall time
 and status in ``RUN_DIR/stages.json``, and is skipped on a rerun once it has completed
 (``--redo STAGE`` runs it and the stages after it again).
+
+Collection and both evaluations run the simulator in lock-step with the nodes (a tick advances
+when its command has arrived), so their episodes do not depend on how fast this machine is;
+``--timing real-time`` runs them against the wall clock (``--collect-speed``, ``--eval-speed``)
+as before, e.g. to measure the controller's latency under real deadlines.  The summary and the
+report name the timing and the CPU (torch's kernel level and the core count).
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ EVAL_SEED = 1000
 class DemoSize:
     demos_per_task: int  # scripted demonstrations per task
     train_steps: int  # optimiser steps
-    train_minutes: float  # wall-clock cap on training (the trainer saves and stops there)
+    # wall-clock budget of training, `vla train --max-minutes` (see train_arguments: the one
+    # place that decides how steps and minutes reach the trainer)
+    train_minutes: float
     eval_episodes: int  # evaluation episodes per task (policy and baseline alike)
 
 
@@ -56,34 +64,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--train-minutes', type=float,
                         help='wall-clock cap on training in minutes (overrides the size)')
     parser.add_argument('--episodes', type=int, help='evaluation episodes per task (overrides the size)')
+    parser.add_argument('--timing', choices=('lockstep', 'real-time'), default='lockstep',
+                        help='lockstep (default): the simulator waits for the nodes every tick, the '
+                             'same episodes on any machine; real-time: it runs against the wall '
+                             'clock at --collect-speed / --eval-speed')
     parser.add_argument('--collect-speed', type=float, default=2.0,
-                        help='simulator real-time factor while collecting (runs on sim time, /clock)')
+                        help='with --timing real-time: simulator real-time factor while collecting '
+                             '(runs on sim time, /clock)')
     parser.add_argument('--eval-speed', type=float, default=1.0,
-                        help='simulator real-time factor while evaluating (1.0: the controller '
-                             'meets wall-clock deadlines as on a real robot)')
+                        help='with --timing real-time: simulator real-time factor while evaluating '
+                             '(1.0: the controller meets wall-clock deadlines as on a real robot)')
     parser.add_argument('--preset', default='cpu',
                         help='policy preset for `vla train` (default: cpu; clip-bert needs local weights)')
     parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
 
 
+def train_arguments(args: argparse.Namespace, size: DemoSize) -> list[str]:
+    """How long the train stage trains: ``--steps`` and ``--max-minutes``; `vla train` completes
+    its learning-rate schedule over whichever ends first, so a slow machine gets fewer steps but
+    a finished schedule.  To let the budget alone decide, drop ``--steps`` here (unless the user
+    gave one)."""
+    steps = args.steps or size.train_steps
+    return ['--steps', str(steps), '--max-minutes', str(args.train_minutes or size.train_minutes)]
+
+
+def timing_arguments(args: argparse.Namespace, speed: float) -> list[str]:
+    """Simulator timing of a collect/evaluate stage: lock-step (no flag) or real time."""
+    return [] if args.timing == 'lockstep' else ['--real-time-factor', str(speed)]
+
+
 def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[str]]:
     size = SIZES['quick' if args.quick else 'full']
     demos = args.demos or size.demos_per_task
-    steps = args.steps or size.train_steps
     episodes = args.episodes or size.eval_episodes
-    collect_rtf, eval_rtf = str(args.collect_speed), str(args.eval_speed)
+    collect_timing = timing_arguments(args, args.collect_speed)
+    eval_timing = timing_arguments(args, args.eval_speed)
     return {
         'collect': ['collect', '--tasks', args.tasks, '--episodes', str(demos), '--seed', '0',
-                    '--out', str(run_dir / 'data'), '--real-time-factor', collect_rtf],
+                    '--out', str(run_dir / 'data'), *collect_timing],
         'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
-                  '--preset', args.preset, '--steps', str(steps),
-                  '--max-minutes', str(args.train_minutes or size.train_minutes)],
+                  '--preset', args.preset, *train_arguments(args, size)],
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
-                     '--episodes', str(episodes), '--seed', str(EVAL_SEED), '--real-time-factor', eval_rtf,
+                     '--episodes', str(episodes), '--seed', str(EVAL_SEED), *eval_timing,
                      '--json', str(run_dir / 'eval' / 'policy.json'),
                      '--videos', str(run_dir / 'eval' / 'videos' / 'policy')],
         'baseline': ['evaluate', '--policy', 'expert', '--tasks', args.tasks, '--episodes', str(episodes),
-                     '--seed', str(EVAL_SEED), '--real-time-factor', eval_rtf,
+                     '--seed', str(EVAL_SEED), *eval_timing,
                      '--json', str(run_dir / 'eval' / 'baseline.json'),
                      '--videos', str(run_dir / 'eval' / 'videos' / 'baseline')],
         'report': ['report', str(run_dir)],
@@ -109,6 +135,9 @@ def run(args: argparse.Namespace, _rest: list[str],
     stages_path = run_dir / 'stages.json'
     stages = load_stages(stages_path)
     commands = stage_commands(args, run_dir)
+    from vla_bringup.evaluation import machine_info, machine_text
+    machine = machine_info()
+    print(f'[vla demo] {machine_text(machine)}; simulation: {args.timing}', file=sys.stderr)
     redo_from = STAGES.index(args.redo) if args.redo else len(STAGES)
     total_start = time.monotonic()
     for index, stage in enumerate(STAGES):
@@ -125,7 +154,7 @@ def run(args: argparse.Namespace, _rest: list[str],
         rc = invoke(argv)
         seconds = time.monotonic() - start
         stages[stage] = {'status': 'done' if rc == 0 else 'failed', 'seconds': round(seconds, 1),
-                         'command': 'vla ' + ' '.join(argv)}
+                         'command': 'vla ' + ' '.join(argv), 'machine': machine}
         stages_path.write_text(json.dumps(stages, indent=2))
         if rc == 0 and stage == 'report':
             invoke(argv)  # once more, so the report's stage table shows its own stage as done
@@ -135,20 +164,27 @@ def run(args: argparse.Namespace, _rest: list[str],
             return rc
         # a redone stage invalidates everything after it
         redo_from = min(redo_from, index + 1)
-    print_summary(run_dir, stages, time.monotonic() - total_start)
+    print_summary(run_dir, stages, time.monotonic() - total_start, machine)
     return 0
 
 
-def print_summary(run_dir: Path, stages: dict, seconds: float) -> None:
-    lines = ['', 'vla demo finished:']
+def print_summary(run_dir: Path, stages: dict, seconds: float, machine: dict | None = None) -> None:
+    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
+    lines = ['', f'vla demo finished ({machine_text(machine)}):']
     for stage in STAGES:
         info = stages.get(stage, {})
         lines.append(f'  {stage:<9} {info.get("status", "?"):<7} {info.get("seconds", 0):7.1f} s')
+    lines.append(f'  {"total":<9} {"":<7} {sum(s.get("seconds", 0) for s in stages.values()):7.1f} s')
     for name in ('policy', 'baseline'):
         path = run_dir / 'eval' / f'{name}.json'
         if path.is_file():
-            overall = json.loads(path.read_text())['overall']
+            result = json.loads(path.read_text())
+            overall = result['overall']
             lines.append(f'  {name:<9} success {overall["successes"]}/{overall["n"]} '
-                         f'({overall["success_rate"]:.0%}, 95% CI {overall["ci95"][0]:.2f}-{overall["ci95"][1]:.2f})')
+                         f'({overall["success_rate"]:.0%}, 95% CI {overall["ci95"][0]:.2f}-{overall["ci95"][1]:.2f}), '
+                         f'{overall.get("estops", 0)} emergency stop(s); simulation '
+                         f'{simulation_text(result.get("simulation"))}'
+                         + (f'; controller {controller_text(result["controller"])}'
+                            if result.get('controller') else ''))
     lines.append(f'  report    {run_dir / "report" / "index.html"}')
     print('\n'.join(lines))

@@ -1,5 +1,9 @@
 """Run simulated episodes through the ROS graph: reset the simulator to a task and seed,
-publish the instruction on ``/voice_command``, and wait for success or the time limit."""
+publish the instruction on ``/voice_command``, and wait for success or the time limit.
+
+With a lock-step simulator an episode whose command source stops answering (the simulator
+reports ``silent_ticks`` consecutive ticks stepped on its timeout) ends as a timeout whose note
+names the silent topic, so nothing waits for the full wall-clock budget."""
 from __future__ import annotations
 
 import json
@@ -19,6 +23,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
 from vla_sim.launching import wait_for
@@ -39,6 +44,7 @@ class EpisodeResult:
     wall_time: float
     timed_out: bool  # no end of episode seen within the wall-clock budget
     estops: int = 0  # emergency stops latched during the episode
+    note: str = ''  # why the episode timed out (e.g. the silent topic of a lock-step sim)
     video: str | None = None  # rollout GIF, when one was written
     frames: list = field(default_factory=list, repr=False)  # captured frames (not serialised)
 
@@ -48,6 +54,33 @@ class EpisodeResult:
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      reliability=ReliabilityPolicy.RELIABLE)
+
+#: a lock-step episode ends as a timeout after this many consecutive unanswered ticks (1 s of
+#: sim time; a controller legitimately holds for its command_settle_time, 0.3 s)
+SILENT_TICKS_LIMIT = 30
+
+
+def silence(status: dict, limit: int = SILENT_TICKS_LIMIT) -> str:
+    """Why a lock-step simulator's episode is stuck ('' when it is not): the silent topics."""
+    if int(status.get('silent_ticks', 0)) < limit:
+        return ''
+    return (f'no answer from {", ".join(status.get("silent") or ["?"])} for '
+            f'{status["silent_ticks"]} consecutive lock-step ticks (the simulator stepped on its '
+            'timeout); is the node that publishes it running?')
+
+
+def _parameter(name: str, value) -> Parameter:
+    if isinstance(value, bool):
+        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL,
+                                                         bool_value=value))
+    if isinstance(value, int):
+        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                         integer_value=value))
+    if isinstance(value, float):
+        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                         double_value=value))
+    return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                     string_value=str(value)))
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
@@ -73,6 +106,8 @@ class EpisodeRunner:
         self.latency_samples: list[float] = []  # controller inference latency per tick (ms)
         self.controller_state: dict[str, str] | None = None  # latest controller diagnostics
         self.control_rates: list[float] = []
+        self.overruns_per_minute: list[float] = []  # controller reports (when it sends them)
+        self.sim_state: dict[str, str] | None = None  # latest sim_node diagnostics
         self.capture_every = 0  # keep every n-th camera frame of an episode (0: none)
         self._frames: list[np.ndarray] = []
         self._frame_count = 0
@@ -81,6 +116,9 @@ class EpisodeRunner:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
         self.node.create_subscription(Image, '/camera/image_raw', self._on_image,
                                       qos_profile_sensor_data)
+        self.last_command_stamp = 0.0  # header stamp of the newest command sent to the robot
+        self.node.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
+                                      self._on_robot_command, 10)
         self.estop_reset = self.node.create_client(Trigger, '/emergency_stop/reset')
         self.command_pub = self.node.create_publisher(String, '/voice_command', 10)
         self.params = self.node.create_client(SetParameters, f'/{sim_node_name}/set_parameters')
@@ -94,14 +132,19 @@ class EpisodeRunner:
             self.node.get_logger().warning('malformed /sim/task_status message ignored',
                                            throttle_duration_sec=5.0)
 
+    def _on_robot_command(self, msg: JointTrajectory) -> None:
+        self.last_command_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
     def _on_estop(self, msg: String) -> None:
         if msg.data and not self.estop_reason:
             self.estop_count += 1
         self.estop_reason = msg.data
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        """Collect the controller's per-tick inference latencies and achieved rate."""
+        """Collect the controller's per-tick inference latencies, achieved rate and overruns."""
         for status in msg.status:
+            if status.name == 'vla_sim: sim_node':
+                self.sim_state = {kv.key: kv.value for kv in status.values}
             if 'controller' not in status.name:
                 continue
             values = {kv.key: kv.value for kv in status.values}
@@ -111,6 +154,8 @@ class EpisodeRunner:
                     self.latency_samples += [float(x) for x in values['latency_samples_ms'].split(',')]
                 if 'achieved_rate_hz' in values:
                     self.control_rates.append(float(values['achieved_rate_hz']))
+                if 'overruns_per_minute' in values:
+                    self.overruns_per_minute.append(float(values['overruns_per_minute']))
             except ValueError:
                 self.node.get_logger().warning(f'unparsable diagnostics from {status.name}',
                                                throttle_duration_sec=10.0)
@@ -165,17 +210,18 @@ class EpisodeRunner:
             raise SimUnavailable(f'{what} got no answer within {timeout:.0f} s')
         return future.result()
 
-    def reset(self, task: str, seed: int, timeout: float = 20.0) -> dict:
-        """Set the task/seed parameters, call ``/sim/reset``, return the first status."""
-        request = SetParameters.Request(parameters=[
-            Parameter(name='task', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                        string_value=task)),
-            Parameter(name='seed', value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
-                                                        integer_value=int(seed)))])
-        result = self._call(self.params, request, timeout, 'setting the simulator task')
+    def set_sim_parameters(self, timeout: float = 20.0, **values) -> None:
+        """Set ``sim_node`` parameters (task, seed, paused, pause_after_done)."""
+        request = SetParameters.Request(parameters=[_parameter(k, v) for k, v in values.items()])
+        result = self._call(self.params, request, timeout, 'setting the simulator parameters')
         refused = [r.reason for r in result.results if not r.successful]
         if refused:
             raise ValueError('; '.join(refused))
+
+    def reset(self, task: str, seed: int, timeout: float = 20.0, **sim_parameters) -> dict:
+        """Set the task/seed (and other ``sim_parameters``), call ``/sim/reset``, return the
+        first status of the new episode."""
+        self.set_sim_parameters(timeout, task=task, seed=int(seed), **sim_parameters)
         answer = self._call(self.reset_srv, Trigger.Request(), timeout, '/sim/reset')
         if not answer.success:
             raise ValueError(answer.message)
@@ -188,20 +234,35 @@ class EpisodeRunner:
     def run_episode(self, task: str, seed: int, wall_timeout: float = 120.0) -> EpisodeResult:
         """Reset, publish the instruction, wait for the episode to end (success or time limit)."""
         start = time.monotonic()
-        status = self.reset(task, seed)
+        lockstep = (self.status or {}).get('mode') == 'lockstep'
+        status = self.reset(task, seed, **({'paused': True} if lockstep else {}))
         self.clear_estop()
         estops_before = self.estop_count
         episode = status['episode']
         self._frames, self._frame_count = [], 0
         self.command_pub.publish(String(data=status['instruction']))
-        ended = wait_for(lambda: self.status['episode'] == episode and self.status['done'],
-                         wall_timeout, self.spin_once)
+        if lockstep:
+            # The first tick of an episode steps with the newest command once the graph has
+            # taken in the reset (a command forwarded against the old pose is superseded by the
+            # gate's hold before the sim moves), and the instruction reaches the controller at
+            # the episode's first tick on every machine.
+            first = float(status['stamp'])
+            if wait_for(lambda: self.last_command_stamp >= first - 1e-6, 0.3, self.spin_once):
+                wait_for(lambda: False, 0.05, self.spin_once)
+            self.set_sim_parameters(paused=False)
+        ended = wait_for(lambda: self.status['episode'] == episode and (
+            self.status['done'] or silence(self.status)), wall_timeout, self.spin_once)
         final = self.status
+        note = silence(final) if ended and not final['done'] else (
+            '' if ended else f'no end of episode within {wall_timeout:g} s (wall)')
+        if note and self.estop_reason:
+            note += f' (emergency stop latched: {self.estop_reason})'
         return EpisodeResult(task=task, seed=seed, success=bool(final['success']),
                              reward=float(final['reward']), length=int(final['step']),
                              sim_time=float(final['sim_time']),
-                             wall_time=time.monotonic() - start, timed_out=not ended,
-                             estops=self.estop_count - estops_before, frames=self._frames)
+                             wall_time=time.monotonic() - start, timed_out=bool(note),
+                             estops=self.estop_count - estops_before, note=note,
+                             frames=self._frames)
 
     def close(self) -> None:
         self.executor.remove_node(self.node)

@@ -71,6 +71,69 @@ def summarize(results: Sequence[EpisodeResult], policy: str, episodes_per_task: 
             'episodes': [r.to_json() for r in results]}
 
 
+def machine_info() -> dict:
+    """The CPU the figures were measured on: torch's kernel level (``AVX2``, ``AVX512``, ...,
+    restricted by ``ATEN_CPU_CAPABILITY``) and the cores this process may use."""
+    import os
+    try:
+        import torch
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except ImportError:
+        capability = 'unknown (no torch)'
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return {'cpu_capability': capability, 'cores': cores,
+            'aten_cpu_capability': os.environ.get('ATEN_CPU_CAPABILITY', ''),
+            'onednn_max_cpu_isa': os.environ.get('ONEDNN_MAX_CPU_ISA', '')}
+
+
+def machine_text(machine: dict | None) -> str:
+    if not machine:
+        return 'unknown CPU'
+    forced = ', '.join(f'{k.upper()}={v}' for k, v in machine.items()
+                       if k in ('aten_cpu_capability', 'onednn_max_cpu_isa') and v)
+    return (f'CPU {machine.get("cpu_capability", "?")}, {machine.get("cores", "?")} core(s)'
+            + (f' ({forced})' if forced else ''))
+
+
+def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict | None) -> dict:
+    """Which timing the simulator ran with and, in lock-step, the ticks it stepped on its timeout
+    (``silent``: per topic, the ticks it left unanswered)."""
+    if rtf is not None:
+        return {'mode': 'real_time', 'real_time_factor': rtf}
+    silent = {k.split(': ', 1)[1]: int(v) for k, v in (sim_state or {}).items()
+              if k.startswith('lockstep_silent: ')}
+    return {'mode': 'lockstep', 'timeouts': int((status or {}).get('timeouts', 0)),
+            'ticks': int((sim_state or {}).get('ticks', 0)), 'silent': silent}
+
+
+def simulation_text(simulation: dict | None) -> str:
+    if not simulation:
+        return 'simulation timing not recorded'
+    if simulation.get('mode') == 'real_time':
+        return f'real time x{simulation.get("real_time_factor", 1.0):g}'
+    return (f'lock-step ({simulation.get("timeouts", 0)} tick(s) stepped on the timeout'
+            + (f'; unanswered: {simulation["silent"]}' if simulation.get('silent') else '') + ')')
+
+
+def controller_summary(state: dict | None, overruns_per_minute: Sequence[float]) -> dict:
+    """The controller's overrun count (ticks that found inference still running) and rate."""
+    state = state or {}
+    out: dict = {}
+    if 'overruns' in state:
+        try:
+            out['overruns'] = int(state['overruns'])
+        except ValueError:
+            pass
+    if overruns_per_minute:
+        out['overruns_per_minute'] = round(float(np.median(overruns_per_minute)), 2)
+        out['overruns_per_minute_max'] = round(float(np.max(overruns_per_minute)), 2)
+    return out
+
+
+def controller_text(controller: dict | None) -> str:
+    return ', '.join(f'{k.replace("_", " ")} {v}' for k, v in (controller or {}).items()) or 'n/a'
+
+
 def format_table(summary: dict) -> str:
     """A plain-text table of the per-task success rates."""
     lines = [f'{"task":<22}{"success":>10}{"95% CI":>16}{"reward":>9}{"length":>9}{"estops":>8}']
@@ -81,4 +144,13 @@ def format_table(summary: dict) -> str:
         reward = f'{t["mean_reward"]:.2f}' if 'mean_reward' in t else ''
         length = f'{t["mean_length"]:.0f}' if 'mean_length' in t else ''
         lines.append(f'{name:<22}{rate:>10}{ci:>16}{reward:>9}{length:>9}{t["estops"]:>8}')
+    if 'simulation' in summary or 'machine' in summary:
+        lines.append(f'simulation: {simulation_text(summary.get("simulation"))}; '
+                     f'{machine_text(summary.get("machine"))}')
+    controller = summary.get('controller') or {}
+    if controller:
+        lines.append(f'controller: {controller_text(controller)}')
+    for episode in summary.get('episodes', []):
+        if episode.get('note'):
+            lines.append(f'{episode["task"]} seed {episode["seed"]}: {episode["note"]}')
     return '\n'.join(lines)

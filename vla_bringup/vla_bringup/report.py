@@ -517,17 +517,28 @@ def _fmt_latency(lat: dict) -> str:
 
 
 def run_facts(results: dict[str, dict]) -> list[tuple[str, str]]:
-    """(label, value) lines about each evaluation: what ran, how many episodes, rates."""
+    """(label, value) lines about each evaluation: what ran, how many episodes, rates, which
+    simulator timing (lock-step or real time), controller overruns, and the CPU."""
+    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
     facts = []
+    machines = []
     for source, data in results.items():
         rate = _optional_float(data.get('control_rate_hz'))
         timeouts = sum(int(t.get('timeouts') or 0) for t in data['tasks'].values())
+        controller = data.get('controller') if isinstance(data.get('controller'), dict) else None
         facts.append((LABELS[source],
                       f'{data.get("policy", "?")}; {data.get("episodes_per_task", "?")} episodes '
                       f'per task from seed {data.get("seed", "?")}; latency '
                       f'{_fmt_latency(data["latency_ms"])}; control rate '
                       f'{"not measured" if rate is None else f"{rate:.1f} Hz"}; '
-                      f'{timeouts} timed-out episode(s)'))
+                      + (f'controller {controller_text(controller)}; ' if controller else '')
+                      + f'{timeouts} timed-out episode(s); simulation '
+                      + (simulation_text(data['simulation']) if isinstance(data.get('simulation'), dict)
+                         else 'timing not recorded')))
+        if isinstance(data.get('machine'), dict):
+            machines.append(machine_text(data['machine']))
+    if machines:
+        facts.append(('Machine', '; '.join(dict.fromkeys(machines))))
     return facts
 
 

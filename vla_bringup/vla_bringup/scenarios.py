@@ -18,6 +18,8 @@ from vla_sim.launching import NodeSpec
 ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 #: topic every command source publishes its *requested* command on
 REQUEST_TOPIC = '/vla/command'
+#: the recorder's acknowledgement of each lock-step tick (std_msgs/Header)
+RECORDER_TICK_TOPIC = '/teleop_collector/tick'
 
 
 SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
@@ -56,6 +58,10 @@ COMMON_ARGUMENTS = (
                    'pick_blue, stack_green_on_red (vla_sim.TASKS)'),
     LaunchArgument('seed', '0', 'simulator seed at start-up'),
     LaunchArgument('real_time_factor', '1.0', 'simulator speed relative to wall time'),
+    LaunchArgument('lockstep', 'false', 'true: the simulator steps when the command of each tick '
+                   'has arrived (or after a timeout), every node on its /clock: as fast as the '
+                   'nodes answer, the same episodes on any machine; false: real time (x '
+                   'real_time_factor), as a real robot runs'),
 )
 
 
@@ -64,24 +70,34 @@ def _value(text: Any) -> Any:
     return yaml.safe_load(text) if isinstance(text, str) else text
 
 
-def robot_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
-    """The robot: the simulator when ``use_sim`` is true, nothing (the real driver) otherwise."""
+def lockstep(args: Mapping[str, Any]) -> bool:
+    """Whether the simulator runs in lock-step with the graph (never with a real robot)."""
+    return bool(_value(args.get('use_sim', True))) and bool(_value(args.get('lockstep', False)))
+
+
+def robot_nodes(args: Mapping[str, Any], acks: tuple[str, ...] = ()) -> list[NodeSpec]:
+    """The robot: the simulator when ``use_sim`` is true, nothing (the real driver) otherwise.
+
+    In lock-step the simulator also waits for the ``acks`` topics (e.g. the recorder's ticks).
+    """
     if not _value(args.get('use_sim', True)):
         return []
     rtf = float(_value(args.get('real_time_factor', 1.0)))
+    parameters = {'task': str(args.get('task', 'pick_red')), 'seed': int(_value(args.get('seed', 0))),
+                  'real_time_factor': rtf, 'publish_clock': rtf != 1.0 or lockstep(args),
+                  'lockstep': lockstep(args)}
+    if lockstep(args) and acks:
+        parameters['lockstep_acks'] = list(acks)
     return [NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
                      param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
-                     parameters={'task': str(args.get('task', 'pick_red')),
-                                 'seed': int(_value(args.get('seed', 0))),
-                                 'real_time_factor': rtf,
-                                 'publish_clock': rtf != 1.0})]
+                     parameters=parameters)]
 
 
 def sim_time_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
     """Nodes run on the simulator's /clock whenever it is not running at wall time."""
     sim = _value(args.get('use_sim', True))
     rtf = float(_value(args.get('real_time_factor', 1.0)))
-    return {'use_sim_time': True} if sim and rtf != 1.0 else {}
+    return {'use_sim_time': True} if sim and (rtf != 1.0 or lockstep(args)) else {}
 
 
 def expert_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
@@ -111,9 +127,20 @@ def sim_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
     return nodes
 
 
+def collection_scenario(args: Mapping[str, Any], output_dir: str) -> list[NodeSpec]:
+    """``vla collect``: the sim scenario (scripted expert through the gate) and the recorder;
+    in lock-step the simulator also waits for the recorder's tick acknowledgements."""
+    nodes = robot_nodes({**args, 'use_sim': True}, acks=(RECORDER_TICK_TOPIC,))
+    nodes += safety_nodes({**args, 'use_sim': True}) + expert_nodes(args)
+    return nodes + recorder_nodes({**args, 'output_dir': output_dir})
+
+
 def recorder_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
-    """The demonstration recorder, writing to ``output_dir`` (30 Hz in sim time when sped up)."""
+    """The demonstration recorder, writing to ``output_dir`` (30 Hz in sim time when sped up;
+    one step per tick, paired by stamps, in lock-step)."""
     parameters = {**sim_time_parameters(args), 'output_dir': str(args.get('output_dir', 'vla_data'))}
+    if lockstep(args):
+        parameters['lockstep'] = True
     if args.get('language_command'):
         parameters['language_command'] = str(args['language_command'])
     return [NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
@@ -128,7 +155,7 @@ def teleop_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
     The joystick driver itself (``ros2 run joy joy_node``) and the terminal teleop
     (``ros2 run vla_collect keyboard_teleop``, it needs its own terminal) run beside it.
     """
-    nodes = robot_nodes(args) + safety_nodes(args)
+    nodes = robot_nodes(args, acks=(RECORDER_TICK_TOPIC,)) + safety_nodes(args)
     nodes.append(NodeSpec('vla_collect', 'joy_teleop', 'vla_collect.joy_teleop_node', 'joy_teleop',
                           param_files=(config_file('robot.yaml'), config_file('teleop.yaml')),
                           parameters=sim_time_parameters(args)))

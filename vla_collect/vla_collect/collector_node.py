@@ -13,6 +13,16 @@ Episodes start and stop with the joystick (``start_button`` toggles, stopping as
     ~/stop     std_srvs/SetBool   stop and save; data = success flag
     ~/discard  std_srvs/Trigger   drop the current episode
 
+Beside a lock-step simulator (``lockstep: true``) the recorder does not sample on a timer: it
+pairs by header stamps (``recorder.TickPairing``): step t is the frame and joint state stamped
+T_t with the last robot command that arrived between tick t's first observation and tick t+1's
+(stamped T_t, or T_{t-1} by a gate whose clock lagged), i.e. the command sent after seeing frame
+t, the one the simulator stepped with.  It acknowledges every tick it has
+gathered (observations and answer) on ``~/tick`` (``std_msgs/Header``, stamp T_t), whether it
+is recording or not; the simulator waits for that (``lockstep_acks``), so the recorder never falls
+behind.  A recording starts with the tick in progress when ``~/start`` is called and ends with the
+last tick finished before ``~/stop``.
+
 The language command is the last ``/voice_command`` or the ``language_command`` parameter,
 whichever was set last; ``episode_metadata`` (a JSON object) adds attributes to the next
 episodes (``vla collect`` stores the simulator task and seed this way).  State and drop counts go to ``/diagnostics`` and, as JSON, to
@@ -29,12 +39,12 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState, Joy
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
-                                  RecorderError)
+                                  RecorderError, TickPairing, TickStep)
 from vla_collect.ros_conversions import (ImageConversionError, MissingJointError, image_to_rgb,
                                          joint_state_to_arrays, trajectory_to_action)
 
@@ -60,6 +70,7 @@ class CollectorNode(Node):
         self.declare_parameter('fail_button', 8)
         self.declare_parameter('discard_button', 10)
         self.declare_parameter('min_free_mb', 64.0)
+        self.declare_parameter('lockstep', False)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         self.joint_names = [str(n) for n in p('joint_names')]
@@ -76,12 +87,21 @@ class CollectorNode(Node):
             min_free_bytes=int(float(p('min_free_mb')) * 2**20))
         self.language_command = str(p('language_command'))
         self.episode_metadata = self._metadata(str(p('episode_metadata')))
+        self.lockstep = bool(p('lockstep'))
+        self.pairing = (TickPairing([IMAGE, JOINT_STATES] + [f'{IMAGE}_{c}' for c in cameras],
+                                    period=1.0 / rate) if self.lockstep else None)
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.status_pub = self.create_publisher(String, '~/status', LATCHED)
+        self.tick_pub = self.create_publisher(Header, '~/tick', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # The command subscription first: when a busy recorder finds the command of tick t and
+        # the observations of tick t+1 waiting together, the executor serves subscriptions in
+        # creation order, and the command must be paired before tick t+1 starts (lock-step).
+        self.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
+                                 self._on_command, 10)
         self.create_subscription(Image, '/camera/image_raw',
                                  lambda m: self._on_image(IMAGE, m), qos_profile_sensor_data)
         for camera in cameras:
@@ -90,18 +110,18 @@ class CollectorNode(Node):
                                      qos_profile_sensor_data)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
-        self.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
-                                 self._on_command, 10)
         self.create_subscription(Joy, '/joy', self._on_joy, 10)
         self.create_subscription(String, '/voice_command', self._on_voice_command, 10)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(SetBool, '~/stop', self._on_stop)
         self.create_service(Trigger, '~/discard', self._on_discard)
-        self.create_timer(1.0 / rate, self._sample)
+        if not self.lockstep:
+            self.create_timer(1.0 / rate, self._sample)
         self.create_timer(1.0, self._publish_status)
         self.get_logger().info(
-            f'recording {len(self.joint_names)} joints and {len(action_names)} actions at '
-            f'{rate:g} Hz into {self.recorder.output_dir}; START on the joystick or '
+            f'recording {len(self.joint_names)} joints and {len(action_names)} actions '
+            + ('per lock-step tick (paired by stamps)' if self.lockstep else f'at {rate:g} Hz')
+            + f' into {self.recorder.output_dir}; START on the joystick or '
             f'{self.get_fully_qualified_name()}/start begins an episode')
         self._publish_status()
 
@@ -123,7 +143,7 @@ class CollectorNode(Node):
                 except ValueError as exc:
                     return SetParametersResult(successful=False, reason=str(exc))
             elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
-                                'extra_cameras', 'image_timeout', 'joint_state_timeout',
+                                'extra_cameras', 'lockstep', 'image_timeout', 'joint_state_timeout',
                                 'action_timeout', 'robot_name', 'min_free_mb'):
                 return SetParametersResult(successful=False,
                                            reason=f'{param.name} is read at start-up only')
@@ -146,6 +166,10 @@ class CollectorNode(Node):
         return value
 
     # -- streams ------------------------------------------------------------------------------
+    @staticmethod
+    def _stamp(msg) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
     def _on_image(self, stream: str, msg: Image) -> None:
         try:
             rgb = image_to_rgb(msg)
@@ -153,6 +177,31 @@ class CollectorNode(Node):
             self._bad('image', f'{stream} frame dropped: {exc}')
             return
         self.recorder.update(stream, rgb, self._now())
+        self._observe(stream, rgb, msg)
+
+    def _observe(self, stream: str, value, msg) -> None:
+        """Lock-step: add an observation to its tick; record the tick it finished."""
+        if self.pairing is None:
+            return
+        finished = self.pairing.observe(stream, value, self._stamp(msg))
+        if finished is not None and self.recorder.recording:
+            self._record(finished)
+        self._ack()
+
+    def _record(self, step: TickStep) -> None:
+        try:
+            self.recorder.record(step.values, step.stamp)
+        except RecorderError as exc:
+            self.get_logger().error(str(exc))
+            self._publish_status()
+
+    def _ack(self) -> None:
+        stamp = self.pairing.answered()
+        if stamp is not None:
+            nanoseconds = int(round(stamp * 1e9))
+            header = Header()
+            header.stamp.sec, header.stamp.nanosec = divmod(nanoseconds, 1_000_000_000)
+            self.tick_pub.publish(header)
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -164,6 +213,7 @@ class CollectorNode(Node):
             self._bad('joint_states', f'/joint_states ignored: {exc}')
             return
         self.recorder.update(JOINT_STATES, value, self._now())
+        self._observe(JOINT_STATES, value, msg)
 
     def _on_command(self, msg: JointTrajectory) -> None:
         try:
@@ -172,6 +222,9 @@ class CollectorNode(Node):
             self._bad('action', f'command ignored: {exc}')
             return
         self.recorder.update(ACTION, action, self._now())
+        if self.pairing is not None:
+            self.pairing.act(action, self._stamp(msg))
+            self._ack()
 
     def _on_voice_command(self, msg: String) -> None:
         command = msg.data.strip()

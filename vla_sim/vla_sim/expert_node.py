@@ -4,6 +4,11 @@ Reads the simulator's privileged state (``/sim/task_status``: task, episode, obj
 the joint positions of the same tick; ``/joint_states`` where a status has none), and publishes the same ``JointTrajectory`` on ``/vla/command`` that a
 teleoperator would.  It restarts its plan whenever the simulator starts a new episode.
 Simulation only: a real robot has no privileged state.
+
+On sim time (``use_sim_time``, the simulator's ``/clock``) the command of a tick is computed from
+that tick's status: when the timer fires before the status stamped with the same clock time has
+arrived, the expert acts on its arrival, so with a lock-step simulator the command published after
+tick t always answers the state of tick t.
 """
 from __future__ import annotations
 
@@ -67,6 +72,9 @@ class ExpertNode(Node):
             noise=float(self.get_parameter('noise').value),
             seed=int(self.get_parameter('noise_seed').value), kinematics=self.source.kinematics)
         self.episode: int | None = None
+        self.due: float | None = None  # clock time of a timer tick not acted on yet
+        self.on_sim_time = bool(self.get_parameter('use_sim_time').value)
+        self.refused_joint_states = 0
         self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
@@ -76,13 +84,22 @@ class ExpertNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         if self.source.status is not None and 'joint_positions' in self.source.status:
             return  # the status carries the joint positions of its own tick (see _on_status)
-        try:
-            index = [list(msg.name).index(n) for n in JOINT_NAMES]
-        except ValueError:
-            self.get_logger().warning(f'joint_states without all of {list(JOINT_NAMES)}: '
-                                      f'{list(msg.name)}', throttle_duration_sec=5.0)
+        names = list(msg.name)
+        missing = [n for n in JOINT_NAMES if n not in names]
+        problem = (f'without all of {list(JOINT_NAMES)}: {names}' if missing else
+                   f'with {len(msg.position)} positions for {len(names)} names'
+                   if len(msg.position) != len(names) else '')
+        positions = np.asarray(msg.position, dtype=np.float64)
+        if not problem:
+            positions = positions[[names.index(n) for n in JOINT_NAMES]]
+            if not np.all(np.isfinite(positions)):
+                problem = f'with non-finite positions {positions.tolist()}'
+        if problem:
+            self.refused_joint_states += 1
+            self.get_logger().warning(f'refused /joint_states {problem} ({self.refused_joint_states} '
+                                      'refused so far)', throttle_duration_sec=5.0)
             return
-        self.source.joint_positions = np.asarray(msg.position, dtype=np.float64)[index]
+        self.source.joint_positions = positions
 
     def _on_status(self, msg: String) -> None:
         try:
@@ -101,10 +118,21 @@ class ExpertNode(Node):
         if status['episode'] != self.episode:
             self.episode = status['episode']
             self.expert.reset()
+        self._act()
 
     def _tick(self) -> None:
-        if not self.source.ready():
+        self.due = self.get_clock().now().nanoseconds * 1e-9
+        self._act()
+
+    def _act(self) -> None:
+        """Publish the command of the due tick, once, from the status of that tick (on sim time;
+        the status is stamped with the simulator's clock) or the newest one (wall time)."""
+        if self.due is None or not self.source.ready():
             return
+        stamp = self.source.status.get('stamp')
+        if self.on_sim_time and isinstance(stamp, (int, float)) and stamp < self.due - 1e-6:
+            return  # this tick's status is still on its way: act when it arrives
+        self.due = None
         action = self.expert.act()
         msg = JointTrajectory()
         msg.header.stamp = self.get_clock().now().to_msg()

@@ -6,6 +6,29 @@ Publishes ``/camera/image_raw`` (rgb8) and ``/joint_states`` at ``rate``, follow
 (``/sim/instruction``, latched) and the episode status (``/sim/task_status``, JSON) so an
 evaluator can tell when an episode ends.  With ``real_time_factor`` != 1 it publishes
 ``/clock`` and the other nodes run on sim time (``use_sim_time``).
+
+Two ways to keep time:
+
+* real time (default): a wall-clock timer steps the physics ``real_time_factor`` times faster
+  than ``rate``; the other nodes race it.
+* lock-step (``lockstep: true``): tick t is published (joint states, images, status, then
+  ``/clock`` = T_t) and the physics steps to t+1 only when the robot command answering it has
+  arrived, i.e. a ``JointTrajectory`` stamped >= T_t (the gate stamps what it forwards with its
+  node clock, which runs on ``/clock``; a zero stamp counts as "sent after tick t was
+  published"), and every ``lockstep_acks`` topic (``std_msgs/Header``) has acknowledged a stamp
+  >= T_t -- or when ``lockstep_timeout`` wall seconds have passed (``lockstep_ack_timeout``
+  for the acknowledgements once the command is in: a recorder may pause to flush its file).  Timeouts are counted per
+  silent topic and named in ``/sim/task_status`` and ``/diagnostics``; the sim never hangs.
+  The simulation then runs as fast as the graph answers and gives the same episodes on a fast
+  and a slow machine.
+
+``paused`` (a parameter, set at run time) stops stepping in either mode; with
+``pause_after_done`` >= 0 the sim pauses itself that many simulated seconds after an episode
+ends, so a recording can stop at the same tick on every machine.
+
+A trajectory is followed as ros2_control's joint_trajectory_controller does: each step moves
+towards the trajectory's value at the *end* of the step, so a one-point command with
+``time_from_start`` = one tick is reached at the next tick.
 """
 from __future__ import annotations
 
@@ -23,7 +46,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -36,12 +60,34 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
 
 
 def stamp_from_seconds(seconds: float) -> TimeMsg:
-    sec = int(seconds)
-    return TimeMsg(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    """A stamp of ``seconds``, rounded to the nearest nanosecond (2.9999999999 s is 3.0, not the
+    2.0 a rounded-up nanosecond field wrapped to 0 gave: /clock ran back a second)."""
+    nanoseconds = int(round(seconds * 1e9))
+    return TimeMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def duration_seconds(msg) -> float:
     return msg.sec + msg.nanosec * 1e-9
+
+
+#: stamps are compared with this tolerance (s): the clock is published in whole nanoseconds
+STAMP_TOLERANCE = 1e-6
+COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
+
+
+class TickWait:
+    """What lock-step still waits for before the step after the tick stamped ``stamp``."""
+
+    def __init__(self, stamp: float, topics: list[str], started: float) -> None:
+        self.stamp = stamp  # clock time (s) of the published tick
+        self.missing = set(topics)  # topics that have not answered this tick yet
+        self.started = started  # monotonic time the tick was published (or the sim unpaused)
+
+    def answer(self, topic: str, stamp: float) -> None:
+        """``topic`` sent a message stamped ``stamp``: it answers this tick if it is not older
+        (stamp 0: a source that does not stamp, counted as an answer)."""
+        if stamp == 0.0 or stamp >= self.stamp - STAMP_TOLERANCE:
+            self.missing.discard(topic)
 
 
 class SimNode(Node):
@@ -57,16 +103,30 @@ class SimNode(Node):
         self.declare_parameter('publish_clock', False)
         self.declare_parameter('clip_out_of_range', True)
         self.declare_parameter('frame_id', 'camera_front')
+        self.declare_parameter('lockstep', False)
+        self.declare_parameter('lockstep_timeout', 0.25)
+        self.declare_parameter('lockstep_acks', [''])
+        self.declare_parameter('lockstep_ack_timeout', 2.0)
+        self.declare_parameter('paused', False)
+        self.declare_parameter('pause_after_done', -1.0)
         self.add_on_set_parameters_callback(self._check_parameters)
 
         p = self.get_parameter
         self.rate = float(p('rate').value)
         self.camera = str(p('camera').value)
         self.frame_id = str(p('frame_id').value)
-        self.publish_clock = bool(p('publish_clock').value)
+        self.lockstep = bool(p('lockstep').value)
+        self.publish_clock = bool(p('publish_clock').value) or self.lockstep
         rtf = float(p('real_time_factor').value)
         if self.rate <= 0 or rtf <= 0:
             raise ValueError(f'rate ({self.rate}) and real_time_factor ({rtf}) must be > 0')
+        self.lockstep_timeout = float(p('lockstep_timeout').value)
+        if not self.lockstep_timeout > 0:
+            raise ValueError(f'lockstep_timeout must be > 0 s, got {self.lockstep_timeout}')
+        self.ack_topics = [str(t) for t in p('lockstep_acks').value if t]
+        self.ack_timeout = max(self.lockstep_timeout, float(p('lockstep_ack_timeout').value))
+        self.paused = bool(p('paused').value)
+        self.pause_after_done = float(p('pause_after_done').value)
         cameras = [self.camera] + (['wrist'] if p('publish_wrist_camera').value else [])
         self.env = SimEnv(image_size=int(p('image_size').value), control_hz=self.rate,
                           cameras=tuple(dict.fromkeys(cameras)))
@@ -82,8 +142,9 @@ class SimNode(Node):
         self.instruction_pub = self.create_publisher(String, '/sim/instruction', LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.clock_pub = self.create_publisher(ClockMsg, '/clock', 10) if self.publish_clock else None
-        self.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
-                                 self._on_trajectory, 10)
+        self.create_subscription(JointTrajectory, COMMAND_TOPIC, self._on_trajectory, 10)
+        for topic in self.ack_topics:
+            self.create_subscription(Header, topic, lambda m, t=topic: self._on_ack(t, m), 10)
         self.create_service(Trigger, '/sim/reset', self._on_reset)
 
         self.trajectory: Trajectory | None = None
@@ -97,16 +158,33 @@ class SimNode(Node):
         self.clock_offset = 0.0  # sim seconds of earlier episodes: /clock never runs backwards
         self.reset_time = 0.0  # clock time (s) of the last reset, in the stamps' clock
         self.stale = 0
+        # lock-step bookkeeping: the tick being answered, timeouts per silent topic
+        self.wait: TickWait | None = None
+        self.timeouts = 0  # ticks stepped on the timeout instead of on their answers
+        self.silent_counts: dict[str, int] = {}  # per topic: ticks it left unanswered
+        self.silent: list[str] = []  # topics that missed the last timed-out tick
+        self.silent_ticks = 0  # consecutive ticks that timed out
+        self.done_time: float | None = None  # sim time the current episode ended
+        self._rate_window: list[float] = []
         self._reset_env(str(p('task').value), int(p('seed').value))
 
-        # Physics runs on a steady wall-clock timer, real_time_factor times faster than `rate`.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(1.0 / (self.rate * rtf), self._tick, clock=steady)
+        if self.lockstep:
+            # Physics steps when a tick's answers are in (see _on_trajectory/_on_ack); this
+            # timer only ends the waits that time out.
+            self.create_timer(min(0.005, self.lockstep_timeout / 4), self._check_timeout,
+                              clock=steady)
+            timing = (f'lock-step (waits for {[COMMAND_TOPIC] + self.ack_topics}, at most '
+                      f'{self.lockstep_timeout:g} s a tick)')
+        else:
+            # Physics runs on a steady wall-clock timer, real_time_factor times faster than `rate`.
+            self.create_timer(1.0 / (self.rate * rtf), self._tick, clock=steady)
+            timing = f'x{rtf:g} real time'
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
-        self._rate_window: list[float] = []
+        self.create_timer(0.05, self._keep_alive, clock=steady)
         self.get_logger().info(
             f'simulating {self.env.task.name!r} seed {self.env.seed} at {self.rate:g} Hz '
-            f'(x{rtf:g} real time), image {int(p("image_size").value)} px from camera {self.camera!r}')
+            f'({timing}), image {int(p("image_size").value)} px from camera {self.camera!r}')
 
     # -- parameters and reset -------------------------------------------------------------
     def _check_parameters(self, params) -> SetParametersResult:
@@ -119,9 +197,22 @@ class SimNode(Node):
                 return SetParametersResult(successful=False,
                                            reason=f'seed must be an int >= 0, got {param.value!r}')
             if param.name in ('rate', 'image_size', 'camera', 'real_time_factor', 'publish_clock',
-                              'publish_wrist_camera'):
+                              'publish_wrist_camera', 'lockstep', 'lockstep_timeout',
+                              'lockstep_acks', 'lockstep_ack_timeout'):
                 return SetParametersResult(successful=False,
                                            reason=f'{param.name} is read at start-up only')
+            if param.name == 'paused':
+                if param.type_ != Parameter.Type.BOOL:
+                    return SetParametersResult(successful=False,
+                                               reason=f'paused must be a bool, got {param.value!r}')
+                if self.paused and not param.value and self.wait is not None:
+                    self.wait.started = time.monotonic()  # the tick's timeout counts from now
+                self.paused = bool(param.value)
+            if param.name == 'pause_after_done':
+                if param.type_ not in (Parameter.Type.DOUBLE, Parameter.Type.INTEGER):
+                    return SetParametersResult(successful=False,
+                                               reason=f'pause_after_done must be a number (s), got {param.value!r}')
+                self.pause_after_done = float(param.value)
         return SetParametersResult(successful=True)
 
     def _reset_env(self, task: str, seed: int) -> None:
@@ -136,6 +227,8 @@ class SimNode(Node):
         self.hold = np.asarray(self.obs['joint_positions'], dtype=np.float64)
         self.episode += 1
         self.done = False
+        self.done_time = None
+        self.silent, self.silent_ticks = [], 0  # a new episode starts with a clean record
         self.last_reward = 0.0
         self.last_info = {'success': False}
         self.instruction_pub.publish(String(data=self.env.task.instruction))
@@ -157,17 +250,28 @@ class SimNode(Node):
     # -- commands ---------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if 0.0 < stamp < self.reset_time:
+        if 0.0 < stamp < self.reset_time - STAMP_TOLERANCE:
             # sent before the last reset (in flight while it ran): meant for the old episode
             self.stale += 1
             return
+        self._follow(msg)
+        if self.wait is not None:
+            self.wait.answer(COMMAND_TOPIC, stamp)
+            self._try_step()
+
+    def _on_ack(self, topic: str, msg: Header) -> None:
+        if self.wait is not None:
+            self.wait.answer(topic, msg.stamp.sec + msg.stamp.nanosec * 1e-9)
+            self._try_step()
+
+    def _follow(self, msg: JointTrajectory) -> None:
         try:
             traj = validate_trajectory(
                 msg.joint_names, [pt.positions for pt in msg.points],
                 [duration_seconds(pt.time_from_start) for pt in msg.points],
                 self.joint_names, self.lower, self.upper,
                 clip=bool(self.get_parameter('clip_out_of_range').value),
-                start_positions=self._current_target(), start_time=self.env.sim_time)
+                start_positions=self._target_at(self.env.sim_time), start_time=self.env.sim_time)
         except TrajectoryError as exc:
             self.rejected += 1
             self.get_logger().warning(f'rejected trajectory: {exc}', throttle_duration_sec=1.0)
@@ -178,20 +282,69 @@ class SimNode(Node):
                                       throttle_duration_sec=1.0)
         self.trajectory = traj
 
-    def _current_target(self) -> np.ndarray:
+    def _target_at(self, sim_time: float) -> np.ndarray:
+        """The commanded position at ``sim_time`` (the held one without a trajectory)."""
         if self.trajectory is None:
             return self.hold
-        return self.trajectory.sample(self.env.sim_time)
+        return self.trajectory.sample(sim_time)
 
     # -- the loop -----------------------------------------------------------------------------
     def _tick(self) -> None:
-        target = self._current_target()
+        """One control tick: step towards the target due at its end, publish the new state."""
+        if self.paused:
+            return
+        target = self._target_at(self.env.sim_time + self.env.dt)
         self.obs, reward, done, info = self.env.step(target.astype(np.float32))
         self.last_reward, self.last_info = float(reward), info
+        if done and not self.done:
+            self.done_time = self.env.sim_time
         self.done = self.done or bool(done)
         self.ticks += 1
         self._rate_window.append(time.monotonic())
+        if (self.pause_after_done >= 0 and self.done_time is not None
+                and self.env.sim_time >= self.done_time + self.pause_after_done - STAMP_TOLERANCE):
+            # before publishing, so this tick's status already says so
+            self.set_parameters([Parameter('paused', Parameter.Type.BOOL, True)])
         self._publish_observation()
+
+    def _keep_alive(self) -> None:
+        """While paused or waiting for a tick's answers, restate the joint state of the current
+        tick (same stamp) every 0.1 s, so that wall-clock watchdogs (the safety monitor's joint
+        state timeout) see a robot that is still there, standing still in sim time."""
+        if (self.paused or self.wait is not None) and time.monotonic() - self._published_at > 0.1:
+            self.joint_pub.publish(self._joint_state_msg(self._stamp_of_tick))
+            self._published_at = time.monotonic()
+
+    def _try_step(self) -> None:
+        """Lock-step: step once the current tick has every answer (and the sim is not paused)."""
+        if self.wait is not None and not self.wait.missing and not self.paused:
+            self.silent_ticks = 0
+            self._tick()
+
+    def _check_timeout(self) -> None:
+        """Lock-step: a tick whose answers are late by ``lockstep_timeout`` steps without them
+        (and one whose answers came in while the sim was paused steps now)."""
+        wait = self.wait
+        if wait is None or self.paused:
+            return
+        if not wait.missing:
+            self._try_step()
+            return
+        # the command gets lockstep_timeout; an acknowledging node (a recorder flushing its file)
+        # gets lockstep_ack_timeout once the command is in
+        limit = self.lockstep_timeout if COMMAND_TOPIC in wait.missing else self.ack_timeout
+        if time.monotonic() - wait.started < limit:
+            return
+        self.timeouts += 1
+        self.silent_ticks += 1
+        self.silent = sorted(wait.missing)
+        for topic in self.silent:
+            self.silent_counts[topic] = self.silent_counts.get(topic, 0) + 1
+        self.get_logger().warning(
+            f'lock-step: no answer to tick {self.env.elapsed_steps} of episode {self.episode} '
+            f'from {self.silent} within {self.lockstep_timeout:g} s; stepping without it '
+            f'({self.timeouts} timeouts so far)', throttle_duration_sec=5.0)
+        self._tick()
 
     def _clock_seconds(self) -> float:
         if self.publish_clock:
@@ -203,14 +356,22 @@ class SimNode(Node):
             return stamp_from_seconds(self._clock_seconds())
         return self.get_clock().now().to_msg()
 
-    def _publish_observation(self) -> None:
-        stamp = self._stamp()
+    def _joint_state_msg(self, stamp: TimeMsg) -> JointState:
         js = JointState()
         js.header.stamp = stamp
         js.name = self.joint_names
         js.position = np.asarray(self.obs['joint_positions'], dtype=np.float64).tolist()
         js.velocity = np.asarray(self.obs['joint_velocities'], dtype=np.float64).tolist()
-        self.joint_pub.publish(js)
+        return js
+
+    def _publish_observation(self) -> None:
+        stamp = self._stamp()
+        self._stamp_of_tick = stamp
+        self._published_at = time.monotonic()
+        if self.lockstep:  # the answers to this tick are awaited from now on
+            self.wait = TickWait(self._clock_seconds(), [COMMAND_TOPIC] + self.ack_topics,
+                                 time.monotonic())
+        self.joint_pub.publish(self._joint_state_msg(stamp))
         self.image_pub.publish(self._image_msg(self.obs['image'], stamp, self.frame_id))
         if self.wrist_pub is not None and self.obs.get('image_wrist') is not None:
             self.wrist_pub.publish(self._image_msg(self.obs['image_wrist'], stamp, 'camera_wrist'))
@@ -221,6 +382,10 @@ class SimNode(Node):
             'sim_time': self.env.sim_time, 'max_steps': self.env.task.max_steps,
             'reward': self.last_reward, 'success': bool(self.last_info.get('success', False)),
             'done': self.done,
+            'stamp': stamp.sec + stamp.nanosec * 1e-9,  # clock time of this tick (header stamps)
+            'mode': 'lockstep' if self.lockstep else 'real_time',
+            'paused': self.paused,
+            'timeouts': self.timeouts, 'silent': self.silent, 'silent_ticks': self.silent_ticks,
             'joint_positions': np.asarray(self.obs['joint_positions'], dtype=np.float64).tolist(),
             'objects': {name: {'pos': np.asarray(o['pos']).tolist(),
                                'quat': np.asarray(o['quat']).tolist()}
@@ -255,6 +420,9 @@ class SimNode(Node):
             ('wall_tick_rate_hz', f'{achieved:.2f}'), ('ticks', self.ticks),
             ('rejected_commands', self.rejected), ('clipped_commands', self.clipped),
             ('stale_commands', self.stale),
+            ('mode', 'lockstep' if self.lockstep else 'real_time'), ('paused', self.paused),
+            ('lockstep_timeouts', self.timeouts),
+            *((f'lockstep_silent: {t}', n) for t, n in sorted(self.silent_counts.items())),
             ('success', bool(self.last_info.get('success', False))))]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self._stamp()
