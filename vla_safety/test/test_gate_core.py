@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vla_safety.gate import GateConfig, GateCore
-from vla_safety.heartbeat import Heartbeat
+from vla_safety.heartbeat import Heartbeat, parse_stop_request
 from vla_safety.jtc import jtc_rejection
 from vla_safety.rules import SafetyLimits
 
@@ -164,7 +164,7 @@ def test_heartbeat_protocol_latch_and_reset():
     assert gate.latched and gate.counts['ignored_clears'] == 1
     # the monitor has not latched it: the gate asks it to
     out = gate.on_heartbeat(beat(1), 0.05, 0.05)
-    assert out.stop_request == 'someone pressed stop' and gate.latched
+    assert parse_stop_request(out.stop_request) == ('someone pressed stop', 's1', 0)
     gate.on_heartbeat(beat(2, stopped=True, reason='command gate: someone pressed stop'), 0.1, 0.1)
     gate.on_heartbeat(beat(3, resets=1), 0.15, 0.15)  # reset through the monitor
     assert not gate.latched
@@ -227,7 +227,7 @@ def test_parameters_can_only_be_tightened():
     assert 'read at start-up only' in gate.set_parameters({'rate': 60.0})
     assert gate.set_parameters({'max_velocity': [0.3, 0.3], 'joint_upper': [0.5, 0.5]}) is None
     out = gate.on_command(J, [[0.9, 0.0]], [1.0], 0.0)
-    assert out.trajectory.positions[0][0] == pytest.approx(0.3 * (1.0 + TICK))  # applies
+    assert out.trajectory.positions[0][0] == pytest.approx(0.3)  # applies at once
     assert 'only be tightened' in gate.set_parameters({'joint_lower': [-2.0, -1.0]})
 
 
@@ -277,3 +277,15 @@ def test_a_lagging_measurement_is_compared_with_the_command_of_its_time():
     gate.on_joint_state(J, [0.1, 0.0], [], 0.6)  # blocked 0.5 rad behind its command
     gate.on_command(J, [[1.0, 0.0]], [1.0], 0.61)
     assert gate.counts['reanchored'] == 1
+
+
+def test_a_late_copy_of_the_monitors_own_stop_does_not_latch_again_after_its_reset():
+    gate = running()
+    gate.on_heartbeat(beat(1, stopped=True, reason='joint velocity limit'), 0.05, 0.05)
+    gate.on_heartbeat(beat(2, resets=1), 0.1, 0.1)  # reset; its heartbeat came first
+    assert not gate.latched
+    gate.on_estop('joint velocity limit', 0.1)  # the /emergency_stop copy, late
+    gate.on_estop('', 0.1)
+    assert not gate.latched
+    gate.on_estop('operator pressed stop', 0.12)  # anyone else's reason still stops
+    assert gate.latched == 'operator pressed stop'

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from vla_safety.heartbeat import Heartbeat, HeartbeatError
+from vla_safety.heartbeat import Heartbeat, HeartbeatError, stop_request
 from vla_safety.monitor import MonitorConfig, MonitorCore
 from vla_safety.rules import SafetyLimits
 
@@ -49,6 +49,13 @@ def test_watchdog_trigger_stop_request_and_heartbeat_sequence():
     assert monitor.on_stop_request('ignored while stopped').estop is None
     monitor.on_joint_state(J, [0.0, 0.0], [0.0, 0.0], None, 0.7)
     assert monitor.reset(0.71)[0]
+    # a request made before the last reset (still in flight) or for another session is stale
+    assert monitor.on_stop_request(stop_request('late', 'abc', 0)).estop is None
+    assert monitor.on_stop_request(stop_request('other', 'xyz', 1)).estop is None
+    out = monitor.on_stop_request(stop_request('heartbeat lost', 'abc', 1))
+    assert out.estop == 'command gate: heartbeat lost'
+    monitor.on_joint_state(J, [0.0, 0.0], [0.0, 0.0], None, 0.8)
+    assert monitor.reset(0.81)[0]
     assert monitor.on_stop_request('command gate lost the heartbeat').estop.startswith('command gate')
     assert monitor.trigger('manual')[0].startswith('already stopped')
 

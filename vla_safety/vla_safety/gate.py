@@ -9,10 +9,10 @@ robot's joint order.
 
 Rules (docs/safety.md has the reasons):
 
-* rate limit by time: the first point of a command may move ``max_velocity * time_from_start``
-  from where the robot is commanded to be now, plus a credit for the time the commanded path
-  has been at rest (at most one tick, ``1 / rate``); a source that publishes faster than
-  ``rate`` gains nothing;
+* rate limit by time: the first point of a command may move ``max_velocity`` times its
+  ``time_from_start`` or, when that is shorter, the time the commanded path has been at rest
+  (at most one tick, ``1 / rate``) from where the robot is commanded to be now; a source that
+  publishes faster than ``rate`` gains nothing;
 * re-anchor to the measured position only when it is fresh (``joint_state_timeout``); with a
   stale measurement commands are refused and the robot holds;
 * a non-finite measured position latches the stop (the robot holds its last finite command);
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_safety.heartbeat import Heartbeat
+from vla_safety.heartbeat import Heartbeat, stop_request
 from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits, check_command,
                               check_times, clip_to_bounds, joint_state_arrays, limit_trajectory,
                               sample_trajectory, stop_trajectory, tightening_fault,
@@ -99,7 +99,7 @@ class GateOutput:
     """What one call asks the node to do."""
 
     trajectory: Trajectory | None = None  # forward to the robot
-    stop_request: str = ''  # ask the monitor to latch a stop with this reason
+    stop_request: str = ''  # ask the monitor to latch a stop (heartbeat.stop_request JSON)
     log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
 
 
@@ -134,6 +134,7 @@ class GateCore:
         self.seq = -1
         self.monitor_stopped: bool | None = None
         self.monitor_resets: int | None = None
+        self.monitor_reasons: set[str] = set()  # stops the followed session has stated
         self.last_heartbeat: float | None = None  # steady time
         self.last_check: float | None = None  # steady time of the last check()
         self.latched = ''  # why the gate holds until a reset; '' = not latched
@@ -229,11 +230,12 @@ class GateCore:
         limits = self.config.limits
         reference = self._reference(now)
         targets, outside = clip_to_bounds(to_robot_order(names, rows, limits), limits)
-        # credit: the time the commanded path has been at rest (reached its last point), at
-        # most one tick; a source that publishes faster than it moves earns none
+        # a first point due sooner than one tick may move as far as the time the commanded
+        # path has been at rest (reached its last point), at most one tick: a source that
+        # publishes faster than that earns nothing, a late command catches up nothing
         credit = min(max(now - self.path_end, 0.0), self.config.tick)
         targets, limited = limit_trajectory(reference, times, targets, limits.max_velocity,
-                                            float(times[0]) + credit)
+                                            max(float(times[0]), credit))
         self.counts['clipped'] += bool(outside.any())
         self.counts['rate_limited'] += limited
         out.trajectory = self._forward(reference, times, targets, now)
@@ -253,12 +255,14 @@ class GateCore:
             old = self.session
             self.session = beat.session
             self.silent = False
+            self.monitor_reasons = set()
             self._latch(f'the safety monitor restarted (session {old} -> {beat.session}); '
                         'reset the emergency stop (/emergency_stop/reset) to go on', now, out)
             self.latch_resets = beat.resets  # a reset of the new session clears it
         self.session, self.seq, self.last_heartbeat = beat.session, beat.seq, steady
         self.monitor_stopped, self.monitor_resets = beat.stopped, beat.resets
         if beat.stopped:
+            self.monitor_reasons.add(beat.reason.strip())
             self._latch(beat.reason or 'the safety monitor reports a stop', now, out,
                         resets=beat.resets, request=False)
         elif self.latched and self.latch_resets is not None and beat.resets > self.latch_resets:
@@ -266,8 +270,8 @@ class GateCore:
                                     f'(it was: {self.latched}): forwarding commands again'))
             self.latched, self.latch_resets = '', None
             self.last = None  # the robot holds where it is: rate-limit from there
-        elif self.latched:
-            out.stop_request = self.latched  # the monitor has not latched it yet
+        elif self.latched:  # the monitor has not latched it yet
+            out.stop_request = stop_request(self.latched, self.session, self.monitor_resets)
         if self.silent and not beat.stopped:
             # the same monitor is back in time, saying all is well: a stall, not a death
             self.silent = False
@@ -279,6 +283,10 @@ class GateCore:
         """A message on the latched /emergency_stop: a reason stops; '' clears nothing."""
         out = GateOutput()
         reason = reason.strip()
+        if reason in self.monitor_reasons:
+            # the monitor's own stop, already stated (and maybe reset since) in its heartbeat,
+            # which is the authority: a late copy on this topic must not latch again
+            return out
         if reason:
             self._latch(reason, now, out)
         elif self.latched:
@@ -455,7 +463,7 @@ class GateCore:
         out.log.append(('error', f'emergency stop: {reason}; holding the robot and forwarding '
                                  'nothing until the safety monitor is reset'))
         if request:
-            out.stop_request = reason
+            out.stop_request = stop_request(reason, self.session, self.monitor_resets)
         stop = self._stop(now, from_reference=from_reference)
         if stop is not None:
             out.trajectory = stop

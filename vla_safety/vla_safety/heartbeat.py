@@ -8,7 +8,9 @@ gate follows one monitor *session* (a random id drawn when the monitor starts) a
   disconnected), when the session changes (a restarted or a second monitor) or when a
   heartbeat says ``stopped``;
 * un-latches only on a heartbeat of its session that says not stopped with a ``resets`` count
-  above the one it latched at, i.e. after a successful call of ``/emergency_stop/reset``.
+  above the one it latched at, i.e. after a successful call of ``/emergency_stop/reset``;
+* asks the monitor to latch a stop it latched on its own (``/safety/stop_request``, JSON with
+  the session and ``resets`` it saw, so a request still in flight after a reset is ignored).
 
 A bare ``''`` on ``/emergency_stop`` (the latched, human-readable state kept for
 compatibility) clears nothing.  See docs/safety.md.
@@ -67,3 +69,22 @@ class Heartbeat:
         if not data['session'] or data['seq'] < 0 or data['resets'] < 0:
             raise HeartbeatError(f'heartbeat needs a session id and seq, resets >= 0, got {data}')
         return cls(**{key: data[key] for key in types})
+
+
+def stop_request(reason: str, session: str | None, resets: int | None) -> str:
+    """A stop request of the gate for the monitor of ``session`` at its ``resets`` count."""
+    return json.dumps({'protocol': PROTOCOL, 'reason': reason, 'session': session or '',
+                       'resets': -1 if resets is None else int(resets)}, separators=(',', ':'))
+
+
+def parse_stop_request(text: str) -> tuple[str, str | None, int | None]:
+    """(reason, session, resets) of a stop request; plain text is a reason for any monitor."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip(), None, None
+    if not isinstance(data, dict) or data.get('protocol') != PROTOCOL:
+        return text.strip(), None, None
+    resets = data.get('resets')
+    return (str(data.get('reason', '')).strip() or 'stop requested', data.get('session') or None,
+            resets if isinstance(resets, int) and resets >= 0 else None)

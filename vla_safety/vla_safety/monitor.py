@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_safety.heartbeat import Heartbeat, new_session
+from vla_safety.heartbeat import Heartbeat, new_session, parse_stop_request
 from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits,
                               VelocityEstimator, check_joint_state, joint_state_arrays,
                               tightening_fault)
@@ -133,11 +133,16 @@ class MonitorCore:
             return f'already stopped: {self.stopped}', MonitorOutput()
         return 'stopped', self._trip(Fault('manual', reason))
 
-    def on_stop_request(self, reason: str) -> MonitorOutput:
+    def on_stop_request(self, text: str) -> MonitorOutput:
         """The command gate latched a stop on its own (e.g. the heartbeat was lost): latch it
-        here too, so that the operator sees it and resets it through the usual path."""
-        reason = reason.strip()
+        here too, so that the operator sees it and resets it through the usual path.  A
+        request made for another session or before the last reset (still in flight when the
+        operator reset) is ignored; plain text stops the robot (fail safe)."""
+        reason, session, resets = parse_stop_request(text)
         if not reason or self.stopped:
+            return MonitorOutput()
+        if session is not None and (session != self.session or resets != self.counts['resets']):
+            self.faults.add('stale stop request')
             return MonitorOutput()
         self.counts['stop_requests'] += 1
         return self._trip(Fault('command gate', f'command gate: {reason}'))
