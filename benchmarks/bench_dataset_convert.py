@@ -5,7 +5,10 @@
 A synthetic two-camera (front + wrist) 30 Hz recording of the given lengths, written with the real
 EpisodeWriter: SIMPLE MOVING IMAGES (a smooth gradient background with two coloured blocks
 sliding across it and a fixed low-contrast texture; not random noise, which no codec compresses)
-and smooth joint trajectories, cut into episodes of --episode-seconds.  For each length:
+and smooth joint trajectories, cut into episodes of --episode-seconds.  --unique episodes (8) are
+generated once (HDF5 and MCAP); a recording of a given length holds them cyclically (hard links),
+which keeps the set-up short on a shared machine and changes nothing for the converters, which
+see separate episode files.  For each length:
 
 - export to LeRobot v3.0 (H.264, the default settings) and import back;
 - the same demonstrations written as one MCAP bag per episode with rosbags (raw sensor_msgs/Image
@@ -195,7 +198,9 @@ def main() -> int:
     parser.add_argument('--minutes', type=float, nargs='+', default=[5.0, 10.0])
     parser.add_argument('--size', type=int, default=224, help='image size (px)')
     parser.add_argument('--episode-seconds', type=float, default=20.0)
-    parser.add_argument('--work', type=Path, help='scratch directory (default: a temporary one)')
+    parser.add_argument('--unique', type=int, default=8, help='distinct episodes generated (8)')
+    parser.add_argument('--work', type=Path, help='scratch directory (default: a temporary one; '
+                        'an existing WORK/pool of episodes and bags is reused)')
     parser.add_argument('--child', nargs=3, metavar=('JOB', 'SRC', 'DST'), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -208,16 +213,28 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix='bench_convert_'))
     rows = []
     try:
+        steps = int(round(args.episode_seconds * FPS))
+        pool = work / 'pool'
+        if not (pool / 'mcap').is_dir():
+            t0 = time.perf_counter()
+            write_episodes(pool / 'hdf5', args.unique, steps, args.size)
+            write_bags(pool / 'hdf5', pool / 'mcap')
+            print(f'{args.unique} distinct episodes x {steps} steps, 2 cameras {args.size} px, as HDF5 '
+                  f'and MCAP in {time.perf_counter() - t0:.0f} s', flush=True)
+        from vla_collect.episode_io import list_episodes
+        unique = list_episodes(pool / 'hdf5')
         for minutes in args.minutes:
-            steps = int(round(args.episode_seconds * FPS))
             episodes = max(1, int(round(minutes * 60 / args.episode_seconds)))
             base = work / f'{minutes:g}min'
-            t0 = time.perf_counter()
-            src = write_episodes(base / 'hdf5', episodes, steps, args.size)
-            t_write = time.perf_counter() - t0
-            bags = write_bags(src, base / 'mcap')
-            print(f'{minutes:g} min: {episodes} episodes x {steps} steps, 2 cameras {args.size} px '
-                  f'(written in {t_write:.0f} s)', flush=True)
+            src, bags = base / 'hdf5', base / 'mcap'
+            src.mkdir(parents=True)
+            bags.mkdir(parents=True)
+            for e in range(episodes):
+                original = unique[e % len(unique)]
+                os.link(original, src / f'episode_{e:06d}.hdf5')
+                shutil.copytree(pool / 'mcap' / original.stem, bags / f'episode_{e:06d}',
+                                copy_function=os.link)
+            print(f'{minutes:g} min: {episodes} episodes x {steps} steps', flush=True)
             export = run_child('export', src, base / 'lerobot')
             back = run_child('import', base / 'lerobot', base / 'back')
             rosbag = run_child('rosbag', bags, base / 'from_bag')
@@ -225,7 +242,8 @@ def main() -> int:
             rows.append({'minutes': minutes, 'steps': episodes * steps, 'export': export, 'import': back,
                          'rosbag': rosbag, 'psnr_min': low, 'psnr_mean': mean,
                          'size_hdf5': du(src), 'size_mcap': du(bags), 'size_lerobot': du(base / 'lerobot')})
-            for sub in ('back', 'from_bag', 'mcap'):
+            print(json.dumps(rows[-1]), flush=True)  # each length as soon as it is measured
+            for sub in ('back', 'from_bag', 'mcap', 'hdf5', 'lerobot'):
                 shutil.rmtree(base / sub, ignore_errors=True)
     finally:
         if args.work is None:

@@ -92,7 +92,9 @@ def load(root: Path, as_json: bool) -> dict:
     else:
         print(f'lerobot {seen["lerobot"]} (torch {seen["torch"]}, video backend '
               f'{seen["video_backend"]}) loaded {root}:')
-        print(f'  {seen["frames"]} frames, {seen["episodes"]} episodes, {fps} fps, tasks {seen["tasks"]}')
+        print(f'  {seen["frames"]} frames ({seen["decoded"]} read back, every camera frame decoded), '
+              f'{seen["episodes"]} episodes, {fps} fps, tasks {seen["tasks"]}')
+        print('  (action is [2, A]: the check asks for delta_timestamps {action: [0, 1/fps]})')
         for key, dtype in seen['features'].items():
             print(f'  {key:<28} {dtype:<8} {seen["shapes"].get(key, "")}')
         print(f'  last frame: task {seen["last_task"]!r}, action {seen["last_action"]}, '
