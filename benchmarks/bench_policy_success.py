@@ -13,6 +13,13 @@ both cameras).
 This script evaluates every periodic checkpoint of the run (``checkpoints/step_*``) on every
 task with evaluation seeds 1000+ and prints success against the training wall time stored in
 each checkpoint; it writes ``success_curve.json`` and ``success_curve.png`` into the run.
+
+Success at equal wall time of two trainer versions or settings: train each with the same
+``--max-minutes M`` (each then finishes its own learning-rate schedule at M minutes; a periodic
+checkpoint of a longer run is not a model trained for that time) and evaluate only the final
+checkpoints, side by side:
+
+    python benchmarks/bench_policy_success.py --final --run runs/bench/old_10min --run runs/bench/new_10min
 """
 from __future__ import annotations
 
@@ -24,7 +31,10 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--run', type=Path, required=True, help='training run directory')
+    parser.add_argument('--run', type=Path, required=True, action='append',
+                        help='training run directory (repeat with --final to compare runs)')
+    parser.add_argument('--final', action='store_true',
+                        help='evaluate only the final checkpoint (RUN/checkpoint) of each --run')
     parser.add_argument('--episodes', type=int, default=10, help='evaluation episodes per task and checkpoint')
     parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
     parser.add_argument('--every', type=int, default=1, help='evaluate every n-th checkpoint (the last always)')
@@ -33,16 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vla_policy.evaluate import evaluate_checkpoint
+    from vla_policy.policy import read_metadata
     from vla_sim import TASKS
     torch.set_num_threads(1)
     tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
+    inference = {'temporal_ensemble': True} if args.temporal_ensemble else {}
+    if args.final:
+        for run in args.run:
+            summary = evaluate_checkpoint(run / 'checkpoint', tasks, args.episodes, seed=1000, progress=False,
+                                          inference=inference)
+            meta = summary['checkpoint_metadata']
+            sched = read_metadata(run / 'checkpoint').get('schedule') or {}
+            per_task = '  '.join(f'{t} {v["success_rate"]:.0%}' for t, v in summary['tasks'].items())
+            print(f'{run}: step {meta["step"]}, {meta["elapsed_s"] / 60:.1f} wall-min, last lr '
+                  f'{sched.get("last_lr_ratio", "?")} of peak, overall {summary["overall"]["success_rate"]:.0%} '
+                  f'[{summary["overall"]["ci95"][0]:.2f}, {summary["overall"]["ci95"][1]:.2f}]  {per_task}', flush=True)
+        return 0
+    if len(args.run) > 1:
+        parser.error('several --run need --final')
+    args.run = args.run[0]
     checkpoints = sorted((args.run / 'checkpoints').glob('step_*'))
     if not checkpoints:
         parser.error(f'no checkpoints in {args.run / "checkpoints"}; train with --checkpoint-every')
     chosen = checkpoints[::args.every]
     if chosen[-1] != checkpoints[-1]:
         chosen.append(checkpoints[-1])
-    inference = {'temporal_ensemble': True} if args.temporal_ensemble else {}
     curve = []
     suffix = '_te' if args.temporal_ensemble else ''
     for ckpt in chosen:

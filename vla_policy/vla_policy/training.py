@@ -15,7 +15,7 @@ from torch import nn
 
 
 MAX_WARMUP_SHARE = 0.25  # the cosine decay starts at the latest a quarter into the schedule
-MIN_WARMUP_STEPS = 25  # a time budget must fit this many warmup steps (or --warmup-steps if fewer)
+MIN_WARMUP_STEPS = 10  # a time budget must fit this many warmup steps (or --warmup-steps if fewer)
 MIN_BUDGET_STEPS = 10  # ... and at least this many steps in all
 
 
