@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         check = subprocess.run([sys.executable, '-c', 'import torch; '
                                 'print(torch.backends.cpu.get_cpu_capability())'],
                                env=env, capture_output=True, text=True)
+        restricted = ', '.join(f'{k}={env.get(k, "")}' for k in RESTRICT)
         print(f'torch CPU capability in the demo: {check.stdout.strip() or check.stderr.strip()} '
-              f'({os.cpu_count()} cores; {", ".join(f"{k}={env.get(k, "")}" for k in RESTRICT)})',
-              flush=True)
+              f'({os.cpu_count()} cores; {restricted})', flush=True)
         start = time.monotonic()
         rc = subprocess.run([sys.executable, '-m', 'vla_bringup.cli', 'demo', '--out',
                              str(args.out), *extra], env=env).returncode
