@@ -161,6 +161,9 @@ def test_too_short_a_budget_is_refused_with_the_minimum(tiny_data, tmp_path, cap
     from vla_policy import train
     with pytest.raises(ValueError, match=r'too short on this machine.*need at least --max-minutes \d'):
         train.run([*common, '--out', str(tmp_path / 'c'), '--max-minutes', '0.2'], clock=FakeClock(1.0))
+    # a budget that is only a cap on a step count that ends first is not judged
+    assert train.run([*common, '--out', str(tmp_path / 'd'), '--max-minutes', '0.2', '--steps', '2'],
+                     clock=FakeClock(0.1))['step'] == 2
 
 
 def test_dimension_independent_training(tiny_data_4d, tmp_path):

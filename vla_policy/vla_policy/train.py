@@ -429,6 +429,8 @@ class Trainer:
             step_s = (self.elapsed() - first_step_elapsed) / (self.step - 1)
         else:
             step_s = self.elapsed() - self.elapsed_before - setup_s
+        if s.total_steps is not None and setup_s + s.total_steps * step_s < s.budget_s:
+            return  # the step count ends first: the budget is only a cap
         need = s.minimum_budget_s(setup_s, step_s)
         if need > s.budget_s:
             minutes = math.ceil(need / 60.0 * 10) / 10
