@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--table-only', action='store_true',
                         help='print the table of an existing run directory, run nothing')
     args = parser.parse_args(argv)
+    rc = 0
     if not args.table_only:
         env = dict(os.environ)
         if not args.no_restrict:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / 'stages.json').is_file():
             return rc or 1
     print('\n'.join(stage_table(args.out)))
-    return 0
+    return rc
 
 
 if __name__ == '__main__':
