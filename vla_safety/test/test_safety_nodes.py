@@ -204,4 +204,6 @@ def test_malformed_joint_states_are_counted_and_the_watchdog_stops_the_robot(gra
     robot.names = list(JOINTS)
     wait_for(lambda: False, 0.3)
     assert probe.call(Trigger, '/emergency_stop/reset', Trigger.Request()).success
-    assert forwarded_after(probe, command([[0.0] * 7])) is not None
+    # the gate forwards again once it has the reset's heartbeat and a fresh joint state
+    assert wait_for(lambda: forwarded_after(probe, command([[0.0] * 7]), 0.5) is not None, 10.0), \
+        group.processes[1].output()
