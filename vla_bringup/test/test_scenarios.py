@@ -66,3 +66,13 @@ def test_lockstep_puts_every_node_on_the_simulators_clock_and_the_sim_waits_for_
     default = build_scenario('sim')
     assert default[0].parameters['lockstep'] is False and 'use_sim_time' not in default[1].parameters
     assert build_scenario('deploy', {'use_sim': 'false', 'lockstep': 'true'})[0].name != 'sim_node'
+
+
+def test_a_real_robot_gets_zero_stamped_commands():
+    """ros2_control's JTC drops 'now'-stamped trajectories that end before its clock; the
+    simulator needs 'now' stamps to drop commands sent before a reset."""
+    def gate(args):
+        (spec,) = [s for s in build_scenario('deploy', args) if s.name == 'command_gate']
+        return spec
+    assert gate({'use_sim': 'false'}).parameters['stamp_mode'] == 'zero'
+    assert 'stamp_mode' not in gate({'use_sim': 'true'}).parameters

@@ -111,12 +111,17 @@ def safety_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
     """The command gate (the only path from REQUEST_TOPIC to the robot) and the safety monitor
     (limits, joint-state watchdog, latched /emergency_stop)."""
     files = (config_file('robot.yaml'), config_file('safety.yaml'))
+    gate = {**sim_time_parameters(args), 'input_topic': REQUEST_TOPIC,
+            'output_topic': ROBOT_COMMAND_TOPIC}
+    if not _value(args.get('use_sim', True)):
+        # A real ros2_control joint_trajectory_controller starts a zero-stamped trajectory on
+        # receipt and drops a 'now'-stamped one that ends before its clock (latency, skew); the
+        # simulator needs 'now' stamps to drop commands sent before its last reset.
+        gate['stamp_mode'] = 'zero'
     return [NodeSpec('vla_safety', 'safety_monitor', 'vla_safety.monitor_node', 'safety_monitor',
                      param_files=files, parameters=sim_time_parameters(args)),
             NodeSpec('vla_safety', 'command_gate', 'vla_safety.gate_node', 'command_gate',
-                     param_files=files,
-                     parameters={**sim_time_parameters(args), 'input_topic': REQUEST_TOPIC,
-                                 'output_topic': ROBOT_COMMAND_TOPIC})]
+                     param_files=files, parameters=gate)]
 
 
 def sim_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
