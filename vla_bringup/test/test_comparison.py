@@ -151,3 +151,16 @@ def test_vla_compare_command(tmp_path, capsys):
     assert main(['compare', str(a)]) == 1
     assert main(['compare', str(a), str(tmp_path / 'missing.json')]) == 1
     assert 'no such file' in capsys.readouterr().err
+
+
+def test_demo_states_its_verdict_with_the_paired_test(tmp_path):
+    from vla_bringup.demo import baseline_verdict
+    (tmp_path / 'eval').mkdir()
+    seeds = range(1000, 1010)
+    (tmp_path / 'eval' / 'baseline.json').write_text(json.dumps(_results({'t': {s: True for s in seeds}})))
+    assert baseline_verdict(tmp_path) == ''
+    (tmp_path / 'eval' / 'policy.json').write_text(
+        json.dumps(_results({'t': {s: s < 1008 for s in seeds}})))
+    text = baseline_verdict(tmp_path)
+    assert 'paired on the same seeds' in text and 'n=10' in text and '80%' in text
+    assert 'no difference detected' in text or 'underpowered' in text
