@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration as RclpyDuration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
@@ -34,13 +34,10 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
+from vla_safety.ros_support import HEARTBEAT_QOS, LATCHED, emit_log, runtime_parameters  # noqa: F401 (LATCHED: vla_control imports it from here)
 from vla_safety.rules import SafetyLimits
 
-#: the latched e-stop topic: transient-local so late joiners get the current state
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
-#: the heartbeat: reliable, only the newest matters
-HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+#: how forwarded trajectories are stamped: zero (start on receipt, ros2_control) or the node clock
 STAMP_MODES = ('zero', 'now')
 
 
@@ -195,32 +192,12 @@ class CommandGate(Node):
         self._apply(self.core.check(self._steady_now(), self._now()))
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changes = {}
-        for param in params:
-            if param.name == 'use_sim_time':
-                continue
-            if param.name not in RUNTIME_LIMITS:
-                return SetParametersResult(successful=False,
-                                           reason=f'{param.name} is read at start-up only')
-            changes[param.name] = param.value
-        refusal = self.core.set_parameters(changes) if changes else None
-        if refusal:
-            return SetParametersResult(successful=False, reason=refusal)
-        if changes:
-            self.get_logger().warning(f'limits tightened: {changes}')
-        return SetParametersResult(successful=True)
+        return runtime_parameters(params, RUNTIME_LIMITS, self.core.set_parameters,
+                                  self.get_logger())
 
     # -- outputs ----------------------------------------------------------------------------
     def _apply(self, out: GateOutput) -> None:
-        log = self.get_logger()
-        for level, text in out.log:
-            # one call site per severity: rclpy refuses to change it between calls of a line
-            if level == 'error':
-                log.error(text)
-            elif level == 'warn':
-                log.warning(text)
-            else:
-                log.info(text)
+        emit_log(self.get_logger(), out.log)
         if out.trajectory is not None:
             self.publish(out.trajectory)
         if out.stop_request:

@@ -26,9 +26,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from vla_safety.gate_node import HEARTBEAT_QOS, LATCHED
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
 from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
+from vla_safety.ros_support import HEARTBEAT_QOS, LATCHED, emit_log, runtime_parameters
 from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 
@@ -118,32 +118,12 @@ class SafetyMonitor(Node):
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changes = {}
-        for param in params:
-            if param.name == 'use_sim_time':
-                continue
-            if param.name not in RUNTIME_LIMITS:
-                return SetParametersResult(successful=False,
-                                           reason=f'{param.name} is read at start-up only')
-            changes[param.name] = param.value
-        refusal = self.core.set_parameters(changes) if changes else None
-        if refusal:
-            return SetParametersResult(successful=False, reason=refusal)
-        if changes:
-            self.get_logger().warning(f'limits tightened: {changes}')
-        return SetParametersResult(successful=True)
+        return runtime_parameters(params, RUNTIME_LIMITS, self.core.set_parameters,
+                                  self.get_logger())
 
     # -- outputs ----------------------------------------------------------------------------
     def _apply(self, out: MonitorOutput) -> None:
-        log = self.get_logger()
-        for level, text in out.log:
-            # one call site per severity: rclpy refuses to change it between calls of a line
-            if level == 'error':
-                log.error(text)
-            elif level == 'warn':
-                log.warning(text)
-            else:
-                log.info(text)
+        emit_log(self.get_logger(), out.log)
         if out.estop is not None:
             self.estop_pub.publish(String(data=out.estop))
             self._heartbeat()  # tell the gate at once, not at the next period

@@ -1,0 +1,48 @@
+"""What the safety nodes share on the ROS side: QoS profiles, logging a core's lines, and the
+run-time parameter callback that lets a core accept (tighten) or refuse limit changes."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+#: the latched e-stop topic: transient-local so late joiners get the current state
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
+#: the heartbeat: reliable, only the newest matters
+HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def emit_log(logger, lines: Iterable[tuple[str, str]]) -> None:
+    """Log a core's ``(level, text)`` lines."""
+    for level, text in lines:
+        # one call site per severity: rclpy refuses to change it between calls of a line
+        if level == 'error':
+            logger.error(text)
+        elif level == 'warn':
+            logger.warning(text)
+        else:
+            logger.info(text)
+
+
+def runtime_parameters(params, runtime_names: Iterable[str],
+                       apply: Callable[[Mapping[str, object]], str | None],
+                       logger) -> SetParametersResult:
+    """Apply run-time changes of ``runtime_names`` through ``apply`` (a core's
+    ``set_parameters``: returns a refusal or None); every other parameter is start-up only."""
+    allowed = set(runtime_names)
+    changes = {}
+    for param in params:
+        if param.name == 'use_sim_time':
+            continue
+        if param.name not in allowed:
+            return SetParametersResult(successful=False,
+                                       reason=f'{param.name} is read at start-up only')
+        changes[param.name] = param.value
+    refusal = apply(changes) if changes else None
+    if refusal:
+        return SetParametersResult(successful=False, reason=refusal)
+    if changes:
+        logger.warning(f'limits tightened: {changes}')
+    return SetParametersResult(successful=True)
