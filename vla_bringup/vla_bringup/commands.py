@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_bringup.scenarios import ARGUMENTS, build_scenario
-from vla_sim.launching import NodeGroup, isolated_ros_env
+from vla_sim.launching import NodeGroup, domain_held, isolated_ros_env
 
 
 class CommandError(RuntimeError):
@@ -157,7 +157,7 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
     from vla_bringup.evaluation import (controller_summary, evaluate_tasks, latency_summary,
                                         machine_info, simulation_summary, summarize)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    with NodeGroup(specs, env=env) as group:
+    with domain_held(env), NodeGroup(specs, env=env) as group:
         context = private_context(int(env['ROS_DOMAIN_ID']))
         runner = EpisodeRunner(context=context)
         try:

@@ -7,6 +7,7 @@ does.  No rclpy import here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -52,17 +53,67 @@ class NodeSpec:
         return [sys.executable, '-m', self.module, *self.ros_args()]
 
 
+#: ROS_DOMAIN_IDs handed out to private graphs (Fast DDS's default ports allow 0-101 and 215-232)
+DOMAIN_IDS = range(1, 101)
+_DOMAIN_LOCKS: dict[int, Any] = {}  # domain id -> open lock file, held while this process lives
+
+
+def reserve_domain_id(lock_dir: str | Path | None = None) -> int:
+    """A ROS_DOMAIN_ID that no other run on this machine holds, kept until this process exits.
+
+    Concurrent runs (a test suite beside a demo, two benchmarks) that drew the same id would
+    share one graph: a test's joint states would reach the demo's safety monitor and stop it.
+    Each id is an exclusive ``flock`` on a file in ``lock_dir``; the kernel releases it when the
+    process ends, so a crashed run never keeps its id.
+    """
+    import fcntl
+    directory = Path(lock_dir or os.path.join(tempfile.gettempdir(), 'vla_ros_domains'))
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = list(DOMAIN_IDS)
+    start = random.Random(os.getpid() ^ time.time_ns()).randrange(len(ids))
+    for domain_id in ids[start:] + ids[:start]:
+        if domain_id in _DOMAIN_LOCKS:
+            continue
+        handle = open(directory / f'{domain_id}.lock', 'a')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCKS[domain_id] = handle
+        return domain_id
+    raise RuntimeError(f'every ROS_DOMAIN_ID in {DOMAIN_IDS.start}-{DOMAIN_IDS.stop - 1} is held by '
+                       f'another run on this machine (locks in {directory})')
+
+
+def release_domain_id(domain_id: int) -> None:
+    """Give back a domain reserved by :func:`reserve_domain_id` (no-op for any other id)."""
+    handle = _DOMAIN_LOCKS.pop(int(domain_id), None)
+    if handle is not None:
+        handle.close()
+
+
+@contextlib.contextmanager
+def domain_held(env: Mapping[str, str]):
+    """``with domain_held(env), NodeGroup(specs, env=env):`` gives the domain of an
+    :func:`isolated_ros_env` back once the group has stopped (a long test run starts many)."""
+    try:
+        yield env
+    finally:
+        release_domain_id(int(env['ROS_DOMAIN_ID']))
+
+
 def isolated_ros_env(domain_id: int | None = None, base: Mapping[str, str] | None = None,
                      log_dir: str | None = None) -> dict[str, str]:
     """An environment for a private ROS graph on this machine.
 
-    Keeps the parent's environment (the ROS wheels need its ``LD_LIBRARY_PATH``), picks a
-    ``ROS_DOMAIN_ID`` unless one is given, limits discovery to localhost and keeps ROS logs
+    Keeps the parent's environment (the ROS wheels need its ``LD_LIBRARY_PATH``), reserves a
+    ``ROS_DOMAIN_ID`` no other run on this machine holds unless one is given, limits discovery to localhost and keeps ROS logs
     out of the user's home.
     """
     env = dict(os.environ if base is None else base)
     if domain_id is None:
-        domain_id = random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)
+        domain_id = reserve_domain_id()
     env['ROS_DOMAIN_ID'] = str(domain_id)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.setdefault('ROS_LOG_DIR', log_dir or tempfile.mkdtemp(prefix='vla_ros_log_'))
