@@ -84,11 +84,10 @@ def _parameter(name: str, value) -> Parameter:
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    """A rollout as an animated GIF (imageio)."""
-    import imageio.v2 as imageio
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
-    return path
+    """A rollout as an animated GIF, written the way the offline evaluation writes its own (frame
+    durations in milliseconds: imageio/Pillow read ``1 / fps`` as 0 ms; atomic rename)."""
+    from vla_policy.evaluate import write_gif as write_rollout_gif
+    return write_rollout_gif(frames, path, fps)
 
 
 class EpisodeRunner:
