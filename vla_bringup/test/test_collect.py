@@ -98,9 +98,11 @@ def test_lockstep_collection_pairs_each_frame_with_the_command_that_answered_it(
     matched = [np.abs(actions[i] - requests[t]).max() < 1e-5
                for i, t in enumerate(ticks) if t in requests]
     assert len(matched) >= len(ticks) - 1 and np.mean(matched) >= 0.95, np.mean(matched)
-    # and never the command of the tick before or after (where that one differs from its own)
-    for i, t in enumerate(ticks):
-        for other in (t - 1, t + 1):
-            if t in requests and other in requests and \
-                    np.abs(requests[other] - requests[t]).max() > 1e-4:
-                assert np.abs(actions[i] - requests[other]).max() > 1e-5, (i, t, other)
+    # and never the command of the tick before or after (where that one differs from its own),
+    # except on a tick the simulator stepped on its timeout (a late command on a loaded machine):
+    # the robot then followed the previous command, and the recording says so
+    neighbours = [(i, t, other) for i, t in enumerate(ticks) for other in (t - 1, t + 1)
+                  if t in requests and other in requests
+                  and np.abs(requests[other] - requests[t]).max() > 1e-4
+                  and np.abs(actions[i] - requests[other]).max() <= 1e-5]
+    assert len(neighbours) <= result.timeouts, (neighbours, result.timeouts)
