@@ -170,6 +170,8 @@ def teleop_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:
 def controller_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
     """The VLA controller running ``checkpoint``, optionally starting on ``command``."""
     parameters = {**sim_time_parameters(args), 'checkpoint': str(args.get('checkpoint', ''))}
+    if lockstep(args):
+        parameters['lockstep'] = True  # one answer per simulated tick, on its observations
     if args.get('command'):
         parameters['command'] = str(args['command'])
     return [NodeSpec('vla_control', 'vla_controller', 'vla_control.controller_node',

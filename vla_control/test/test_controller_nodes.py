@@ -241,3 +241,64 @@ def test_sigint_and_sigterm_publish_the_hold_before_the_node_exits(graph, checkp
     np.testing.assert_allclose(after[-1].points[0].positions, feed.position, atol=1e-9)
     log = node.output(20000)
     assert f'{sig.name} received' in log and 'shutting down: holding at the measured position' in log
+
+
+def test_lockstep_answers_each_tick_once_on_that_ticks_observation(graph, checkpoints):
+    """lockstep: no timer; a tick is taken when its image and joint state (one stamp) are in
+    and the node clock has reached it, and every tick is answered (settling holds included),
+    so a lock-step simulator never waits out its timeout."""
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+    probe, start = graph
+    group = start(controller(checkpoints['good'], lockstep=True, use_sim_time=True,
+                             command_settle_time=0.1))
+    assert status(probe, lambda v: v['state'] == 'active', 60) is not None, \
+        group.processes[0].output()
+    position = [0.0, 0.2, 1.6, 1.3, 0.0, 0.0, 0.04]
+
+    def publish_tick(k, clock=True):
+        stamp = Time(sec=100 + k // 30, nanosec=int((k % 30) * 1e9 / 30))
+        image = image_msg()
+        image.header.stamp = stamp
+        probe.publish(Image, CAMERA, image, qos_profile_sensor_data)
+        probe.publish(JointState, '/joint_states', JointState(
+            header=image.header, name=JOINTS, position=position, velocity=[0.0] * 7),
+            qos_profile_sensor_data)
+        if clock:
+            probe.publish(Clock, '/clock', Clock(clock=stamp))
+        return stamp.sec + stamp.nanosec * 1e-9
+
+    def answers():
+        return probe.messages(REQUEST_TOPIC)
+
+    # before any command: the tick is answered with a hold where the arm is (the first
+    # observation is restated until the controller's subscriptions have matched: best effort)
+    t0 = 0.0
+    for _ in range(40):
+        t0 = publish_tick(0)
+        if wait_for(lambda: len(answers()) >= 1, 0.5):
+            break
+    assert len(answers()) == 1, group.processes[0].output()
+    np.testing.assert_allclose(answers()[0].points[0].positions, position)
+    # the command answers the same tick again (the settling hold), then every tick once
+    probe.publish(String, '/voice_command', String(data='pick up the red cube'))
+    assert wait_for(lambda: len(answers()) == 2, 20), group.processes[0].output()
+    for k in range(1, 13):
+        tick = publish_tick(k)
+        assert wait_for(lambda: len(answers()) == k + 2, 20), (k, group.processes[0].output())
+        sent = answers()[-1]
+        assert sent.header.stamp.sec + sent.header.stamp.nanosec * 1e-9 >= tick - 1e-6
+        assert all(np.isfinite(sent.points[0].positions))
+    # a restated joint state of the last tick (a keep-alive) is not a new tick; an observation
+    # whose clock has not come yet is answered once the clock reaches it
+    probe.publish(JointState, '/joint_states', JointState(
+        header=answers()[-1].header, name=JOINTS, position=position, velocity=[0.0] * 7),
+        qos_profile_sensor_data)
+    publish_tick(13, clock=False)
+    wait_for(lambda: False, 0.3)
+    assert len(answers()) == 14
+    probe.publish(Clock, '/clock', Clock(clock=Time(sec=100, nanosec=int(13 * 1e9 / 30))))
+    assert wait_for(lambda: len(answers()) == 15, 20), group.processes[0].output()
+    acting = status(probe, lambda v: int(v['actions']) >= 5)
+    assert acting is not None and int(acting['overruns']) == 0 and int(acting['faults']) == 0
+    assert t0 > 0 and not group.dead()

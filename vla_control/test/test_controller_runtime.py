@@ -155,3 +155,29 @@ def test_overruns_per_minute():
     assert rate.per_minute(200.0) == 0.0
     rate.add(10.0)  # the clock jumped back (sim time restarted): start over
     assert rate.per_minute(10.0) == 60.0
+
+
+def test_a_continuing_hold_keeps_its_target_and_retakes_it_after_the_arm_was_moved():
+    """What a lock-step controller re-sends every tick of a hold (TickResult.standing)."""
+    loop = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25)
+    q = np.array([0.2, 0.02])
+    # never acted, no command: the hold stands where the arm is, and stays there while the
+    # measured position sags a little (never chasing it)
+    idle = inputs(instruction='')
+    first = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, q)
+    assert first.command is None and np.array_equal(first.standing, q)
+    sagged = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, q - 0.01)
+    assert np.array_equal(sagged.standing, q)
+    # the arm was moved (a simulator reset): the hold is re-taken where it now is
+    home = np.array([-0.6, 0.0])
+    moved = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, home)
+    assert np.array_equal(moved.standing, home)
+    # acting, then settling on a new command: the hold stands at the measured position
+    _act(loop, 10.0, home)
+    settle = inputs(now=10.1, image_time=10.1, state_time=10.1, command_time=10.05)
+    held = loop.step(settle, hold_reason(settle, 0.25, 0.3), None, home)
+    assert 'settling' in held.hold and np.array_equal(held.command, home)
+    assert np.array_equal(held.standing, home)
+    # an emergency stop: the gate holds, the controller stands nowhere
+    stopped = inputs(estop='joint limit')
+    assert loop.step(stopped, hold_reason(stopped, 0.25, 0.3), None, home).standing is None

@@ -18,11 +18,15 @@ never wait for it; a tick that finds the previous one still running is counted a
 (``overruns``, ``overruns_per_minute`` in ``/diagnostics``) and skipped, not queued.  On SIGINT
 (Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the hold before it exits.  A checkpoint that
 does not load or does not fit the robot leaves the node running in an ``error`` state that
-holds.  With ``record_dir`` set every observation and predicted action goes to an HDF5 episode
+holds.  With ``lockstep`` (a lock-step simulator) there is no timer: each simulated tick is
+taken once its images and joint state (one header stamp) have arrived and the node clock has
+reached it, and every tick is answered, a hold by re-sending its target, so the simulator never
+waits out its timeout and the policy always sees the tick it answers.  With ``record_dir`` set every observation and predicted action goes to an HDF5 episode
 per command.
 """
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -34,6 +38,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -68,6 +73,11 @@ class VLAController(Node):
         self.declare_parameter('joint_lower', [-1e9] * n)
         self.declare_parameter('joint_upper', [1e9] * n)
         self.declare_parameter('max_velocity', [2.0] * n)
+        self.declare_parameter('lockstep', False, ParameterDescriptor(
+            description='lock-step simulation: act once per simulated tick, when that tick\'s '
+                        'images and joint state (one header stamp) have all arrived and the node '
+                        'clock has reached it, and answer every tick (a hold re-sends its target), '
+                        'instead of on a timer; read at start-up'))
         self.declare_parameter('encode_every_tick', False, ParameterDescriptor(
             description='benchmarks: encode every frame, also on ticks served from the action '
                         'queue (the cost before lazy encoding; the actions are the same). '
@@ -78,6 +88,10 @@ class VLAController(Node):
         self.period = 1.0 / float(p('control_rate').value)
         self.max_age = float(p('max_observation_age').value)
         self.settle = float(p('command_settle_time').value)
+        self.lockstep = bool(p('lockstep').value)
+        self.stamps: dict[str, float] = {}  # lock-step: input -> header stamp of its newest message
+        self.answered = float('-inf')  # lock-step: stamp of the newest tick taken
+        self.due_stamp: float | None = None  # lock-step: stamp of the tick to answer next
         self.meter = RateMeter(window=max(30, int(10 / self.period)))  # every acting tick
         self.inference_meter = RateMeter(window=max(30, int(10 / self.period)))  # model runs
         self.overrun_rate = EventRate(60.0)
@@ -125,8 +139,11 @@ class VLAController(Node):
                                  callback_group=inputs)
         self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED,
                                  callback_group=inputs)
-        self.create_timer(self.period, self._on_timer, callback_group=self.control_group)
-        self.create_timer(1.0, self._publish_diagnostics, callback_group=inputs)
+        if not self.lockstep:  # in lock-step the observations of each tick drive the loop
+            self.create_timer(self.period, self._on_timer, callback_group=self.control_group)
+        # diagnostics on the wall clock: a paused or lock-step simulator's clock may stand still
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=inputs,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         # Inference runs in its own thread: the executor thread only takes messages and signals
         # ticks, so subscriptions never wait for the model (and rclpy's multi-threaded
         # executor, which busy-spins while a callback group is occupied, is not needed).
@@ -208,12 +225,14 @@ class VLAController(Node):
                 self.get_logger().warning(problem + '; resizing')
         with self.lock:
             self.image, self.image_time = image, self._now()
+        self._observed('image', msg.header.stamp)
 
     def _on_extra_image(self, camera: str, msg: Image) -> None:
         image = self._decode(msg, f'{camera} camera')
         if image is not None:
             with self.lock:
                 self.extra_images[camera] = (image, self._now())
+            self._observed(f'image_{camera}', msg.header.stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:
         from vla_collect.ros_conversions import joint_state_to_arrays
@@ -224,6 +243,20 @@ class VLAController(Node):
             return
         with self.lock:
             self.q, self.v, self.state_time = q, v, self._now()
+        self._observed('joint_state', msg.header.stamp)
+
+    def _observed(self, what: str, stamp) -> None:
+        """Lock-step: the tick whose images and joint state have all arrived is due (once)."""
+        if not self.lockstep:
+            return
+        seconds = stamp.sec + stamp.nanosec * 1e-9
+        needed = ('image', 'joint_state', *(f'image_{c}' for c in self.cameras))
+        with self.lock:
+            self.stamps[what] = seconds
+            if seconds > self.answered + 1e-6 and all(
+                    abs(self.stamps.get(k, -1.0) - seconds) < 1e-6 for k in needed):
+                self.answered = self.due_stamp = seconds
+                self._tick_due.set()
 
     def _on_command(self, msg: String) -> None:
         # Every command message starts over, the same text too (an evaluator re-sends the
@@ -232,7 +265,14 @@ class VLAController(Node):
         with self.lock:
             if not text and not self.instruction:
                 return
-            self.instruction, self.command_time, self.command_changed = text, self._now(), True
+            now = self._now()
+            if self.lockstep and self.due_stamp is not None:
+                now = max(now, self.due_stamp)  # the clock of a lock-step sim comes after its tick
+            self.instruction, self.command_time, self.command_changed = text, now, True
+            if self.lockstep and self.due_stamp is not None:
+                # answer the current tick again, now under the new command (the simulator
+                # follows the newest command of a tick it has not stepped yet)
+                self._tick_due.set()
         self.get_logger().info(f'new command: {text!r}' if text else 'command cleared')
 
     def _on_estop(self, msg: String) -> None:
@@ -268,14 +308,23 @@ class VLAController(Node):
 
     def _tick(self) -> None:
         start = time.perf_counter()
+        if self.lockstep:
+            stamp = self._await_clock()
+            if stamp is None:
+                return
         now = self._now()
         with self.lock:
             missing = [c for c in self.cameras if c not in self.extra_images]
             # the oldest camera decides whether the view is fresh enough
             image_time = None if missing or self.image_time is None else min(
                 [self.image_time, *(self.extra_images[c][1] for c in self.cameras)])
+            state_time = self.state_time
+            if self.lockstep:  # the observations of the tick being answered are of its time
+                image_time = None if image_time is None else min(
+                    self.stamps.get(k, -math.inf) for k in ('image', *(f'image_{c}' for c in self.cameras)))
+                state_time = None if state_time is None else self.stamps.get('joint_state', -math.inf)
             inputs = Inputs(now, self.instruction, self.command_time, image_time,
-                            self.state_time, self.estop)
+                            state_time, self.estop)
             image, q, v = self.image, self.q, self.v
             extra = {f'image_{c}': self.extra_images[c][0] for c in self.cameras if c not in missing}
             changed, self.command_changed = self.command_changed, False
@@ -293,16 +342,40 @@ class VLAController(Node):
         if result.fault is not None:
             self._fault(*result.fault)
         if result.log is not None:
+            # one call site per severity: rclpy refuses a call site that changes its severity
             level, line = result.log
-            (self.get_logger().warning if level == 'warning' else self.get_logger().info)(line)
+            if level == 'warning':
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().info(line)
         if result.command is not None:
             self._publish_target(result.command)
+        elif self.lockstep and result.standing is not None:
+            self._publish_target(result.standing)  # answer the tick: the hold goes on
         if result.action is not None:
             self._record(image, extra, q, v, result.action, now)
             self.meter.add(start, latency)
             if result.predicted:
                 self.inferences += 1
                 self.inference_meter.add(start, latency)
+
+    def _await_clock(self, limit: float = 1.0) -> float | None:
+        """Lock-step: the stamp of the due tick once the node clock has reached it (the
+        simulator publishes /clock after the tick's observations; commands stamped before it
+        would not answer the tick), or None when the clock does not get there within ``limit``
+        wall seconds (the tick is answered by the next one)."""
+        with self.lock:
+            stamp = self.due_stamp
+        if stamp is None:
+            return None
+        deadline = time.monotonic() + limit
+        while self._now() < stamp - 1e-6:
+            if time.monotonic() > deadline or self._stopping.is_set():
+                self._fault('clock behind', f'the node clock did not reach the tick stamped '
+                            f'{stamp:.3f} s within {limit:g} s (is /clock published?)')
+                return None
+            time.sleep(0.0005)
+        return stamp
 
     def _publish_target(self, target: np.ndarray) -> None:
         self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),

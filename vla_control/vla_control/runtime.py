@@ -137,6 +137,12 @@ class TickResult:
     log: tuple[str, str] | None = None  # (level 'info' | 'warning', line) to log this tick
     fault: tuple[str, str] | None = None  # (kind, message) to count in /diagnostics
     predicted: bool = False  # the policy ran the model (predicted a chunk) this tick
+    # while holding: where the robot is held (a lock-step controller answers every tick with
+    # it); None during an emergency stop (the gate holds) or with nothing to hold at
+    standing: np.ndarray | None = None
+
+
+REANCHOR_TIME = 0.15  # s at max_velocity: an arm further off its hold target was moved (reset)
 
 
 class ControlLoop:
@@ -158,6 +164,7 @@ class ControlLoop:
         self.hold = ''  # current hold reason ('' = acting)
         self.actions = self.holds = 0
         self.last_target: np.ndarray | None = None  # last joint target commanded
+        self.standing: np.ndarray | None = None  # where the current hold holds the robot
 
     def new_episode(self) -> None:
         """A new command: the policy forgets its history and queue."""
@@ -206,14 +213,31 @@ class ControlLoop:
         was_acting = not self.hold and self.actions > 0
         self.hold = reason
         if same:
-            return TickResult(hold=reason)
+            return TickResult(hold=reason, standing=self._standing(inputs, q))
         self.holds += 1
         self.new_episode()  # drop the queue planned before the stall, and the history
         command, how = self.hold_target(inputs, q) if was_acting else (None, '')
         if command is not None:
             self.last_target = command
+        self.standing = command
         line = f'holding: {reason}' + (f' ({how})' if was_acting else '')
-        return TickResult(command=command, hold=reason, log=('warning', line))
+        return TickResult(command=command, hold=reason, log=('warning', line),
+                          standing=self._standing(inputs, q))
+
+    def _standing(self, inputs: Inputs, q: np.ndarray | None) -> np.ndarray | None:
+        """Where a continuing hold holds the robot: the target it started with, re-taken at the
+        fresh measured position when there was none or when the arm is far from it (moved, not
+        driven: a simulator reset); None during an emergency stop or with no fresh state."""
+        if inputs.estop:
+            return None
+        fresh = q is not None and state_is_fresh(inputs, self.max_age)
+        if fresh:
+            q = np.asarray(q, dtype=np.float64)
+            far = self.standing is None or np.any(
+                np.abs(q - self.standing) > self.guard.limits.max_velocity * REANCHOR_TIME)
+            if far:
+                self.standing = q.copy()
+        return self.standing
 
 
 class EventRate:
