@@ -151,7 +151,7 @@ def test_clock_jump_back_drops_the_reference_and_waits_for_a_fresh_state():
 
 
 def test_heartbeat_protocol_latch_and_reset():
-    gate = make()
+    gate = make(heartbeat_timeout=0.15)
     assert gate.on_command(J, [[0.0, 0.0]], [0.0], 0.0).trajectory is None  # no monitor yet
     gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
     gate.on_heartbeat(beat(0), 0.0, 0.0)
@@ -263,8 +263,8 @@ def test_a_stalled_gate_reads_its_queued_heartbeats_before_judging_the_monitor()
     assert gate.check(1.0, 0.0).trajectory is None and not gate.latched  # the gate slept
     gate.on_heartbeat(beat(1), 1.0, 0.0)  # queued while it slept
     assert gate.check(1.02, 0.0).trajectory is None and not gate.latched
-    gate.check(1.1, 0.0), gate.check(1.15, 0.0)
-    assert gate.check(1.2, 0.0).trajectory is not None and gate.silent
+    gate.check(1.05, 0.0), gate.check(1.1, 0.0)
+    assert gate.check(1.15, 0.0).trajectory is not None and gate.silent  # 2.5 periods + a check
 
 
 def test_a_lagging_measurement_is_compared_with_the_command_of_its_time():
@@ -289,3 +289,46 @@ def test_a_late_copy_of_the_monitors_own_stop_does_not_latch_again_after_its_res
     assert not gate.latched
     gate.on_estop('operator pressed stop', 0.12)  # anyone else's reason still stops
     assert gate.latched == 'operator pressed stop'
+
+
+def test_a_stop_starts_where_a_lagging_measurement_puts_the_robot_now():
+    # measured at 0.0 moving at full speed, stopped 20 ms later: the robot is 20 ms further on
+    gate = running()
+    gate.on_joint_state(J, [0.0, 0.0], [VMAX, 0.0], 0.0)
+    traj = gate.on_estop('manual', 0.02).trajectory
+    start = VMAX * 0.02
+    assert gate.last[0][0] == pytest.approx(start)
+    path = np.vstack([[start, 0.0], traj.positions])
+    assert traj.positions[0][0] >= start + VMAX * TICK / 2  # moving on, not commanded back
+    assert np.all(np.abs(np.diff(path, axis=0)) <= VMAX * TICK + 1e-9)
+    # the extrapolation is at most one tick, however old the (still fresh) measurement
+    gate = running()
+    gate.on_joint_state(J, [0.0, 0.0], [VMAX, 0.0], 0.0)
+    gate.on_estop('manual', 0.12)
+    assert gate.last[0][0] == pytest.approx(VMAX * TICK)
+    # a header stamp older than the arrival dates the measurement
+    gate = running()
+    gate.on_joint_state(J, [0.0, 0.0], [VMAX, 0.0], 0.015, stamp=0.005)
+    gate.on_estop('manual', 0.025)
+    assert gate.last[0][0] == pytest.approx(VMAX * 0.02)
+
+
+def test_a_stop_starts_at_the_command_when_it_is_closer_than_the_extrapolation():
+    # a robot lags its command: it is not beyond it
+    gate = running()
+    gate.on_command(J, [[0.01, 0.0]], [TICK], 0.0)  # 0.3 rad/s
+    gate.on_joint_state(J, [0.0, 0.0], [VMAX, -VMAX], 0.0)
+    traj = gate.on_estop('manual', 0.01).trajectory
+    # a: the command (0.003) is closer than the extrapolation (0.015); b: measured moving away
+    # from its command (pushed): held where measured, never further
+    np.testing.assert_allclose(gate.last[0], [0.003, 0.0])
+    assert traj is not None and np.all(np.isfinite(traj.positions))
+
+
+def test_a_jump_is_no_velocity_to_brake_from():
+    gate = running()
+    gate.on_command(J, [[0.01, 0.0]], [TICK], 0.0)
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.01)
+    out = gate.on_joint_state(J, [0.5, 0.0], [], 0.02)  # moved 0.5 rad in 10 ms: reset by hand
+    assert gate.counts['state_jumps'] == 1
+    np.testing.assert_allclose(out.trajectory.positions, [[0.5, 0.0]])  # held where it is

@@ -53,7 +53,7 @@ class GateConfig:
     jump_time: float = 0.1  # s at max_velocity: a bigger step between two states is a jump
     hold_time: float = 1.0 / 30.0  # time_from_start of a one-point hold
     joint_state_timeout: float = 0.15  # s (node clock): an older measured position is stale
-    heartbeat_timeout: float = 0.15  # s (steady): a silent monitor for longer holds the robot
+    heartbeat_timeout: float = 0.125  # s (steady): a silent monitor for longer holds the robot
     heartbeat_latch_timeout: float = 1.0  # s (steady): ... and for longer latches the stop
     deadman_timeout: float = 0.0  # s (steady): an operator deadman silent for longer holds; 0: off
 
@@ -92,6 +92,10 @@ class Trajectory:
 
     times: np.ndarray  # (P,) time_from_start, s, increasing
     positions: np.ndarray  # (P, N) robot joint order
+    # node time (s) the rate limit planned it from: stamp it with this, not a later clock
+    # reading (a later, varying stamp would shift some targets later than others and so
+    # speed the path up between them); None: unknown
+    start: float | None = None
 
 
 @dataclass
@@ -123,6 +127,7 @@ class GateCore:
         self.q: np.ndarray | None = None
         self.v: np.ndarray | None = None
         self.q_time: float | None = None
+        self.q_stamp: float | None = None  # its header stamp (node clock), when it had one
         self.velocity = VelocityEstimator(max_gap=config.joint_state_timeout)
         # the last forwarded trajectory: start positions, times, points, when (node clock)
         self.last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
@@ -181,11 +186,14 @@ class GateCore:
                         now, out, from_reference=True)
             return out
         estimate = self.velocity.update(stamp if stamp else now, q)
-        if v is None or not np.all(np.isfinite(v)):
+        estimated = v is None or not np.all(np.isfinite(v))
+        if estimated:
             fallback = estimate if estimate is not None else np.zeros_like(q)
             v = fallback if v is None else np.where(np.isfinite(v), v, fallback)
         jumped = self.fresh(now) and np.any(np.abs(q - self.q) > self._jump)
-        self.q, self.v, self.q_time = q, v, now
+        if jumped and estimated:
+            v = np.zeros_like(q)  # a difference across a jump is no velocity: hold, not brake
+        self.q, self.v, self.q_time, self.q_stamp = q, v, now, stamp or None
         self.stale_held = False
         if jumped:
             # moved, not driven (a simulator reset, a hand-guided arm): hold where it is now, so
@@ -428,15 +436,36 @@ class GateCore:
         self.last = (start, times, points, now)
         self.path_end = now + float(times[-1])
         self.counts['forwarded'] += 1
-        return Trajectory(times=times, positions=points)
+        return Trajectory(times=times, positions=points, start=now)
+
+    def _measured_now(self, now: float, commanded: np.ndarray | None) -> np.ndarray:
+        """Where the robot is now by its measurement: the measured position moved on by the
+        measured velocity for the measurement's age (its stamp's when that is plausible, else
+        its arrival's; at most one tick), but per joint not past the commanded position (a
+        robot lags its command: the command is closer when it lies between the measurement and
+        the extrapolation; a joint measured at or beyond its command stays where measured).  Under load the
+        measurement lags the robot by latency x speed; a stop from the bare measurement would
+        command the arm back by that much."""
+        age = now - self.q_time
+        if self.q_stamp is not None and 0.0 <= now - self.q_stamp <= self.config.joint_state_timeout:
+            age = max(age, now - self.q_stamp)
+        age = min(max(age, 0.0), self.config.tick)
+        vmax = self.config.limits.max_velocity
+        velocity = np.zeros_like(self.q) if self.v is None else np.clip(self.v, -vmax, vmax)
+        ahead = velocity * age
+        if commanded is not None:
+            # not past the command: a robot measured at or beyond it is held where measured
+            toward = (commanded - self.q) * np.sign(ahead)
+            ahead = np.sign(ahead) * np.minimum(np.abs(ahead), np.maximum(toward, 0.0))
+        return self.q + ahead
 
     def _stop(self, now: float, from_reference: bool = False) -> Trajectory | None:
-        """A controlled stop from the measured state (or the last command when that is stale
-        or ``from_reference``); None when there is nothing to hold."""
+        """A controlled stop from the measured state, extrapolated to now (or the last command
+        when that is stale or ``from_reference``); None when there is nothing to hold."""
         commanded = self._commanded(now)
         if self.q is not None and self.fresh(now) and not from_reference:
             # brake from the measured (or estimated) speed: the robot may still be moving
-            start = self.q
+            start = self._measured_now(now, commanded)
             velocity = self.v if self.v is not None else np.zeros_like(start)
         elif commanded is not None:
             start, velocity = commanded, self._commanded_velocity(now)

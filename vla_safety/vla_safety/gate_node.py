@@ -100,8 +100,9 @@ class CommandGate(Node):
                                              0.001, 10.0, read_only=True))
         d('joint_state_timeout', 0.15, _describe('s (node clock): an older joint state is stale: '
                                                  'hold, never re-anchor to it', 0.001, 10.0))
-        d('heartbeat_timeout', 0.15, _describe('s (steady clock) without a safety heartbeat that '
-                                               'holds the robot', 0.001, 10.0))
+        d('heartbeat_timeout', 0.125, _describe('s (steady clock) without a safety heartbeat '
+                                                'that holds the robot (2.5 periods at 20 Hz)',
+                                                0.001, 10.0))
         d('heartbeat_latch_timeout', 1.0, _describe('s (steady clock) without a safety heartbeat '
                                                     'that latches the stop', 0.001, 60.0))
         d('deadman_topic', '', _describe('operator deadman (std_msgs/Bool, true while held); '
@@ -137,15 +138,21 @@ class CommandGate(Node):
         self.out_pub = self.create_publisher(JointTrajectory, str(p('output_topic')), 10)
         self.stop_pub = self.create_publisher(String, STOP_REQUEST_TOPIC, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointTrajectory, str(p('input_topic')), self._on_command, 10)
+        # Creation order is priority: rclpy's executor runs the ready subscriptions of one wait
+        # in the order they were created.  The joint state first (a stop starts from the newest
+        # measurement: one that moved the robot out of bounds must not be held at the old
+        # position), then the stops, so that a stop ready with a command is taken first (under
+        # a flood of commands a stop is never queued behind one); commands last.
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
-        self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED)
         self.create_subscription(String, HEARTBEAT_TOPIC, self._on_heartbeat, HEARTBEAT_QOS)
+        self.create_subscription(String, '/emergency_stop', self._on_estop, LATCHED)
         if deadman_topic:
             self.create_subscription(Bool, deadman_topic, self._on_deadman, 10)
-        # liveness runs on the steady clock: a monitor's death is a wall-clock event
-        self.create_timer(min(0.02, self.core.config.heartbeat_timeout / 3), self._check,
+        self.create_subscription(JointTrajectory, str(p('input_topic')), self._on_command, 10)
+        # liveness runs on the steady clock: a monitor's death is a wall-clock event.  The check
+        # period adds to the detection time (a silence is seen up to one period late): 10 ms
+        self.create_timer(min(0.01, self.core.config.heartbeat_timeout / 5), self._check,
                           clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.get_logger().info(
@@ -204,7 +211,14 @@ class CommandGate(Node):
             self.stop_pub.publish(String(data=out.stop_request))
 
     def publish(self, trajectory: Trajectory) -> None:
-        stamp = self.get_clock().now().to_msg() if self.stamp_mode == 'now' else TimeMsg()
+        if self.stamp_mode == 'zero':
+            stamp = TimeMsg()
+        elif trajectory.start is not None:
+            # the instant the core planned it from (its rate limit counts from there)
+            nanoseconds = int(round(trajectory.start * 1e9))
+            stamp = TimeMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+        else:
+            stamp = self.get_clock().now().to_msg()
         self.out_pub.publish(trajectory_msg(list(self.core.config.limits.joint_names),
                                             trajectory.times, trajectory.positions, stamp))
 

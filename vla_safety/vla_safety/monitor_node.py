@@ -125,8 +125,10 @@ class SafetyMonitor(Node):
     def _apply(self, out: MonitorOutput) -> None:
         emit_log(self.get_logger(), out.log)
         if out.estop is not None:
+            # the gate first (the heartbeat is what it acts on), then everyone else: a command
+            # the gate forwards after /emergency_stop is out would be a command after the stop
+            self._heartbeat()
             self.estop_pub.publish(String(data=out.estop))
-            self._heartbeat()  # tell the gate at once, not at the next period
             if out.estop:
                 self._publish_diagnostics()
 
