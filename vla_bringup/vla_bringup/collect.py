@@ -106,6 +106,11 @@ class Collection:
         from vla_bringup.episodes import EpisodeRunner
         self.runner = EpisodeRunner(node_name='vla_collect_driver', context=context)
         node = self.runner.node
+        # the driver keeps no camera frames (the recorder does): drop the runner's camera
+        # subscription, one 150 kB delivery and copy less per simulated tick
+        for subscription in list(node.subscriptions):
+            if subscription.topic_name == '/camera/image_raw':
+                node.destroy_subscription(subscription)
         self.start_srv = node.create_client(Trigger, f'/{COLLECTOR}/start')
         self.stop_srv = node.create_client(SetBool, f'/{COLLECTOR}/stop')
         self.discard_srv = node.create_client(Trigger, f'/{COLLECTOR}/discard')

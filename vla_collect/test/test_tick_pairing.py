@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vla_collect.recorder import ACTION, IMAGE, JOINT_STATES, Recorder, TickPairing
+from vla_collect.recorder import ACTION, IMAGE, JOINT_STATES, Recorder, RecorderError, TickPairing
 
 DT = 1.0 / 30.0
 OBS = [IMAGE, JOINT_STATES]
@@ -75,3 +75,40 @@ def test_recorder_writes_paired_ticks_and_counts_missing_ones(tmp_path):
     with open_episode(summary.path) as ep:
         np.testing.assert_allclose(ep.timestamps, [0.0, DT, 2 * DT])
         np.testing.assert_allclose(ep.actions[:, 0], [0, 1, 2])
+
+
+def test_background_writes_keep_every_step_in_order_and_count_refused_ones(tmp_path):
+    """Recorder(background=True): writes run in a worker thread; stop() waits for them, so the
+    saved episode holds every step counted, in order, and a step the writer refuses (a
+    non-finite value) is a counted drop."""
+    rec = Recorder(tmp_path, ['j1', 'j2'], fps=30.0, background=True, max_pending=4)
+    rec.start('wave', 0.0)
+    q = (np.zeros(2, np.float32), np.zeros(2, np.float32))
+    for t in range(40):  # more than max_pending: record() waits for the writer, never drops
+        image = np.full((8, 8, 3), t, np.uint8)
+        action = np.full(2, np.nan if t == 7 else t, np.float32)
+        assert rec.record({IMAGE: image, JOINT_STATES: q, ACTION: action}, t * DT)
+    assert not rec.record({IMAGE: np.zeros((4, 4, 3), np.uint8), JOINT_STATES: q,
+                           ACTION: np.zeros(2, np.float32)}, 40 * DT)  # size changed: at once
+    summary = rec.stop(success=True)
+    assert (summary.steps, summary.dropped) == (39, 2)
+    assert rec.drop_reasons == {'invalid step': 1, 'image size changed': 1}
+    from vla_collect.episode_io import open_episode
+    with open_episode(summary.path) as ep:
+        kept = [t for t in range(40) if t != 7]
+        np.testing.assert_allclose(ep.timestamps, np.array(kept) * DT)
+        np.testing.assert_allclose(ep.actions[:, 0], kept)
+        assert [int(ep.images[i][0, 0, 0]) for i in range(len(kept))] == kept
+
+
+def test_background_write_failure_aborts_the_episode_without_a_final_file(tmp_path):
+    rec = Recorder(tmp_path, ['j1', 'j2'], fps=30.0, background=True)
+    rec.start('wave', 0.0)
+    path = rec.current.path
+    path.with_name(path.name + '.tmp').mkdir()  # the writer cannot create its temporary file
+    q = (np.zeros(2, np.float32), np.zeros(2, np.float32))
+    step = {IMAGE: np.zeros((8, 8, 3), np.uint8), JOINT_STATES: q, ACTION: np.zeros(2, np.float32)}
+    assert rec.record(step, 0.0)  # queued; the failure shows at the next call
+    with pytest.raises(RecorderError, match='aborted'):
+        rec.stop(success=True)
+    assert not rec.recording and rec.last_error and not path.exists()

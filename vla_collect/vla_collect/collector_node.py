@@ -20,7 +20,10 @@ T_t with the last robot command that arrived between tick t's first observation 
 t, the one the simulator stepped with.  It acknowledges every tick it has
 gathered (observations and answer) on ``~/tick`` (``std_msgs/Header``, stamp T_t), whether it
 is recording or not; the simulator waits for that (``lockstep_acks``), so the recorder never falls
-behind.  A recording starts with the tick in progress when ``~/start`` is called and ends with the
+behind.  With ``background_writes`` (the default) the HDF5 writes run in a worker thread
+(``Recorder(background=True)``): a tick is acknowledged as soon as it is gathered, not after the
+previous tick's compression and the periodic flush, and at most ``Recorder.max_pending`` ticks
+wait to be written (then the acknowledgements wait too).  A recording starts with the tick in progress when ``~/start`` is called and ends with the
 last tick finished before ``~/stop``.
 
 The language command is the last ``/voice_command`` or the ``language_command`` parameter,
@@ -71,6 +74,7 @@ class CollectorNode(Node):
         self.declare_parameter('discard_button', 10)
         self.declare_parameter('min_free_mb', 64.0)
         self.declare_parameter('lockstep', False)
+        self.declare_parameter('background_writes', True)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         self.joint_names = [str(n) for n in p('joint_names')]
@@ -84,7 +88,8 @@ class CollectorNode(Node):
             max_age={IMAGE: float(p('image_timeout')), JOINT_STATES: float(p('joint_state_timeout')),
                      ACTION: float(p('action_timeout'))},
             cameras=cameras, robot=str(p('robot_name')),
-            min_free_bytes=int(float(p('min_free_mb')) * 2**20))
+            min_free_bytes=int(float(p('min_free_mb')) * 2**20),
+            background=bool(p('background_writes')))
         self.language_command = str(p('language_command'))
         self.episode_metadata = self._metadata(str(p('episode_metadata')))
         self.lockstep = bool(p('lockstep'))
@@ -144,7 +149,8 @@ class CollectorNode(Node):
                     return SetParametersResult(successful=False, reason=str(exc))
             elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
                                 'extra_cameras', 'lockstep', 'image_timeout', 'joint_state_timeout',
-                                'action_timeout', 'robot_name', 'min_free_mb'):
+                                'action_timeout', 'robot_name', 'min_free_mb',
+                                'background_writes'):
                 return SetParametersResult(successful=False,
                                            reason=f'{param.name} is read at start-up only')
         return SetParametersResult(successful=True)

@@ -5,10 +5,21 @@ The ``teleop_collector`` node converts messages, feeds :meth:`Recorder.update` f
 subscriptions and calls :meth:`Recorder.sample` from a 30 Hz timer.  Beside a lock-step
 simulator it pairs by header stamps instead (:class:`TickPairing`) and writes each tick with
 :meth:`Recorder.record`.
+
+With ``background=True`` the HDF5 writes (compression, the periodic flush) run in one worker
+thread, in order, so a caller on a ROS executor is never held up by the disk (a lock-step
+simulator waits for the recorder's acknowledgement of every tick).  The step's shape is checked
+at once; a step the writer refuses later (a non-finite value) is counted as dropped then, and a
+write error (disk full) aborts the episode and is raised by the next call.  :meth:`Recorder.stop`
+and :meth:`Recorder.discard` wait for the pending writes first, so a saved episode holds every
+step counted and only complete files get their final name.  At most ``max_pending`` steps wait
+(then :meth:`Recorder.record` waits too).
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +84,35 @@ class _Current:
     steps: int = 0
     dropped: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, tuple] = field(default_factory=dict)  # image shapes of the first step
+    failed: str = ''  # a background write aborted the episode (the message)
+    failure: BaseException | None = None
+
+
+class _WriterThread:
+    """Runs queued calls in one daemon thread, in order (see the module docstring)."""
+
+    def __init__(self, max_pending: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
+        self.thread = threading.Thread(target=self._run, name='episode-writer', daemon=True)
+        self.thread.start()
+
+    def submit(self, call) -> None:
+        self.queue.put(call)
+
+    def drain(self) -> None:
+        """Wait until every submitted call has run."""
+        self.queue.join()
+
+    def _run(self) -> None:
+        while True:
+            call = self.queue.get()
+            try:
+                call()
+            except Exception:  # noqa: BLE001 - the calls record their own errors
+                log.exception('episode writer call failed')
+            finally:
+                self.queue.task_done()
 
 
 class Recorder:
@@ -82,7 +122,8 @@ class Recorder:
     def __init__(self, output_dir: str | Path, joint_names: Sequence[str],
                  action_names: Sequence[str] | None = None, fps: float = 30.0,
                  max_age: Mapping[str, float] | None = None, cameras: Iterable[str] = (),
-                 robot: str = 'robot', min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
+                 robot: str = 'robot', min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+                 background: bool = False, max_pending: int = 60) -> None:
         self.output_dir = Path(output_dir).expanduser()
         self.joint_names = [str(n) for n in joint_names]
         self.action_names = [str(n) for n in (action_names or joint_names)]
@@ -109,6 +150,9 @@ class Recorder:
         self.drop_reasons: dict[str, int] = {}
         self.last_error = ''
         self.last_episode: EpisodeSummary | None = None
+        # counts shared with the writer thread (background mode) change under this lock
+        self._lock = threading.Lock()
+        self._writer = _WriterThread(max_pending) if background else None
 
     # -- inputs -----------------------------------------------------------------------------
     def update(self, stream: str, value: Any, now: float) -> None:
@@ -142,7 +186,10 @@ class Recorder:
         """End the episode and save it with ``success``; raises RecorderError if nothing was
         recorded (the empty episode is dropped)."""
         cur = self._require('stop')
+        self._drain()
         self.current = None
+        if cur.failed:
+            self._failed(cur)
         summary = EpisodeSummary(cur.path, cur.steps, cur.dropped, bool(success),
                                  cur.language_command, saved=False)
         if cur.writer is None or cur.steps == 0:
@@ -167,6 +214,7 @@ class Recorder:
     def discard(self) -> EpisodeSummary:
         """Drop the current episode (its temporary file is deleted)."""
         cur = self._require('discard')
+        self._drain()
         self.current = None
         if cur.writer is not None:
             cur.writer.abort()
@@ -175,6 +223,18 @@ class Recorder:
                                  saved=False)
         self.last_episode = summary
         return summary
+
+    def _drain(self) -> None:
+        if self._writer is not None:
+            self._writer.drain()
+
+    def _failed(self, cur: _Current) -> None:
+        """Raise the error of a background write that aborted ``cur`` (already closed)."""
+        self.current = None
+        self.last_error = cur.failed
+        self.last_episode = EpisodeSummary(cur.path, cur.steps, cur.dropped, False,
+                                           cur.language_command, saved=False)
+        raise RecorderError(f'episode {cur.path.name} aborted: {cur.failed}') from cur.failure
 
     def _require(self, what: str) -> _Current:
         if self.current is None:
@@ -186,8 +246,11 @@ class Recorder:
         return ', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'none'
 
     # -- sampling -------------------------------------------------------------------------------
-    def _drop(self, reason: str) -> None:
-        cur = self.current
+    def _drop(self, reason: str, cur: _Current | None = None) -> None:
+        with self._lock:
+            self._drop_locked(reason, cur or self.current)
+
+    def _drop_locked(self, reason: str, cur: _Current | None) -> None:
         assert cur is not None
         cur.dropped += 1
         cur.drop_reasons[reason] = cur.drop_reasons.get(reason, 0) + 1
@@ -225,6 +288,8 @@ class Recorder:
     def _write(self, values: Mapping[str, Any], now: float) -> bool:
         cur = self.current
         assert cur is not None
+        if self._writer is not None:
+            return self._submit(cur, values, now)
         image = values[IMAGE]
         positions, velocities = values[JOINT_STATES]
         action = values[ACTION]
@@ -262,11 +327,62 @@ class Recorder:
         self.steps_recorded += 1
         return True
 
+    def _submit(self, cur: _Current, values: Mapping[str, Any], now: float) -> bool:
+        """Background mode: check the step's image sizes and queue its write."""
+        if cur.failed:
+            self._failed(cur)
+        names = [IMAGE] + [f'{IMAGE}_{c}' for c in self.cameras]
+        shapes = {name: tuple(np.shape(values[name])) for name in names}
+        if not cur.shapes:
+            cur.shapes = shapes
+        for name in names:
+            if shapes[name] != cur.shapes[name]:
+                self._drop(f'{name} size changed', cur)
+                log.warning('%s is %s, the episode started at %s; step dropped', name,
+                            shapes[name], cur.shapes[name])
+                return False
+        step = dict(values)
+        self._writer.submit(lambda: self._write_step(cur, step, now))
+        return True
+
+    def _write_step(self, cur: _Current, values: Mapping[str, Any], now: float) -> None:
+        """Background mode, in the writer thread: append one step to ``cur``'s file."""
+        if cur.failed:
+            return
+        image = values[IMAGE]
+        extra = {c: values[f'{IMAGE}_{c}'] for c in self.cameras}
+        positions, velocities = values[JOINT_STATES]
+        try:
+            if cur.writer is None:
+                cur.writer = EpisodeWriter(
+                    cur.path, joint_names=self.joint_names, action_names=self.action_names,
+                    image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
+                    robot=self.robot, cameras=self.cameras,
+                    camera_shapes={c: v.shape for c, v in extra.items()},
+                    flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+            cur.writer.append(image, positions, velocities, values[ACTION], timestamp=now,
+                              extra_images=extra)
+        except (EpisodeWriteError, FileExistsError, OSError) as exc:
+            if cur.writer is not None:
+                cur.writer.abort()
+            cur.failure, cur.failed = exc, str(exc)
+            log.error('episode %s aborted: %s', cur.path.name, exc)
+            return
+        except ValueError as exc:
+            self._drop('invalid step', cur)
+            log.warning('step dropped: %s', exc)
+            return
+        with self._lock:
+            cur.steps += 1
+            self.steps_recorded += 1
+
     # -- reporting ----------------------------------------------------------------------------
     def status(self, now: float) -> dict:
         """State, counts and stream ages, for /diagnostics and the status topic."""
         cur = self.current
         total = self.steps_recorded + self.steps_dropped
+        if cur is not None and cur.failed and not self.last_error:
+            self.last_error = cur.failed
         return {
             'state': 'recording' if cur else 'idle',
             'episode': cur.path.name if cur else None,
