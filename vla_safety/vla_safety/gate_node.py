@@ -150,10 +150,14 @@ class CommandGate(Node):
         if deadman_topic:
             self.create_subscription(Bool, deadman_topic, self._on_deadman, 10)
         self.create_subscription(JointTrajectory, str(p('input_topic')), self._on_command, 10)
-        # liveness runs on the steady clock: a monitor's death is a wall-clock event.  The check
-        # period adds to the detection time (a silence is seen up to one period late): 10 ms
-        self.create_timer(min(0.01, self.core.config.heartbeat_timeout / 5), self._check,
+        # liveness runs on the steady clock: a monitor's death is a wall-clock event.  A
+        # deadline timer, restarted by every heartbeat, fires just after heartbeat_timeout of
+        # silence (no check period added to the detection, no wake-ups while all is well); the
+        # periodic check does the rest (the latch, the deadman, the gate's own stalls).
+        self.create_timer(min(0.02, self.core.config.heartbeat_timeout / 3), self._check,
                           clock=self.steady)
+        self.deadline = self.create_timer(self.core.config.heartbeat_timeout + 0.001,
+                                          self._check, clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.get_logger().info(
             f'gating {p("input_topic")} -> {p("output_topic")} for {list(limits.joint_names)}: '
@@ -191,6 +195,8 @@ class CommandGate(Node):
                 self.get_logger().warning(f'ignored: {exc}')
             return
         self._apply(self.core.on_heartbeat(beat, self._steady_now(), self._now()))
+        if self.core.session == beat.session and self.core.seq == beat.seq:
+            self.deadline.reset()  # a heartbeat that counts: the silence starts again
 
     def _on_deadman(self, msg: Bool) -> None:
         self._apply(self.core.on_deadman(bool(msg.data), self._steady_now()))
