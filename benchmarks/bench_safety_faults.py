@@ -157,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         peak = max(d / w for d, w in pairs if w >= 0.1 - 1e-9)
         peak_half = max(d / w for d, w in pairs if w >= 0.5 - 1e-9)
         worst = max(d / (vmax * (w + tick)) for d, w in pairs)
+        # the worst window, signed: a step back is a hold at a (lagging) measured position
+        i, j = max(((i, j) for i in range(len(p)) for j in range(i + 1, len(p))),
+                   key=lambda ij: abs(p[ij[1], 1] - p[ij[0], 1]) / (p[ij[1], 0] - p[ij[0], 0] + tick))
+        worst_how = (f'{(p[j, 1] - p[i, 1]) * 1e3:+.1f} mrad in {(p[j, 0] - p[i, 0]) * 1e3:.1f} ms')
         overall = abs(p[-1, 1] - p[0, 1]) / (p[-1, 0] - p[0, 0])
         results['burst'] = (f'1 kHz burst ({sent} commands sent at {rate:.0f} Hz, '
                             f'{len(received)} forwarded): joint speed on the robot topic: over '
                             f'the burst {overall:.3f} rad/s, peak over >= 0.1 s windows '
                             f'{peak:.3f} rad/s, over >= 0.5 s windows {peak_half:.3f} rad/s '
                             f'(limit {vmax} rad/s); worst window moved '
-                            f'{worst:.3f} x max_velocity * (window + 1 tick)')
+                            f'{worst:.3f} x max_velocity * (window + 1 tick) ({worst_how})')
         print(results['burst'], flush=True)
 
         # 2. monitor death -> the gate's hold
