@@ -325,3 +325,23 @@ def test_validate_copy_of_valid_file_and_missing_file(episode_dir, tmp_path):
     shutil.copy(list_episodes(episode_dir)[0], copy)
     assert validate_episode(copy) == []
     assert 'no such episode file' in validate_episode(tmp_path / 'nope.hdf5')[0]
+
+
+def test_frames_are_stored_as_standard_gzip_chunks_any_hdf5_reader_opens(tmp_path):
+    """The writer deflates each frame itself (one frame = one chunk); the file must still be a
+    plain gzip-filtered dataset that h5py (and the trainer) decode with the standard filter."""
+    import h5py as _h5py
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    path = tmp_path / 'episode_000000.hdf5'
+    writer = EpisodeWriter(path, joint_names=['j1'], action_names=['j1'], image_shape=(16, 16, 3),
+                           cameras=['wrist'])
+    for i, frame in enumerate(frames):
+        writer.append(frame, [0.0], [0.0], [0.0], timestamp=i / 30, extra_images={'wrist': frame[::-1]})
+    writer.close(success=True)
+    with _h5py.File(path, 'r') as f:
+        for name, expected in (('observations/images', frames),
+                               ('observations/images_wrist', [x[::-1] for x in frames])):
+            ds = f[name]
+            assert ds.compression == 'gzip' and ds.chunks == (1, 16, 16, 3)
+            np.testing.assert_array_equal(ds[:], np.stack(expected))

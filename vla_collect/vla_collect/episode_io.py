@@ -27,6 +27,7 @@ import math
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ REQUIRED_ATTRS = ('language_command', 'success', 'episode_id', 'duration', 'fps'
 # HDF5 file-format bounds: SWMR needs the 1.10 format; capping it there keeps the files
 # readable by every h5py built against HDF5 >= 1.10 (2016), not only the newest.
 _LIBVER = ('v110', 'v110')
-_IMAGE_COMPRESSION = {'compression': 'gzip', 'compression_opts': 4}
+# gzip (readable by any HDF5 reader) at level 2: on 224x224 renders 0.53 ms and 6.8 KiB a frame
+# against 1.21 ms and 5.6 KiB at level 4 (the recorder compresses two frames a tick)
+_IMAGE_COMPRESSION = {'compression': 'gzip', 'compression_opts': 2}
 _ROW_CHUNK = 256  # time steps per chunk of the small per-step datasets
 #: free space below which a recording stops cleanly (HDF5 does not recover from a failed write)
 DEFAULT_MIN_FREE_BYTES = 64 * 2**20
@@ -179,6 +182,7 @@ class EpisodeWriter:
         self._last_timestamp = -math.inf
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._frame_datasets: set[str] = set()  # image datasets written as precompressed chunks
         self._closed = False
 
         if self.path.exists():
@@ -215,6 +219,7 @@ class EpisodeWriter:
         images(IMAGES, self.image_shape)
         for camera, shape in self.camera_shapes.items():
             images(camera_dataset(camera), shape)
+        self._frame_datasets = {IMAGES, *(camera_dataset(c) for c in self.camera_shapes)}
         for name, width in ((JOINT_POSITIONS, n), (JOINT_VELOCITIES, n), (ACTIONS, a)):
             self._datasets[name] = f.create_dataset(
                 name, shape=(0, width), maxshape=(None, width), dtype=np.float32,
@@ -289,7 +294,15 @@ class EpisodeWriter:
             for name, row in rows:
                 ds = self._datasets[name]
                 ds.resize(i + 1, axis=0)
-                ds[i] = row
+                if name in self._frame_datasets:
+                    # one frame is one chunk: deflate it here (the GIL is released while zlib
+                    # runs) and store it as is -- the same gzip-filtered chunk HDF5 would write,
+                    # without the chunk cache deferring the compression to the next flush
+                    ds.id.write_direct_chunk(
+                        (i, 0, 0, 0), zlib.compress(np.ascontiguousarray(row).tobytes(),
+                                                    _IMAGE_COMPRESSION['compression_opts']))
+                else:
+                    ds[i] = row
             self.length = i + 1
             self._last_timestamp = t
             if self.length % self.flush_every == 0:
