@@ -273,6 +273,7 @@ def test_non_finite_joint_states_latch_and_the_robot_gets_a_finite_hold(running)
 def test_out_of_range_joint_state_stops_without_a_jump(running):
     probe, robot, group = running
     since = time.monotonic()
+    at_rest = robot.q.copy()
     beyond = robot.q.copy()
     beyond[0] = 3.6  # past the monitor's 3.5 limit and the gate's 2.9 bound
     robot.override = beyond.tolist()
@@ -286,6 +287,10 @@ def test_out_of_range_joint_state_stops_without_a_jump(running):
     # each stop starts where the robot is measured and comes back within the bounds at no more
     # than the speed limit: never a jump, never further out
     for _, msg in received:
+        if all(np.allclose(p.positions, at_rest, atol=1e-9) for p in msg.points):
+            # a hold where the robot really is, sent before the gate took the faked state (a
+            # heartbeat made late by a busy machine, or the monitor's stop ahead of that state)
+            continue
         path = np.vstack([beyond] + [p.positions for p in msg.points])
         assert np.all(np.abs(np.diff(path, axis=0)) <= VMAX * TICK + 1e-6), path
         assert np.all(path <= np.maximum(UPPER, beyond) + 1e-9) and np.all(path >= LOWER - 1e-9)
@@ -468,13 +473,14 @@ def private_gate(name: str, parameters: dict):
 def test_sim_clock_jumping_back_holds_until_a_fresh_state_and_moves_nothing_back():
     gate, ns, topics = private_gate('clock_jump_test', {'use_sim_time': True})
     probe = GraphProbe('clock_jump_probe')
-    sim = {'t': 100.0}
+    sim = {'t': 100.0, 'offset': 0.0}  # the timer alone writes t, the test alone the offset
 
     def tick_clock():
         sim['t'] += 0.01
-        sec = math.floor(sim['t'])
+        now = sim['t'] + sim['offset']
+        sec = math.floor(now)
         probe.publish(Clock, f'{ns}/clock', Clock(clock=TimeMsg(
-            sec=sec, nanosec=int((sim['t'] - sec) * 1e9))))
+            sec=sec, nanosec=int((now - sec) * 1e9))))
     try:
         probe.timer(0.01, tick_clock)
         robot = FollowingRobot(probe, topic=topics[1], states=f'{ns}/joint_states')
@@ -485,7 +491,7 @@ def test_sim_clock_jumping_back_holds_until_a_fresh_state_and_moves_nothing_back
             probe.publish(JointTrajectory, topics[0], command(target, TICK))
             time.sleep(TICK)
         jumped_from = sim['t']
-        sim['t'] -= 50.0  # a simulator reset: the clock jumps back
+        sim['offset'] = -50.0  # a simulator reset: the clock jumps back
         assert wait_for(lambda: 'clock jumped back' in gate.output(), 10.0), gate.output()
         since = time.monotonic()
         after = forwarded(probe, command(target, TICK), 10.0, topics)
