@@ -302,3 +302,28 @@ def test_lockstep_answers_each_tick_once_on_that_ticks_observation(graph, checkp
     acting = status(probe, lambda v: int(v['actions']) >= 5)
     assert acting is not None and int(acting['overruns']) == 0 and int(acting['faults']) == 0
     assert t0 > 0 and not group.dead()
+
+
+def test_async_inference_keeps_commanding_under_injected_latency(graph, checkpoints):
+    """inference: async with 50 ms injected latency (the tiny chunk lasts 133 ms): the tick
+    publishes the stitched plan, and /diagnostics says so."""
+    probe, start = graph
+    group = start(controller(checkpoints['good'], inference='async', stitching='crossfade',
+                             injected_latency=0.05, command='pick up the red cube'))
+    Feed(probe)
+    acting = status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 30
+                    and int(v.get('async_inferences', 0)) > 3, 60)
+    assert acting is not None, group.processes[0].output()
+    assert acting['inference'] == 'async' and acting['stitching'] == 'crossfade'
+    assert int(acting['inference_errors']) == 0 and int(acting['worker_restarts']) == 0
+    # (how often the plan runs out depends on this machine's load: measured in the benchmark)
+    assert int(acting['faults']) == 0
+    sent = probe.messages(REQUEST_TOPIC)
+    assert len(sent) > 30 and all(np.all(np.isfinite(m.points[0].positions)) for m in sent)
+    log = group.processes[0].output(20000)
+    assert 'asynchronous inference: crossfade stitching' in log and '50 ms injected latency' in log
+    group.stop()
+    bad = start(controller(checkpoints['good'], inference='sometimes'))
+    error = status(probe, lambda v: v['state'] == 'error', 60)
+    assert error is not None and 'inference must be sync or async' in error['message'], \
+        bad.processes[0].output()

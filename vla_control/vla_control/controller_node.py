@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -78,6 +79,19 @@ class VLAController(Node):
                         'images and joint state (one header stamp) have all arrived and the node '
                         'clock has reached it, and answer every tick (a hold re-sends its target), '
                         'instead of on a timer; read at start-up'))
+        self.declare_parameter('inference', 'sync', ParameterDescriptor(
+            description='sync: the tick runs the model when its action queue is empty (the robot '
+                        'waits for it); async: a worker thread predicts chunks on the newest '
+                        'observation beside the tick, joined to the plan by `stitching`'))
+        self.declare_parameter('stitching', 'crossfade', ParameterDescriptor(
+            description='async: queue | latency | crossfade | ensemble (vla_control.chunking)'))
+        self.declare_parameter('max_chunk_age', 1.0, ParameterDescriptor(
+            description='async: s; a chunk computed from an older observation is discarded'))
+        self.declare_parameter('injected_latency', 0.0, ParameterDescriptor(
+            description='async, tests and benchmarks: s of extra delay per inference'))
+        self.declare_parameter('latency_spike', 0.0, ParameterDescriptor(
+            description='async, tests and benchmarks: s more on every latency_spike_every-th inference'))
+        self.declare_parameter('latency_spike_every', 0)
         self.declare_parameter('encode_every_tick', False, ParameterDescriptor(
             description='benchmarks: encode every frame, also on ticks served from the action '
                         'queue (the cost before lazy encoding; the actions are the same). '
@@ -174,6 +188,7 @@ class VLAController(Node):
             if mode != 'checkpoint':
                 policy.config.temporal_ensemble = mode == 'ensemble'
             policy.reset()
+            policy = self._maybe_async(policy)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
             self.state, self.error = 'error', f'checkpoint {path!r} not usable: {exc}'
             self.get_logger().error(f'{self.error}; holding (fix the checkpoint and restart)')
@@ -185,6 +200,31 @@ class VLAController(Node):
             f'{"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
             f'{cfg.chunk_size}) for {list(self.limits.joint_names)} at {1 / self.period:g} Hz')
         return policy
+
+    def _maybe_async(self, policy):
+        """``inference: async``: the policy behind an inference thread and a chunk stitcher."""
+        p = self.get_parameter
+        mode = str(p('inference').value)
+        if mode == 'sync':
+            return policy
+        if mode != 'async':
+            raise ValueError(f'inference must be sync or async, got {mode!r}')
+        from vla_control.chunking import AsyncPolicy, ChunkStitcher, LatencyModel
+        cfg = policy.config
+        stitcher = ChunkStitcher(str(p('stitching').value), self.period, len(self.limits.joint_names),
+                                 max_age=float(p('max_chunk_age').value), decay=cfg.ensemble_decay,
+                                 n_action_steps=cfg.n_action_steps)
+        latency = LatencyModel(float(p('injected_latency').value), float(p('latency_spike').value),
+                               int(p('latency_spike_every').value))
+        threads = self.num_threads
+
+        def start_thread() -> None:
+            import torch
+            torch.set_num_threads(threads)
+        self.get_logger().info(f'asynchronous inference: {stitcher.mode} stitching, chunks older than '
+                               f'{stitcher.max_age:g} s discarded'
+                               + (f', {latency.base * 1e3:g} ms injected latency' if latency.base else ''))
+        return AsyncPolicy(policy, stitcher, self._now, latency, on_start=start_thread)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -472,6 +512,7 @@ class VLAController(Node):
                   ('holds', self.loop.holds), ('faults', self.faults.total),
                   ('num_threads', self.num_threads),
                   ('encode_every_tick', str(self.encode_every_tick).lower()),
+                  *self._async_values(),
                   ('latency_samples_ms', ','.join(f'{x:.2f}' for x in self.meter.take_pending())),
                   ('inference_samples_ms',
                    ','.join(f'{x:.2f}' for x in self.inference_meter.take_pending()))]
@@ -483,12 +524,26 @@ class VLAController(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 
+    def _async_values(self) -> list[tuple[str, Any]]:
+        policy = self.policy
+        if policy is None or not hasattr(policy, 'stitcher'):
+            return [('inference', 'sync')]
+        ms = np.asarray(policy.inference_ms) if policy.inference_ms else np.zeros(1)
+        return [('inference', 'async'), ('stitching', policy.stitcher.mode),
+                ('async_inferences', policy.inferences),
+                ('async_inference_p50_ms', f'{np.percentile(ms, 50):.2f}'),
+                ('async_inference_p99_ms', f'{np.percentile(ms, 99):.2f}'),
+                ('inference_errors', policy.errors), ('worker_restarts', policy.restarts),
+                ('chunks_discarded', policy.discarded), ('chunks_refused', policy.stitcher.refused)]
+
     def shutdown(self) -> None:
         """Fail safe on exit: hold the robot (as a hold does: at the fresh measured position,
         else at the last commanded target) and finish the recording.  Call it while the
         context is still up: ``main`` handles SIGINT and SIGTERM itself for that."""
         self._stopping.set()
         self._worker.join(timeout=2.0)
+        if self.policy is not None and hasattr(self.policy, 'close'):
+            self.policy.close()
         with self.lock:
             q = self.q
             inputs = Inputs(self._now(), self.instruction, self.command_time, self.image_time,

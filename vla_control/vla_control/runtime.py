@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_control.chunking import PlanPending
 from vla_safety.rules import SafetyLimits, clip_to_bounds, limit_step
 
 
@@ -192,6 +193,8 @@ class ControlLoop:
             return self._enter_hold(reason, inputs, q)
         try:
             action = self.policy.select_action(obs)
+        except PlanPending as exc:  # asynchronous inference: no action due yet; keep the plan
+            return self._enter_hold(str(exc), inputs, q, reset=False)
         except Exception as exc:  # noqa: BLE001 - a failing tick holds, the caller keeps running
             result = self._enter_hold(f'policy failed: {exc}', inputs, q)
             result.fault = ('inference error', f'policy failed: {exc}')
@@ -208,14 +211,16 @@ class ControlLoop:
         return TickResult(command=target, action=np.asarray(action, dtype=np.float32), log=log,
                           predicted=predicted)
 
-    def _enter_hold(self, reason: str, inputs: Inputs, q: np.ndarray | None) -> TickResult:
+    def _enter_hold(self, reason: str, inputs: Inputs, q: np.ndarray | None,
+                    reset: bool = True) -> TickResult:
         same = reason.split(' (')[0] == self.hold.split(' (')[0]  # e.g. the same stale input
         was_acting = not self.hold and self.actions > 0
         self.hold = reason
         if same:
             return TickResult(hold=reason, standing=self._standing(inputs, q))
         self.holds += 1
-        self.new_episode()  # drop the queue planned before the stall, and the history
+        if reset:
+            self.new_episode()  # drop the queue planned before the stall, and the history
         command, how = self.hold_target(inputs, q) if was_acting else (None, '')
         if command is not None:
             self.last_target = command

@@ -291,6 +291,22 @@ class VLAPolicy(nn.Module):
             self._queue.extend(chunk[: self.config.n_action_steps])
         return self._queue.popleft()
 
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict[str, Any]) -> np.ndarray:
+        """The whole chunk (K, A) float32 in robot units predicted from ``obs`` (one model run,
+        no action queue): for asynchronous inference, where a stitcher decides which of its
+        actions to execute.  The frame joins the history as in :meth:`select_action`."""
+        q, text = self._validate_obs(obs)
+        if self.training:
+            self.eval()
+        if text != self._instruction:
+            self.reset()
+            self._instruction = text
+            self._language = self._instruction_embedding(text)
+        self._observe(obs, q)
+        self.predicted_chunk = True
+        return self._predict_chunk()
+
     def _predict_chunk(self) -> np.ndarray:
         frames = torch.stack(list(self._history), dim=1)  # (1, T, D)
         pred = self.action_norm.unnormalize(self.decode(frames, self._language).float())
