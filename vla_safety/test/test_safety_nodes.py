@@ -207,3 +207,27 @@ def test_malformed_joint_states_are_counted_and_the_watchdog_stops_the_robot(gra
     # the gate forwards again once it has the reset's heartbeat and a fresh joint state
     assert wait_for(lambda: forwarded_after(probe, command([[0.0] * 7]), 0.5) is not None, 10.0), \
         group.processes[1].output()
+
+
+def test_a_forward_takes_the_requests_stamp_when_the_gates_clock_lags_by_up_to_a_tick(graph):
+    """On sim time /clock may reach the gate after a command answering the new tick: the forward
+    carries the request's stamp (a lock-step simulator takes it as the answer), never one
+    further ahead than a tick."""
+    from builtin_interfaces.msg import Time
+    probe, robot, group = graph
+    robot.q[:] = 0.0
+    wait_for(lambda: False, 0.2)
+
+    def forward(ahead):
+        msg = command([[0.0] * 7])
+        now = probe.node.get_clock().now().nanoseconds * 1e-9 + ahead
+        msg.header.stamp = Time(sec=int(now), nanosec=int((now - int(now)) * 1e9))
+        out = forwarded_after(probe, msg)
+        assert out is not None, group.processes[1].output()
+        return out.header.stamp.sec + out.header.stamp.nanosec * 1e-9, now
+
+    stamp, request = forward(0.02)  # within a tick (33 ms) ahead of the gate's clock
+    assert stamp >= request - 1e-6  # (later only when the gate took > 20 ms to get to it)
+    stamp, request = forward(5.0)  # far ahead: the gate's own clock
+    assert stamp < request - 4.0
+    alive(group)

@@ -182,7 +182,9 @@ class CommandGate(Node):
     def _on_command(self, msg: JointTrajectory) -> None:
         rows = [list(pt.positions) for pt in msg.points]
         times = [seconds(pt.time_from_start) for pt in msg.points]
-        self._apply(self.core.on_command(msg.joint_names, rows, times, self._now()))
+        request = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._apply(self.core.on_command(msg.joint_names, rows, times, self._now()),
+                    request_stamp=request or None)
 
     def _on_estop(self, msg: String) -> None:
         self._apply(self.core.on_estop(msg.data, self._now()))
@@ -209,19 +211,25 @@ class CommandGate(Node):
                                   self.get_logger())
 
     # -- outputs ----------------------------------------------------------------------------
-    def _apply(self, out: GateOutput) -> None:
+    def _apply(self, out: GateOutput, request_stamp: float | None = None) -> None:
         emit_log(self.get_logger(), out.log)
         if out.trajectory is not None:
-            self.publish(out.trajectory)
+            self.publish(out.trajectory, request_stamp)
         if out.stop_request:
             self.stop_pub.publish(String(data=out.stop_request))
 
-    def publish(self, trajectory: Trajectory) -> None:
+    def publish(self, trajectory: Trajectory, request_stamp: float | None = None) -> None:
         if self.stamp_mode == 'zero':
             stamp = TimeMsg()
         elif trajectory.start is not None:
-            # the instant the core planned it from (its rate limit counts from there)
-            nanoseconds = int(round(trajectory.start * 1e9))
+            # the instant the core planned it from (its rate limit counts from there), or the
+            # request's own stamp when that is up to one tick later: on sim time the /clock
+            # message may reach this node after a command answering it, and a lock-step
+            # simulator would take a forward stamped with the previous tick for no answer
+            start = trajectory.start
+            if request_stamp is not None and 0.0 < request_stamp - start <= self.core.config.tick + 1e-6:
+                start = request_stamp
+            nanoseconds = int(round(start * 1e9))
             stamp = TimeMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
         else:
             stamp = self.get_clock().now().to_msg()
