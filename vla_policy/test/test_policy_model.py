@@ -88,6 +88,17 @@ def test_select_action_serves_a_queue_and_new_instructions_reset(tmp_path):
     assert len(policy._queue) == n - 1 and len(policy._history) == policy.config.n_obs_steps
 
 
+def test_predict_chunk_is_the_chunk_select_action_serves(tmp_path):
+    """Asynchronous inference takes whole chunks: the same actions the queue would serve."""
+    ck = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS)
+    a, b = VLAPolicy.from_pretrained(ck), VLAPolicy.from_pretrained(ck)
+    obs = _obs(np.random.default_rng(2))
+    chunk = a.predict_chunk(obs)
+    assert chunk.shape == (a.config.chunk_size, len(JOINTS)) and a.predicted_chunk
+    served = [b.select_action(obs) for _ in range(b.config.n_action_steps)]
+    np.testing.assert_allclose(np.stack(served), chunk[: b.config.n_action_steps], atol=1e-6)
+
+
 def test_temporal_ensembling_blends_overlapping_chunks(tmp_path):
     policy = VLAPolicy.from_pretrained(make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS,
                                                             temporal_ensemble=True))

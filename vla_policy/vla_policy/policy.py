@@ -272,13 +272,7 @@ class VLAPolicy(nn.Module):
         temporal ensembling); a frame is encoded only when it will be in the history of the
         next prediction, so the actions equal those of encoding every frame.
         """
-        q, text = self._validate_obs(obs)
-        if self.training:
-            self.eval()
-        if text != self._instruction:
-            self.reset()
-            self._instruction = text
-            self._language = self._instruction_embedding(text)  # (1, D)
+        q = self._begin(obs)
         predict = self.config.temporal_ensemble or not self._queue
         # the next prediction happens len(queue) calls from now and looks at n_obs_steps frames
         if predict or self.encode_every_frame or len(self._queue) < self.config.n_obs_steps:
@@ -296,16 +290,22 @@ class VLAPolicy(nn.Module):
         """The whole chunk (K, A) float32 in robot units predicted from ``obs`` (one model run,
         no action queue): for asynchronous inference, where a stitcher decides which of its
         actions to execute.  The frame joins the history as in :meth:`select_action`."""
+        q = self._begin(obs)
+        self._observe(obs, q)
+        self.predicted_chunk = True
+        return self._predict_chunk()
+
+    def _begin(self, obs: dict[str, Any]) -> np.ndarray:
+        """Check ``obs``, switch to eval mode, and start over on a new instruction (as
+        :meth:`reset`); returns the joint positions."""
         q, text = self._validate_obs(obs)
         if self.training:
             self.eval()
         if text != self._instruction:
             self.reset()
             self._instruction = text
-            self._language = self._instruction_embedding(text)
-        self._observe(obs, q)
-        self.predicted_chunk = True
-        return self._predict_chunk()
+            self._language = self._instruction_embedding(text)  # (1, D)
+        return q
 
     def _predict_chunk(self) -> np.ndarray:
         frames = torch.stack(list(self._history), dim=1)  # (1, T, D)
