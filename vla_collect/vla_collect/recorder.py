@@ -296,12 +296,7 @@ class Recorder:
         extra = {c: values[f'{IMAGE}_{c}'] for c in self.cameras}
         try:
             if cur.writer is None:
-                cur.writer = EpisodeWriter(
-                    cur.path, joint_names=self.joint_names, action_names=self.action_names,
-                    image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
-                    robot=self.robot, cameras=self.cameras,
-                    camera_shapes={c: v.shape for c, v in extra.items()},
-                    flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+                cur.writer = self._open_writer(cur, image, extra)
             shapes = [(IMAGE, image.shape, cur.writer.image_shape)] + [
                 (f'{IMAGE}_{c}', v.shape, cur.writer.camera_shapes[c]) for c, v in extra.items()]
             for name, got, want in shapes:
@@ -345,6 +340,15 @@ class Recorder:
         self._writer.submit(lambda: self._write_step(cur, step, now))
         return True
 
+    def _open_writer(self, cur: _Current, image: Any, extra: Mapping[str, Any]) -> EpisodeWriter:
+        """The episode file of ``cur``, shaped by its first step."""
+        return EpisodeWriter(
+            cur.path, joint_names=self.joint_names, action_names=self.action_names,
+            image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
+            robot=self.robot, cameras=self.cameras,
+            camera_shapes={c: v.shape for c, v in extra.items()},
+            flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+
     def _write_step(self, cur: _Current, values: Mapping[str, Any], now: float) -> None:
         """Background mode, in the writer thread: append one step to ``cur``'s file."""
         if cur.failed:
@@ -354,12 +358,7 @@ class Recorder:
         positions, velocities = values[JOINT_STATES]
         try:
             if cur.writer is None:
-                cur.writer = EpisodeWriter(
-                    cur.path, joint_names=self.joint_names, action_names=self.action_names,
-                    image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
-                    robot=self.robot, cameras=self.cameras,
-                    camera_shapes={c: v.shape for c, v in extra.items()},
-                    flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+                cur.writer = self._open_writer(cur, image, extra)
             cur.writer.append(image, positions, velocities, values[ACTION], timestamp=now,
                               extra_images=extra)
         except (EpisodeWriteError, FileExistsError, OSError) as exc:
