@@ -221,3 +221,9 @@ def test_the_control_loop_holds_on_a_pending_plan_without_resetting_it():
         assert acted.command is not None and async_policy.epoch == epoch  # the plan was kept
     finally:
         async_policy.close()
+
+
+def test_zero_latency_lands_within_the_tick_as_the_synchronous_controller():
+    stitcher = ChunkStitcher('queue', DT, 1, n_action_steps=4)
+    result = rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, stitcher, LatencyModel(), replan=0)
+    assert result['success'] and result['holds'] == 0

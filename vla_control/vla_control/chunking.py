@@ -184,7 +184,7 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
 
     An inference starts on the newest observation when none is running and the plan has at most
     ``replan`` ticks left (default: as soon as the previous one is done); it lands
-    ``ceil(delay / period)`` ticks later (at least one).  Each tick the robot is commanded the
+    ``ceil(delay / period)`` ticks later (0 ms: within the tick, as the synchronous controller).  Each tick the robot is commanded the
     stitched action, or held at its last command while there is none.  Returns success, length,
     hold ticks, inferences and the largest change of commanded joint velocity between ticks
     (``max_jerk``, robot units per s per tick).
@@ -205,9 +205,12 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
             pending = None
         if pending is None and (replan is None or stitcher.remaining(now) <= replan):
             delay = latency.next()
-            land = tick + max(1, math.ceil(delay / period - 1e-9))
+            land = tick + math.ceil(delay / period - 1e-9)  # 0 ms: within this tick, as in sync
             pending = (land, policy.predict_chunk(obs), now)
             inferences += 1
+            if land <= tick:
+                stitcher.add(pending[1], pending[2], now)
+                pending = None
         action, _why = stitcher.action(now)
         if action is None:
             holds += 1
