@@ -15,8 +15,9 @@ the current *plan*, and a :class:`ChunkStitcher` decides how a late chunk joins 
   the current tick votes with weight ``exp(-decay * i)`` (``i`` = 0 for the oldest).
 
 Every action still goes through the controller's guard and the command gate (rate limit per unit
-of time), so whatever a stitching policy produces reaches the robot without a jump.  A plan that
-runs out, or whose newest chunk is older than ``max_age``, yields None: the controller holds.
+of time), so whatever a stitching policy produces reaches the robot without a jump.  A chunk
+computed from an observation older than ``max_age`` is refused; a plan that runs out yields None:
+the controller holds.
 
 :class:`LatencyModel` makes injected inference delay reproducible (a fixed delay, plus spikes of
 a given size every n-th inference), and :func:`rollout_with_latency` evaluates a policy in the
@@ -26,6 +27,8 @@ every machine.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +42,6 @@ STITCHING = ('queue', 'latency', 'crossfade', 'ensemble')
 class Chunk:
     actions: np.ndarray  # (K, A) robot units; actions[i] is the command due at obs_time + i * period
     obs_time: float  # time of the observation it was computed from (s, controller clock)
-    arrived: float  # when it was handed to the stitcher (s)
 
 
 class ChunkStitcher:
@@ -55,6 +57,7 @@ class ChunkStitcher:
         self.mode, self.period, self.action_dim = mode, float(period), int(action_dim)
         self.max_age, self.blend, self.decay = float(max_age), int(blend), float(decay)
         self.n_action_steps = n_action_steps  # queue mode: actions served of each chunk (None: all)
+        self.refused = 0  # chunks refused since start (a reset keeps the count)
         self.reset()
 
     def reset(self) -> None:
@@ -62,9 +65,7 @@ class ChunkStitcher:
         self.chunks: deque[Chunk] = deque()  # queue mode: waiting chunks; others: recent ones
         self.current: Chunk | None = None  # queue mode: the chunk being served
         self.served = 0  # queue mode: actions of ``current`` served so far
-        self.fade: tuple[np.ndarray, float] | None = None  # crossfade: (old plan, its start time)
-        self.last_action: np.ndarray | None = None
-        self.refused = 0
+        self.fade: tuple[Chunk, float] | None = None  # crossfade: (old chunk, handover start)
 
     # -- input ------------------------------------------------------------------------------
     def add(self, actions: np.ndarray, obs_time: float, now: float) -> str | None:
@@ -88,7 +89,7 @@ class ChunkStitcher:
                     f'(max_age {self.max_age:g} s)')
         if self.mode == 'queue' and self.n_action_steps:
             actions = actions[: self.n_action_steps]
-        chunk = Chunk(actions, float(obs_time), float(now))
+        chunk = Chunk(actions, float(obs_time))
         if self.mode == 'queue':
             self.chunks.append(chunk)
             return None
@@ -133,7 +134,6 @@ class ChunkStitcher:
                     action = (1.0 - w) * old + w * action
         if action is None:
             return None, 'the plan ran out: no chunk covers this tick (inference is late or stalled)'
-        self.last_action = action
         return action, ''
 
     def _index(self, chunk: Chunk, now: float) -> int:
@@ -204,13 +204,13 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
             stitcher.add(pending[1], pending[2], now)
             pending = None
         if pending is None and (replan is None or stitcher.remaining(now) <= replan):
-            delay = latency.next()
-            land = tick + math.ceil(delay / period - 1e-9)  # 0 ms: within this tick, as in sync
-            pending = (land, policy.predict_chunk(obs), now)
+            land = tick + math.ceil(latency.next() / period - 1e-9)  # 0 ms: this tick, as in sync
+            chunk = policy.predict_chunk(obs)
             inferences += 1
             if land <= tick:
-                stitcher.add(pending[1], pending[2], now)
-                pending = None
+                stitcher.add(chunk, now, now)
+            else:
+                pending = (land, chunk, now)
         action, _why = stitcher.action(now)
         if action is None:
             holds += 1
@@ -245,8 +245,6 @@ class AsyncPolicy:
 
     def __init__(self, policy: Any, stitcher: ChunkStitcher, clock: Any,
                  latency: LatencyModel | None = None, sleep: Any = None, on_start: Any = None) -> None:
-        import threading
-        import time
         self.policy, self.stitcher, self.clock = policy, stitcher, clock
         self.latency = latency or LatencyModel()
         self.sleep = sleep or time.sleep
@@ -270,7 +268,6 @@ class AsyncPolicy:
         return self.policy.config
 
     def _start(self) -> None:
-        import threading
         self.thread = threading.Thread(target=self._work, name='vla_async_inference', daemon=True)
         self.thread.start()
 
@@ -301,7 +298,6 @@ class AsyncPolicy:
         return np.asarray(action, dtype=np.float32)
 
     def _work(self) -> None:
-        import time
         if self.on_start is not None:
             self.on_start()
         while not self.stopping.is_set():
