@@ -21,12 +21,11 @@ does not load or does not fit the robot leaves the node running in an ``error`` 
 holds.  With ``lockstep`` (a lock-step simulator) there is no timer: each simulated tick is
 taken once its images and joint state (one header stamp) have arrived and the node clock has
 reached it, and every tick is answered, a hold by re-sending its target, so the simulator never
-waits out its timeout and the policy always sees the tick it answers.  With ``record_dir`` set every observation and predicted action goes to an HDF5 episode
-per command.
+waits out its timeout and the policy always sees the tick it answers.  With ``record_dir`` set
+every observation and predicted action goes to an HDF5 episode per command.
 """
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import threading
@@ -51,7 +50,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
                                  hold_reason)
-from vla_safety.gate_node import LATCHED, trajectory_msg
+from vla_safety.gate_node import trajectory_msg
+from vla_safety.ros_support import LATCHED, emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
 
 
@@ -306,10 +306,11 @@ class VLAController(Node):
             if not text and not self.instruction:
                 return
             now = self._now()
-            if self.lockstep and self.due_stamp is not None:
+            retick = self.lockstep and self.due_stamp is not None
+            if retick:
                 now = max(now, self.due_stamp)  # the clock of a lock-step sim comes after its tick
             self.instruction, self.command_time, self.command_changed = text, now, True
-            if self.lockstep and self.due_stamp is not None:
+            if retick:
                 # answer the current tick again, now under the new command (the simulator
                 # follows the newest command of a tick it has not stepped yet)
                 self._tick_due.set()
@@ -359,10 +360,8 @@ class VLAController(Node):
             image_time = None if missing or self.image_time is None else min(
                 [self.image_time, *(self.extra_images[c][1] for c in self.cameras)])
             state_time = self.state_time
-            if self.lockstep:  # the observations of the tick being answered are of its time
-                image_time = None if image_time is None else min(
-                    self.stamps.get(k, -math.inf) for k in ('image', *(f'image_{c}' for c in self.cameras)))
-                state_time = None if state_time is None else self.stamps.get('joint_state', -math.inf)
+            if self.lockstep:  # every observation of the tick being answered is of its time
+                image_time = state_time = stamp
             inputs = Inputs(now, self.instruction, self.command_time, image_time,
                             state_time, self.estop)
             image, q, v = self.image, self.q, self.v
@@ -382,12 +381,7 @@ class VLAController(Node):
         if result.fault is not None:
             self._fault(*result.fault)
         if result.log is not None:
-            # one call site per severity: rclpy refuses a call site that changes its severity
-            level, line = result.log
-            if level == 'warning':
-                self.get_logger().warning(line)
-            else:
-                self.get_logger().info(line)
+            emit_log(self.get_logger(), [result.log])
         if result.command is not None:
             self._publish_target(result.command)
         elif self.lockstep and result.standing is not None:

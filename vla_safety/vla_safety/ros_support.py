@@ -20,7 +20,7 @@ def emit_log(logger, lines: Iterable[tuple[str, str]]) -> None:
         # one call site per severity: rclpy refuses to change it between calls of a line
         if level == 'error':
             logger.error(text)
-        elif level == 'warn':
+        elif level in ('warn', 'warning'):
             logger.warning(text)
         else:
             logger.info(text)
