@@ -48,7 +48,9 @@ class Robot:
         now, dt = start, 1.0 / rate_hz
         while now < start + seconds:
             q = self.position(now) if self.gate.last is not None else self.gate.q
-            self.gate.on_joint_state(J, q.tolist(), [], now)
+            # zero velocities, not an estimate: a perfect follower of a time_from_start=0 target
+            # jumps, which an estimate from positions would call a velocity-limit violation
+            self.gate.on_joint_state(J, q.tolist(), [0.0, 0.0], now)
             out = self.gate.on_command(J, [list(target)], [t0], now)
             if out.trajectory is not None:
                 self.out.append((now + t0, out.trajectory.positions[0]))
@@ -332,3 +334,43 @@ def test_a_jump_is_no_velocity_to_brake_from():
     out = gate.on_joint_state(J, [0.5, 0.0], [], 0.02)  # moved 0.5 rad in 10 ms: reset by hand
     assert gate.counts['state_jumps'] == 1
     np.testing.assert_allclose(out.trajectory.positions, [[0.5, 0.0]])  # held where it is
+
+
+def test_a_measured_limit_violation_latches_in_the_gate_before_the_monitor_says_so():
+    gate = running()
+    gate.on_command(J, [[0.04, 0.0]], [TICK], 0.0)
+    # over the velocity limit (default 2.0): held at once, from the measurement, braking
+    out = gate.on_joint_state(J, [0.03, 0.0], [2.4, 0.0], 0.02)
+    assert 'velocity limit' in gate.latched and 'seen by the command gate' in gate.latched
+    assert gate.counts['limit_stops'] == 1 and out.stop_request
+    steps = np.diff(np.vstack([[0.03, 0.0], out.trajectory.positions]), axis=0)
+    assert np.all(np.abs(steps) <= 2.4 * TICK + 1e-9)  # decelerates, never speeds up
+    # a command queued behind that state goes nowhere
+    assert gate.on_command(J, [[0.5, 0.0]], [TICK], 0.03).trajectory is None
+    # the monitor latches on the same state and says so; a late copy on /emergency_stop and
+    # further violating states change nothing; the monitor's reset clears it
+    gate.on_heartbeat(beat(1, stopped=True, reason='joint velocity limit: a at +2.400/s'), 0.04, 0.04)
+    assert gate.on_estop('joint velocity limit: a at +2.400/s', 0.05).trajectory is None
+    assert gate.on_joint_state(J, [0.05, 0.0], [2.1, 0.0], 0.06).trajectory is None
+    gate.on_joint_state(J, [0.06, 0.0], [0.0, 0.0], 0.07)
+    gate.on_heartbeat(beat(2, resets=1), 0.1, 0.1)
+    assert not gate.latched and gate.counts['limit_stops'] == 1
+    assert gate.on_command(J, [[0.07, 0.0]], [TICK], 0.1).trajectory is not None
+
+
+def test_a_measured_position_beyond_the_position_limit_latches_and_the_limits_only_tighten():
+    limits = SafetyLimits.from_values(J, [-1.0, -1.0], [1.0, 1.0], [VMAX, VMAX],
+                                      position_limit=[0.5, 3.5])
+    gate = GateCore(GateConfig(limits=limits, max_acceleration=np.array([AMAX, AMAX]), rate=RATE))
+    gate.on_heartbeat(beat(0), 0.0, 0.0)
+    gate.on_joint_state(J, [0.4, 0.0], [], 0.0)
+    assert not gate.latched
+    assert 'only be tightened' in gate.set_parameters({'position_limit': [0.6, 3.5]})
+    assert gate.set_parameters({'velocity_limit': [1.0, 1.0]}) is None
+    gate.on_joint_state(J, [0.55, 0.0], [0.0, 0.0], 0.1)
+    assert 'position limit' in gate.latched
+    # velocities estimated from positions (a driver that publishes none) are checked too
+    gate = running()
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
+    gate.on_joint_state(J, [0.05, 0.0], [], 1 / 60)  # 3 rad/s
+    assert 'velocity limit' in gate.latched

@@ -16,6 +16,9 @@ Rules (docs/safety.md has the reasons):
 * re-anchor to the measured position only when it is fresh (``joint_state_timeout``); with a
   stale measurement commands are refused and the robot holds;
 * a non-finite measured position latches the stop (the robot holds its last finite command);
+* a measured state beyond ``position_limit`` or ``velocity_limit`` (the monitor's rule, checked
+  here too) latches the stop at once, one hop sooner than the monitor's /emergency_stop and
+  before any command queued behind that joint state can be forwarded;
 * a stop is a controlled stop (:func:`vla_safety.rules.stop_trajectory`): decelerate within
   ``max_acceleration`` and ``max_velocity`` and hold inside the bounds; a robot at rest
   inside the bounds holds its measured position;
@@ -36,7 +39,8 @@ import numpy as np
 
 from vla_safety.heartbeat import Heartbeat, stop_request
 from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits, check_command,
-                              check_times, clip_to_bounds, joint_state_arrays, limit_trajectory,
+                              check_joint_state, check_times, clip_to_bounds, joint_state_arrays,
+                              limit_trajectory,
                               sample_trajectory, stop_trajectory, tightening_fault,
                               to_robot_order, VelocityEstimator)
 
@@ -45,7 +49,9 @@ from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits, 
 class GateConfig:
     """The gate's settings (``safety.yaml``: ``command_gate``)."""
 
-    limits: SafetyLimits  # joint names, bounds (targets are clipped into them), max_velocity
+    # joint names, bounds (targets are clipped into them), max_velocity, and the measured-state
+    # limits (position_limit, velocity_limit) that latch the stop
+    limits: SafetyLimits
     max_acceleration: np.ndarray  # (N,) deceleration of a controlled stop (rad/s^2, m/s^2)
     rate: float = 30.0  # control rate (Hz): the most a path may move at once is one tick's worth
     require_monitor: bool = True  # forward nothing until a heartbeat says the monitor runs
@@ -110,6 +116,7 @@ class GateOutput:
 #: parameters that may change at run time, and which direction widens them
 RUNTIME_LIMITS = {'max_velocity': 'larger', 'max_acceleration': 'larger',
                   'joint_lower': 'smaller', 'joint_upper': 'larger',
+                  'position_limit': 'larger', 'velocity_limit': 'larger',
                   'joint_state_timeout': 'larger', 'heartbeat_timeout': 'larger',
                   'heartbeat_latch_timeout': 'larger'}
 
@@ -122,7 +129,7 @@ class GateCore:
         self.faults = FaultLog()
         self.counts = dict.fromkeys(('forwarded', 'clipped', 'rate_limited', 'reanchored',
                                      'state_jumps', 'blocked', 'holds', 'estops', 'stale_holds',
-                                     'ignored_clears', 'clock_jumps', 'own_stalls'), 0)
+                                     'ignored_clears', 'clock_jumps', 'own_stalls', 'limit_stops'), 0)
         # measured state (the last finite one) and when it arrived (node clock)
         self.q: np.ndarray | None = None
         self.v: np.ndarray | None = None
@@ -195,6 +202,13 @@ class GateCore:
             v = np.zeros_like(q)  # a difference across a jump is no velocity: hold, not brake
         self.q, self.v, self.q_time, self.q_stamp = q, v, now, stamp or None
         self.stale_held = False
+        violation = None if self.latched else check_joint_state(q, v, self.config.limits)
+        if violation is not None:
+            # the monitor latches on this same state too, one hop later (its /emergency_stop
+            # or heartbeat must reach this node first): stop now, from this measurement
+            self.counts['limit_stops'] += 1
+            self._latch(f'{violation.reason} (seen by the command gate)', now, out)
+            return out
         if jumped:
             # moved, not driven (a simulator reset, a hand-guided arm): hold where it is now, so
             # that a command aimed at where it was is superseded, and rate-limit from here on
@@ -356,6 +370,7 @@ class GateCore:
         cfg, limits = self.config, self.config.limits
         current = {'max_velocity': limits.max_velocity, 'max_acceleration': cfg.max_acceleration,
                    'joint_lower': limits.lower, 'joint_upper': limits.upper,
+                   'position_limit': limits.position_limit, 'velocity_limit': limits.velocity_limit,
                    'joint_state_timeout': cfg.joint_state_timeout,
                    'heartbeat_timeout': cfg.heartbeat_timeout,
                    'heartbeat_latch_timeout': cfg.heartbeat_latch_timeout}
@@ -370,7 +385,7 @@ class GateCore:
         try:
             new_limits = SafetyLimits.from_values(
                 limits.joint_names, merged['joint_lower'], merged['joint_upper'],
-                merged['max_velocity'], limits.position_limit, limits.velocity_limit)
+                merged['max_velocity'], merged['position_limit'], merged['velocity_limit'])
             self.config = dataclasses.replace(
                 cfg, limits=new_limits, max_acceleration=merged['max_acceleration'],
                 joint_state_timeout=float(merged['joint_state_timeout']),

@@ -35,7 +35,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
 from vla_safety.ros_support import HEARTBEAT_QOS, LATCHED, emit_log, runtime_parameters  # noqa: F401 (LATCHED: tests and benchmarks import it from here)
-from vla_safety.rules import SafetyLimits
+from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 #: how forwarded trajectories are stamped: zero (start on receipt, ros2_control) or the node clock
 STAMP_MODES = ('zero', 'now')
@@ -84,6 +84,12 @@ class CommandGate(Node):
           _describe('upper command bounds; may only fall at run time'))
         d('max_velocity', [2.0] * n, _describe('fastest commanded joint speed (rad/s, gripper '
                                                'm/s); may only fall at run time'))
+        d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
+          _describe('|measured position| above this latches the stop here at once (the '
+                    "monitor's rule, one hop sooner); may only fall at run time"))
+        d('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n,
+          _describe('|measured velocity| above this latches the stop here at once; may only '
+                    'fall at run time'))
         d('max_acceleration', [10.0] * n, _describe('deceleration of a controlled stop '
                                                     '(rad/s^2, gripper m/s^2); may only fall'))
         d('rate', 30.0, _describe('control tick (Hz): the most a path may move at once is one '
@@ -123,7 +129,8 @@ class CommandGate(Node):
             raise ValueError(f'stamp_mode must be one of {STAMP_MODES}, got {self.stamp_mode!r}')
         deadman_topic = str(p('deadman_topic'))
         limits = SafetyLimits.from_values(p('joint_names'), p('joint_lower'), p('joint_upper'),
-                                          p('max_velocity'))
+                                          p('max_velocity'), p('position_limit'),
+                                          p('velocity_limit'))
         self.core = GateCore(GateConfig(
             limits=limits, max_acceleration=np.asarray(p('max_acceleration'), dtype=np.float64),
             rate=float(p('rate')), require_monitor=bool(p('require_monitor')),
