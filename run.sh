@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vla_ros2 workspace runner: creates/reuses the project venv, builds the six packages with
+# vla_ros2 workspace runner: creates/reuses the project venv, builds the seven packages with
 # colcon and runs the job.  Works on a fresh Debian/Ubuntu machine with Python 3.11 and no ROS.
 #
 #   ./run.sh demo [ARGS]   the simulated end-to-end demo (`vla demo`)
