@@ -5,7 +5,7 @@ import tempfile
 # Set before any test imports rclpy or starts a node (child processes inherit it).
 # A domain no other run on this machine holds (a demo or a second test run beside this one
 # would otherwise share the graph): an flock kept while this pytest process lives.
-from vla_sim.launching import reserve_domain_id  # noqa: E402  (no rclpy import there)
+from vla_common.launching import reserve_domain_id  # noqa: E402  (no rclpy import there)
 
 os.environ['ROS_DOMAIN_ID'] = str(reserve_domain_id())
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from vla_control.chunking import ChunkStitcher, LatencyModel, rollout_with_latency
     from vla_policy.policy import VLAPolicy
     from vla_sim import TASKS, SimEnv
-    from vla_sim.stats import rate_summary
+    from vla_common.stats import rate_summary
     torch.set_num_threads(1)
     policy = VLAPolicy.from_pretrained(args.checkpoint, device='cpu')
     cfg = policy.config

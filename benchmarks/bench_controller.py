@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.isa == 'avx2':  # before torch is imported: this process times select_action too
         os.environ.update(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2')
 
-    from vla_sim.launching import NodeGroup, isolated_ros_env
+    from vla_common.launching import NodeGroup, isolated_ros_env
     env = isolated_ros_env()
     if args.isa == 'avx2':
         env.update(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2')

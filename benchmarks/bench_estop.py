@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--trials', type=int, default=20, help='number of emergency stops')
     args = parser.parse_args(argv)
 
-    from vla_sim.launching import NodeGroup, isolated_ros_env
+    from vla_common.launching import NodeGroup, isolated_ros_env
     env = isolated_ros_env()
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
     from rclpy.qos import qos_profile_sensor_data

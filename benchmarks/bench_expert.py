@@ -37,7 +37,7 @@ def main() -> int:
     import numpy as np
 
     from vla_sim import TASKS, ScriptedExpert, SimEnv
-    from vla_sim.stats import rate_summary
+    from vla_common.stats import rate_summary
 
     names = sorted(TASKS) if args.tasks == ["all"] else args.tasks
     unknown = [n for n in names if n not in TASKS]

@@ -70,7 +70,7 @@ def main() -> int:
 
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, config_file
     from vla_collect.episode_io import open_episode
-    from vla_sim.launching import NodeGroup, NodeSpec, isolated_ros_env
+    from vla_common.launching import NodeGroup, NodeSpec, isolated_ros_env
     from vla_sim.ros_testing import RosProbe
 
     env = isolated_ros_env()

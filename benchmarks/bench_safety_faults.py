@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the gate's heartbeat_timeout (default: safety.yaml's)")
     args = parser.parse_args(argv)
 
-    from vla_sim.launching import NodeGroup, NodeProcess, isolated_ros_env
+    from vla_common.launching import NodeGroup, NodeProcess, isolated_ros_env
     # a domain outside the 1-100 that tests and other runs on this machine draw from
     import random
     env = isolated_ros_env(random.randint(215, 232))

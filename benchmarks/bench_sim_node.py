@@ -17,7 +17,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 
 from bench_recorder import group_usage  # the sibling script: CPU time of a process group
-from vla_sim.launching import NodeProcess, NodeSpec, isolated_ros_env
+from vla_common.launching import NodeProcess, NodeSpec, isolated_ros_env
 from vla_sim.ros_testing import RosProbe
 
 

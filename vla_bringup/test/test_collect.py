@@ -69,7 +69,7 @@ def test_lockstep_collection_pairs_each_frame_with_the_command_that_answered_it(
     from vla_bringup.collect import Collection
     from vla_bringup.episodes import private_context
     from vla_bringup.scenarios import REQUEST_TOPIC, collection_scenario
-    from vla_sim.launching import NodeGroup
+    from vla_common.launching import NodeGroup
 
     out = tmp_path / 'demos'
     specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True}, str(out))

@@ -14,7 +14,7 @@ from PIL import Image
 
 from vla_bringup import cli
 from vla_bringup.report import ReportError, load_metrics, load_results, write_report
-from vla_sim.stats import rate_summary
+from vla_common.stats import rate_summary
 
 TASKS = ('pick_red', 'pick_green', 'pick_blue', 'stack_green_on_red')
 POLICY_SUCCESSES = {'pick_red': 18, 'pick_green': 15, 'pick_blue': 12, 'stack_green_on_red': 5}

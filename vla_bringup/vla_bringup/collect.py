@@ -31,7 +31,7 @@ from pathlib import Path
 from vla_bringup.commands import CommandError, task_names
 from vla_bringup.scenarios import (RECORDER_TICK_TOPIC, ROBOT_COMMAND_TOPIC,
                                    collection_scenario)
-from vla_sim.launching import NodeGroup, domain_held, isolated_ros_env, wait_for
+from vla_common.launching import NodeGroup, domain_held, isolated_ros_env, wait_for
 
 COLLECTOR = 'teleop_collector'
 LATE_START_TICKS = 15  # an episode whose recording starts later than this (0.5 s) is not kept

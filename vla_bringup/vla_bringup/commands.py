@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_bringup.scenarios import ARGUMENTS, build_scenario
-from vla_sim.launching import NodeGroup, domain_held, isolated_ros_env
+from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 
 
 class CommandError(RuntimeError):

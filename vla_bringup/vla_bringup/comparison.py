@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
-from vla_sim.stats import wilson_interval
+from vla_common.stats import wilson_interval
 
 #: verdicts of :func:`verdict`
 B_BETTER, A_BETTER, NO_DIFFERENCE, UNDERPOWERED = ('B better', 'A better', 'no difference detected',

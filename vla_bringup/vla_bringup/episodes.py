@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
-from vla_sim.launching import wait_for
+from vla_common.launching import wait_for
 
 
 class SimUnavailable(RuntimeError):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_bringup.episodes import EpisodeResult, EpisodeRunner, write_gif
-from vla_sim.stats import rate_summary
+from vla_common.stats import rate_summary
 
 VIDEO_FRAME_STRIDE = 3  # keep every 3rd frame of a rollout (10 fps GIFs at 30 Hz)
 

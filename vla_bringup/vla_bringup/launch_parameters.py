@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from vla_sim.launching import NodeSpec
+from vla_common.launching import NodeSpec
 
 #: a parameter source: {node entry name: {parameter: value}}, as in a params file
 Source = Mapping[str, Mapping[str, Any]]

@@ -61,7 +61,7 @@ def _number(value, what: str, where: str) -> float:
 
 def _rate_entry(entry, what: str, where: str) -> dict:
     """One per-task / overall entry, checked; ``success_rate`` and ``ci95`` derived if absent."""
-    from vla_sim.stats import wilson_interval
+    from vla_common.stats import wilson_interval
     if not isinstance(entry, dict):
         raise ReportError(f'{where}: {what} must be an object with n and successes, got {entry!r}')
     missing = [k for k in ('n', 'successes') if k not in entry]

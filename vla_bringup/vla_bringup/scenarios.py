@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from vla_sim.launching import NodeSpec
+from vla_common.launching import NodeSpec
 
 #: topic the robot obeys (ros2_control's joint_trajectory_controller)
 ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'

@@ -15,7 +15,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import config_file
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
-from vla_sim.launching import NodeGroup, NodeSpec
+from vla_common.launching import NodeGroup, NodeSpec
 from vla_sim.ros_testing import RosProbe
 
 pytestmark = pytest.mark.ros

@@ -11,7 +11,7 @@ from sensor_msgs.msg import JointState, Joy
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import config_file
-from vla_sim.launching import NodeProcess, NodeSpec
+from vla_common.launching import NodeProcess, NodeSpec
 from vla_sim.ros_testing import RosProbe
 
 pytestmark = pytest.mark.ros

@@ -55,7 +55,7 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> Ro
 
 def summarize(rollouts: list[Rollout], policy: str, episodes: int, seed: int) -> dict[str, Any]:
     """Results JSON in the DESIGN.md shape."""
-    from vla_sim.stats import rate_summary
+    from vla_common.stats import rate_summary
     tasks = {}
     for task in dict.fromkeys(r.task for r in rollouts):
         rs = [r for r in rollouts if r.task == task]

@@ -31,7 +31,7 @@ from vla_bringup.scenarios import config_file
 from vla_safety.gate_node import LATCHED
 from vla_safety.rules import sample_trajectory
 from vla_safety.testing import GraphProbe, wait_for
-from vla_sim.launching import NodeGroup, NodeProcess, NodeSpec
+from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
 
 pytestmark = pytest.mark.ros
 

@@ -9,7 +9,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_sim import SimEnv
-from vla_sim.launching import NodeProcess, NodeSpec
+from vla_common.launching import NodeProcess, NodeSpec
 from vla_sim.ros_testing import RosProbe
 
 pytestmark = pytest.mark.ros

@@ -12,7 +12,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_sim.launching import NodeProcess, NodeSpec
+from vla_common.launching import NodeProcess, NodeSpec
 from vla_sim.ros_testing import RosProbe
 
 pytestmark = pytest.mark.ros

@@ -12,7 +12,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_sim.launching import NodeProcess, NodeSpec
+from vla_common.launching import NodeProcess, NodeSpec
 from vla_sim.ros_testing import RosProbe
 
 pytestmark = pytest.mark.ros

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from vla_sim.launching import wait_for
+from vla_common.launching import wait_for
 
 
 class RosProbe:

@@ -3,16 +3,16 @@ import os
 import subprocess
 import sys
 
-from vla_sim import launching
-from vla_sim.launching import (DOMAIN_IDS, domain_held, isolated_ros_env, release_domain_id,
-                               reserve_domain_id)
+from vla_common import launching
+from vla_common.launching import (DOMAIN_IDS, domain_held, isolated_ros_env, release_domain_id,
+                                  reserve_domain_id)
 
 
 def test_domain_ids_are_exclusive_across_processes_and_given_back(tmp_path):
     mine = {reserve_domain_id(tmp_path) for _ in range(5)}
     assert len(mine) == 5 and mine <= set(DOMAIN_IDS)
     # another process sees those five as taken
-    code = ('import sys; from vla_sim.launching import reserve_domain_id as r; '
+    code = ('import sys; from vla_common.launching import reserve_domain_id as r; '
             f'print(sorted(r({str(tmp_path)!r}) for _ in range(20)))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                          env=dict(os.environ))

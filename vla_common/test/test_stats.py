@@ -1,6 +1,6 @@
 import pytest
 
-from vla_sim.stats import rate_summary, wilson_interval
+from vla_common.stats import rate_summary, wilson_interval
 
 
 @pytest.mark.parametrize('k, n, low, high', [
