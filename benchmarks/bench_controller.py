@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.parameter import Parameter
 
     from vla_bringup.scenarios import build_scenario
-    from vla_safety.testing import GraphProbe
+    from vla_common.testing import GraphProbe
 
     checkpoint = args.checkpoint or make_checkpoint(
         args.preset, Path(tempfile.mkdtemp(prefix='bench_ckpt_')) / 'checkpoint', args.image_size,

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, safety_nodes
     from vla_safety.gate_node import LATCHED
-    from vla_safety.testing import GraphProbe, wait_for
+    from vla_common.testing import GraphProbe, wait_for
 
     import yaml
     from vla_bringup.scenarios import config_file

@@ -71,7 +71,7 @@ def main() -> int:
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, config_file
     from vla_collect.episode_io import open_episode
     from vla_common.launching import NodeGroup, NodeSpec, isolated_ros_env
-    from vla_sim.ros_testing import RosProbe
+    from vla_common.testing import GraphProbe
 
     env = isolated_ros_env()
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
@@ -97,20 +97,19 @@ def main() -> int:
                          reliability=ReliabilityPolicy.RELIABLE)
     with NodeGroup(specs, env=env) as group:
         recorder = group.processes[2]
-        probe = RosProbe('bench_recorder_probe')
+        probe = GraphProbe('bench_recorder_probe')
         try:
-            statuses = probe.record('/teleop_collector/status', String, latched)
-            probe.record(ROBOT_COMMAND_TOPIC, JointTrajectory)
-            joint_states = probe.record('/joint_states', JointState, qos_profile_sensor_data)
-            if not probe.wait_for_messages(ROBOT_COMMAND_TOPIC, 30, timeout=120):
+            statuses = probe.subscribe(String, '/teleop_collector/status', latched)
+            probe.subscribe(JointTrajectory, ROBOT_COMMAND_TOPIC)
+            joint_states = probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+            if not probe.wait_for_count(ROBOT_COMMAND_TOPIC, 30, timeout=120):
                 print('the simulator and the expert did not start:\n' + '\n'.join(
                     f'--- {p.spec.name}\n{p.output()}' for p in group.processes), file=sys.stderr)
                 return 1
-            start_srv = probe.node.create_client(Trigger, '/teleop_collector/start')
-            stop_srv = probe.node.create_client(SetBool, '/teleop_collector/stop')
-            answer = probe.call(start_srv, Trigger.Request())
-            if not answer.success:
-                print(f'recording did not start: {answer.message}', file=sys.stderr)
+            answer = probe.call(Trigger, '/teleop_collector/start', Trigger.Request())
+            if answer is None or not answer.success:
+                print(f'recording did not start: {answer.message if answer else "no answer"}',
+                      file=sys.stderr)
                 return 1
             t0 = time.monotonic()
             n_js = len(joint_states)
@@ -119,7 +118,7 @@ def main() -> int:
             rss_samples: list[tuple[float, float]] = []
             with tqdm(total=int(duration), desc='recording', unit='s', file=sys.stderr) as bar:
                 while (elapsed := time.monotonic() - t0) < duration:
-                    probe.spin_for(min(5.0, duration - elapsed))
+                    time.sleep(min(5.0, duration - elapsed))
                     rss, _ = group_usage(recorder.pid)
                     rss_samples.append((time.monotonic() - t0, rss))
                     bar.n = int(time.monotonic() - t0)
@@ -135,9 +134,10 @@ def main() -> int:
             gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
             source_stalls = sum(g > 0.2 for g in gaps)
             joint_states.clear()
-            stop = probe.call(stop_srv, SetBool.Request(data=True), timeout=60.0)
-            if not stop.success:
-                print(f'saving failed: {stop.message}', file=sys.stderr)
+            stop = probe.call(SetBool, '/teleop_collector/stop', SetBool.Request(data=True),
+                              timeout=60.0)
+            if stop is None or not stop.success:
+                print(f'saving failed: {stop.message if stop else "no answer"}', file=sys.stderr)
                 return 1
             summary = json.loads(stop.message)
             status = json.loads(statuses[-1][1].data) if statuses else {}

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, config_file, safety_nodes
     from vla_safety.gate_node import LATCHED
     from vla_safety.rules import sample_trajectory
-    from vla_safety.testing import GraphProbe, wait_for
+    from vla_common.testing import GraphProbe, wait_for
 
     robot_cfg = yaml.safe_load(open(config_file('robot.yaml')))['/**']['ros__parameters']
     gate_cfg = yaml.safe_load(open(config_file('safety.yaml')))['command_gate']['ros__parameters']
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             since = time.monotonic()
             probe.publish(JointTrajectory, REQUEST_TOPIC, command(state['q']))
             return probe.wait_for_message(ROBOT_COMMAND_TOPIC, timeout=0.5, since=since) is not None
-        return wait_for(attempt, 20.0, 0.3)
+        return wait_for(attempt, 20.0, interval=0.3)
 
     group = NodeGroup([monitor_spec, gate_spec], env=env).start()
     probe = GraphProbe('bench_safety_faults')

@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image, JointState
 
 from bench_recorder import group_usage  # the sibling script: CPU time of a process group
 from vla_common.launching import NodeProcess, NodeSpec, isolated_ros_env
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,16 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     proc = NodeProcess(NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
                                 parameters={'rate': args.rate, 'image_size': args.image_size}), env=env)
     proc.start()
-    probe = RosProbe('bench_sim_node')
+    probe = GraphProbe('bench_sim_node')
     try:
-        states = probe.record('/joint_states', JointState, qos_profile_sensor_data)
-        images = probe.record('/camera/image_raw', Image, qos_profile_sensor_data)
-        if not probe.wait_for(lambda: len(states) > 30 and len(images) > 30, 60):
+        states = probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+        images = probe.subscribe(Image, '/camera/image_raw', qos_profile_sensor_data)
+        if not wait_for(lambda: len(states) > 30 and len(images) > 30, 60):
             print(f'sim_node did not publish:\n{proc.output()}', file=sys.stderr)
             return 1
         n_states, n_images = len(states), len(images)
         cpu0, t0 = group_usage(proc.pid)[1], time.monotonic()
-        probe.spin_for(args.seconds)
+        time.sleep(args.seconds)
         cpu1, t1 = group_usage(proc.pid)[1], time.monotonic()
         window = t1 - t0
         state_times = np.array([t for t, _ in states[n_states:]])

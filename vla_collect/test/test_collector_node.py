@@ -16,10 +16,11 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_bringup.scenarios import config_file
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
 from vla_common.launching import NodeGroup, NodeSpec
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
+START, STOP, DISCARD = '/teleop_collector/start', '/teleop_collector/stop', '/teleop_collector/discard'
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      reliability=ReliabilityPolicy.RELIABLE)
 
@@ -40,18 +41,15 @@ def graph(tmp_path_factory):
                  parameters={'output_dir': str(out)}),
     ]
     group = NodeGroup(specs)
-    probe = RosProbe('collector_test_probe')
+    probe = GraphProbe('collector_test_probe')
     try:
         group.start()
-        probe.record('/teleop_collector/status', String, LATCHED)
-        probe.record(COMMAND_TOPIC, JointTrajectory)
-        probe.voice = probe.publisher('/voice_command', String)
-        probe.joy = probe.publisher('/joy', Joy)
-        probe.joints = probe.publisher('/joint_states', JointState)
-        probe.start = probe.node.create_client(Trigger, '/teleop_collector/start')
-        probe.stop = probe.node.create_client(SetBool, '/teleop_collector/stop')
-        probe.discard = probe.node.create_client(Trigger, '/teleop_collector/discard')
-        if not probe.wait_for_messages(COMMAND_TOPIC, 10, timeout=90):
+        probe.subscribe(String, '/teleop_collector/status', LATCHED)
+        probe.subscribe(JointTrajectory, COMMAND_TOPIC)
+        probe.voice = probe.publisher(String, '/voice_command')
+        probe.joy = probe.publisher(Joy, '/joy')
+        probe.joints = probe.publisher(JointState, '/joint_states')
+        if not probe.wait_for_count(COMMAND_TOPIC, 10, timeout=90):
             pytest.fail('no expert commands:\n' + '\n'.join(
                 f'--- {p.spec.name}\n{p.output()}' for p in group.processes))
         yield out, probe, group
@@ -61,30 +59,30 @@ def graph(tmp_path_factory):
 
 
 def status(probe) -> dict:
-    return json.loads(probe.messages['/teleop_collector/status'][-1][1].data)
+    return json.loads(probe.messages('/teleop_collector/status')[-1].data)
 
 
 def wait_status(probe, predicate, timeout=20.0) -> dict:
-    ok = probe.wait_for(lambda: probe.messages['/teleop_collector/status']
-                        and predicate(status(probe)), timeout)
+    ok = wait_for(lambda: probe.stamped('/teleop_collector/status')
+                  and predicate(status(probe)), timeout)
     assert ok, f'collector status never matched; last: {status(probe)}'
     return status(probe)
 
 
 def test_services_record_a_valid_episode_of_the_commanded_action(graph):
     out, probe, group = graph
-    refused = probe.call(probe.stop, SetBool.Request(data=True))
+    refused = probe.call(SetBool, STOP, SetBool.Request(data=True))
     assert not refused.success and 'no episode is being recorded' in refused.message
     probe.voice.publish(String(data='pick up the red cube'))
     wait_status(probe, lambda s: s['next_language_command'] == 'pick up the red cube')
-    started = probe.call(probe.start, Trigger.Request())
+    started = probe.call(Trigger, START, Trigger.Request())
     assert started.success, started.message
     path = json.loads(started.message)['path']
-    again = probe.call(probe.start, Trigger.Request())
+    again = probe.call(Trigger, START, Trigger.Request())
     assert not again.success and 'already recording' in again.message
-    n0 = len(probe.messages[COMMAND_TOPIC])
+    n0 = len(probe.messages(COMMAND_TOPIC))
     wait_status(probe, lambda s: s['steps'] >= 45, timeout=30)
-    stopped = probe.call(probe.stop, SetBool.Request(data=True))
+    stopped = probe.call(SetBool, STOP, SetBool.Request(data=True))
     assert stopped.success, stopped.message
     summary = json.loads(stopped.message)
     assert summary['path'] == path and summary['saved'] and summary['success'] is True
@@ -102,7 +100,7 @@ def test_services_record_a_valid_episode_of_the_commanded_action(graph):
         actions = ep.actions[()]
         velocities = ep.joint_velocities[()]
     # every recorded action is one of the commands that went to the robot (not a velocity)
-    sent = np.array([m.points[0].positions for _, m in probe.messages[COMMAND_TOPIC][n0 - 5:]],
+    sent = np.array([m.points[0].positions for m in probe.messages(COMMAND_TOPIC)[n0 - 5:]],
                     dtype=np.float32)
     distance = np.abs(actions[:, None, :] - sent[None, :, :]).max(axis=2).min(axis=1)
     assert np.quantile(distance, 0.9) < 1e-6
@@ -119,7 +117,7 @@ def test_joy_start_button_toggles_and_share_stops_as_failure(graph):
         buttons = [0] * 13
         buttons[button] = 1
         probe.joy.publish(Joy(axes=[0.0] * 8, buttons=buttons))
-        probe.spin_for(0.1)
+        time.sleep(0.1)
         probe.joy.publish(Joy(axes=[0.0] * 8, buttons=[0] * 13))
 
     press(9)  # OPTIONS: start
@@ -141,20 +139,20 @@ def test_joy_start_button_toggles_and_share_stops_as_failure(graph):
 def test_discard_leaves_no_file(graph):
     out, probe, group = graph
     before = sorted(p.name for p in out.iterdir())
-    assert probe.call(probe.start, Trigger.Request()).success
+    assert probe.call(Trigger, START, Trigger.Request()).success
     wait_status(probe, lambda s: s['steps'] >= 5)
     assert sorted(p.name for p in out.iterdir()) != before  # the .tmp exists while recording
-    answer = probe.call(probe.discard, Trigger.Request())
+    answer = probe.call(Trigger, DISCARD, Trigger.Request())
     assert answer.success, answer.message
     assert sorted(p.name for p in out.iterdir()) == before
-    assert not probe.call(probe.discard, Trigger.Request()).success
+    assert not probe.call(Trigger, DISCARD, Trigger.Request()).success
 
 
 def test_joint_state_missing_a_joint_is_reported_not_zero_filled(graph):
     out, probe, group = graph
     for _ in range(3):
         probe.joints.publish(JointState(name=['joint1', 'joint2'], position=[0.0, 0.0]))
-        probe.spin_for(0.05)
+        time.sleep(0.05)
     s = wait_status(probe, lambda s: s['bad_messages'].get('joint_states', 0) >= 1, timeout=10)
     assert s['bad_messages']['joint_states'] >= 1
     assert all(p.alive() for p in group.processes)

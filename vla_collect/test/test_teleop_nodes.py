@@ -12,7 +12,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import config_file
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 ROBOT_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -24,13 +24,13 @@ def sim():
     proc = NodeProcess(NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
                                 param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
                                 parameters={'image_size': 32}))
-    probe = RosProbe('teleop_test_probe')
+    probe = GraphProbe('teleop_test_probe')
     try:
         proc.start()
-        probe.record('/joint_states', JointState, qos_profile_sensor_data)
-        probe.record(ROBOT_TOPIC, JointTrajectory)
-        probe.joy = probe.publisher('/joy', Joy)
-        if not probe.wait_for_messages('/joint_states', 3, timeout=60):
+        probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+        probe.subscribe(JointTrajectory, ROBOT_TOPIC)
+        probe.joy = probe.publisher(Joy, '/joy')
+        if not probe.wait_for_count('/joint_states', 3, timeout=60):
             pytest.fail(f'sim_node published no joint states:\n{proc.output()}')
         yield probe
     finally:
@@ -39,12 +39,12 @@ def sim():
 
 
 def joints(probe) -> np.ndarray:
-    msg = probe.messages['/joint_states'][-1][1]
+    msg = probe.messages('/joint_states')[-1]
     return np.array(msg.position)
 
 
 def commands_since(probe, n0):
-    return [m for _, m in probe.messages[ROBOT_TOPIC][n0:]]
+    return [m for m in probe.messages(ROBOT_TOPIC)[n0:]]
 
 
 def test_joy_deadman_jogs_joint1_and_release_holds(sim):
@@ -54,7 +54,7 @@ def test_joy_deadman_jogs_joint1_and_release_holds(sim):
                                   remappings=(('/vla/command', ROBOT_TOPIC),)))
     try:
         teleop.start()
-        assert probe.wait_for_messages(ROBOT_TOPIC, 5, timeout=60), teleop.output()
+        assert probe.wait_for_count(ROBOT_TOPIC, 5, timeout=60), teleop.output()
         start = joints(probe)
         buttons = [0] * 13
         axes = [0.0] * 8
@@ -63,27 +63,27 @@ def test_joy_deadman_jogs_joint1_and_release_holds(sim):
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             probe.joy.publish(Joy(axes=axes, buttons=buttons))
-            probe.spin_for(0.05)
+            time.sleep(0.05)
         assert abs(joints(probe)[0] - start[0]) < 0.02
         buttons[4] = 1  # L1 deadman
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             probe.joy.publish(Joy(axes=axes, buttons=buttons))
-            probe.spin_for(0.05)
+            time.sleep(0.05)
         moved = joints(probe)[0] - start[0]
         assert moved > 0.1, moved  # 0.3 rad/s at the default speed x0.5
         buttons[4] = 0
         probe.joy.publish(Joy(axes=axes, buttons=buttons))
-        probe.spin_for(0.5)
-        n0 = len(probe.messages[ROBOT_TOPIC])
-        probe.spin_for(0.5)
+        time.sleep(0.5)
+        n0 = len(probe.messages(ROBOT_TOPIC))
+        time.sleep(0.5)
         held = [np.array(m.points[0].positions) for m in commands_since(probe, n0)]
         assert held and np.ptp(np.array(held)[:, 0]) < 1e-9  # a constant hold target
         assert abs(held[-1][0] - joints(probe)[0]) < 0.05
-        n0 = len(probe.messages[ROBOT_TOPIC])
+        n0 = len(probe.messages(ROBOT_TOPIC))
     finally:
         teleop.stop()
-    probe.spin_for(0.3)
+    time.sleep(0.3)
     assert teleop.returncode == 0, teleop.output()
     assert commands_since(probe, n0), 'a hold is sent when the node stops'
 
@@ -96,12 +96,12 @@ def test_keyboard_keys_jog_the_arm(sim):
     proc = subprocess.Popen(spec.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        n0 = len(probe.messages[ROBOT_TOPIC])
-        assert probe.wait_for(lambda: len(probe.messages[ROBOT_TOPIC]) > n0 + 3, 60)
+        n0 = len(probe.messages(ROBOT_TOPIC))
+        assert wait_for(lambda: len(probe.messages(ROBOT_TOPIC)) > n0 + 3, 60)
         start = joints(probe)
         proc.stdin.write(b'qqqqq')  # joint1 +, five steps of 0.1 s at 0.3 rad/s
         proc.stdin.flush()
-        assert probe.wait_for(lambda: joints(probe)[0] - start[0] > 0.1, 10), joints(probe) - start
+        assert wait_for(lambda: joints(probe)[0] - start[0] > 0.1, 10), joints(probe) - start
     finally:
         proc.send_signal(2)
         try:

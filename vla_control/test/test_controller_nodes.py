@@ -20,8 +20,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import (ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, controller_nodes,
                                    robot_nodes, safety_nodes)
-from vla_safety.testing import GraphProbe, wait_for
 from vla_common.launching import NodeGroup
+from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 JOINTS = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']

@@ -28,10 +28,10 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_bringup.scenarios import config_file
+from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
+from vla_common.testing import GraphProbe, wait_for
 from vla_safety.gate_node import LATCHED
 from vla_safety.rules import sample_trajectory
-from vla_safety.testing import GraphProbe, wait_for
-from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
 
 pytestmark = pytest.mark.ros
 
@@ -109,7 +109,8 @@ def graph():
         up = wait_for(lambda: probe.publishers['/vla/command'].get_subscription_count() > 0
                       and probe.messages('/emergency_stop'), 30.0)
         assert up, 'gate/monitor did not come up:\n' + output(group)
-        assert wait_for(lambda: send(probe, command(robot.q)) is not None, 30.0, 0.3), output(group)
+        assert wait_for(lambda: send(probe, command(robot.q)) is not None, 30.0,
+                        interval=0.3), output(group)
         yield probe, robot, group
     finally:
         probe.close()
@@ -132,7 +133,7 @@ def forwarded(probe, msg, timeout=5.0, topics=('/vla/command', OUT)):
     state or the heartbeat late for a moment, and the gate then holds, as it should)."""
     found = []
     wait_for(lambda: found.append(send(probe, msg, 0.3, topics)) or found[-1] is not None,
-             timeout, 0.05)
+             timeout, interval=0.05)
     return found[-1] if found else None
 
 
@@ -190,7 +191,7 @@ def reset(probe, robot, group, timeout=10.0):
     def attempt():
         answer = probe.call(Trigger, '/emergency_stop/reset', Trigger.Request(), timeout=2.0)
         return answer is not None and answer.success and forwarded(probe, command(robot.q), 1.0) is not None
-    assert wait_for(attempt, timeout, 0.3), output(group)
+    assert wait_for(attempt, timeout, interval=0.3), output(group)
 
 
 def alive(group):

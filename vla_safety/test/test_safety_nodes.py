@@ -14,9 +14,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_bringup.scenarios import config_file
-from vla_safety.gate_node import LATCHED
-from vla_safety.testing import GraphProbe, wait_for
 from vla_common.launching import NodeGroup, NodeSpec
+from vla_common.testing import GraphProbe, wait_for
+from vla_safety.gate_node import LATCHED
 
 pytestmark = pytest.mark.ros
 

@@ -1,6 +1,7 @@
 """scripted_expert on a real ROS graph: bad joint states are refused with a warning, the node keeps
 running and commands once a usable state arrives."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -8,9 +9,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_sim import SimEnv
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
+from vla_sim import SimEnv
 
 pytestmark = pytest.mark.ros
 
@@ -29,23 +30,23 @@ def test_joint_state_with_fewer_positions_than_names_is_refused_not_fatal():
     status, q = status_without_joints()
     proc = NodeProcess(NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node',
                                 'scripted_expert')).start()
-    probe = RosProbe('expert_node_test_probe')
+    probe = GraphProbe('expert_node_test_probe')
     try:
-        commands = probe.record('/vla/command', JointTrajectory)
-        joints = probe.publisher('/joint_states', JointState)
-        status_pub = probe.publisher('/sim/task_status', String)
-        assert probe.wait_for(lambda: joints.get_subscription_count() > 0
-                              and status_pub.get_subscription_count() > 0, 30), proc.output()
+        commands = probe.subscribe(JointTrajectory, '/vla/command')
+        joints = probe.publisher(JointState, '/joint_states')
+        status_pub = probe.publisher(String, '/sim/task_status')
+        assert wait_for(lambda: joints.get_subscription_count() > 0
+                        and status_pub.get_subscription_count() > 0, 30), proc.output()
         names = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
         for _ in range(10):
             status_pub.publish(String(data=status))
             joints.publish(JointState(name=names, position=q[:3]))  # 3 positions for 7 names
-            probe.spin_for(0.1)
+            time.sleep(0.1)
         assert proc.alive(), proc.output()
         assert 'refused /joint_states with 3 positions for 7 names' in proc.output()
         assert not commands, 'no command without a usable joint state'
         joints.publish(JointState(name=names, position=q))
-        assert probe.wait_for(lambda: len(commands) > 0, 10), proc.output()
+        assert wait_for(lambda: len(commands) > 0, 10), proc.output()
         assert np.all(np.isfinite(commands[-1][1].points[0].positions))
     finally:
         probe.close()

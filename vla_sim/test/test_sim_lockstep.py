@@ -1,19 +1,18 @@
 """sim_node in lock-step on a real ROS graph: a tick advances on its command (or a timeout that
 names the silent topic), acknowledgements are waited for, pause holds the clock."""
 import json
+import time
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 JOINTS = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
@@ -28,17 +27,16 @@ def sim():
         'task': 'pick_red', 'seed': 4, 'image_size': 32, 'lockstep': True,
         'lockstep_timeout': 0.2, 'lockstep_ack_timeout': 0.2, 'lockstep_acks': [ACK_TOPIC]}))
     proc.start()
-    probe = RosProbe('sim_lockstep_probe')
+    probe = GraphProbe('sim_lockstep_probe')
     try:
-        probe.record('/sim/task_status', String)
-        probe.record('/joint_states', JointState, qos_profile_sensor_data)
-        probe.command = probe.publisher(COMMAND_TOPIC, JointTrajectory)
-        probe.ack = probe.publisher(ACK_TOPIC, Header)
-        probe.params = probe.node.create_client(SetParameters, '/sim_node/set_parameters')
-        if not probe.wait_for_messages('/sim/task_status', 2, timeout=60):
+        probe.subscribe(String, '/sim/task_status')
+        probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+        probe.command = probe.publisher(JointTrajectory, COMMAND_TOPIC)
+        probe.ack = probe.publisher(Header, ACK_TOPIC)
+        if not probe.wait_for_count('/sim/task_status', 2, timeout=60):
             pytest.fail(f'sim_node published no status:\n{proc.output()}')
-        probe.wait_for(lambda: probe.command.get_subscription_count() > 0
-                       and probe.ack.get_subscription_count() > 0, 20)
+        wait_for(lambda: probe.command.get_subscription_count() > 0
+                 and probe.ack.get_subscription_count() > 0, 20)
         yield proc, probe
     finally:
         probe.close()
@@ -46,7 +44,7 @@ def sim():
 
 
 def status(probe) -> dict:
-    return json.loads(probe.messages['/sim/task_status'][-1][1].data)
+    return json.loads(probe.messages('/sim/task_status')[-1].data)
 
 
 def stamp_msg(seconds: float):
@@ -64,17 +62,15 @@ def command(positions, stamp: float) -> JointTrajectory:
 
 
 def set_paused(probe, paused: bool) -> None:
-    value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=paused)
-    result = probe.call(probe.params, SetParameters.Request(
-        parameters=[Parameter(name='paused', value=value)]))
+    result = probe.set_parameters('sim_node', {'paused': paused})
     assert result.results[0].successful, result.results[0].reason
 
 
 def test_silent_graph_steps_on_the_timeout_and_names_the_silent_topics(sim):
     proc, probe = sim
-    n = len(probe.messages['/sim/task_status'])
-    probe.spin_for(1.5)  # nobody answers: one tick per 0.2 s timeout, never a hang
-    new = [json.loads(m.data) for _, m in probe.messages['/sim/task_status'][n:]]
+    n = len(probe.messages('/sim/task_status'))
+    time.sleep(1.5)  # nobody answers: one tick per 0.2 s timeout, never a hang
+    new = [json.loads(m.data) for m in probe.messages('/sim/task_status')[n:]]
     assert 2 <= len(new) <= 12, len(new)
     last = new[-1]
     assert last['mode'] == 'lockstep' and last['silent_ticks'] >= 2
@@ -85,21 +81,21 @@ def test_silent_graph_steps_on_the_timeout_and_names_the_silent_topics(sim):
 def test_each_answered_tick_advances_exactly_one_step_towards_its_command(sim):
     proc, probe = sim
     set_paused(probe, True)
-    probe.spin_for(0.3)
+    time.sleep(0.3)
     start = status(probe)
     target = np.asarray(start['joint_positions'])
     target[0] += 0.03
     for i in range(5):
         now = status(probe)
         assert now['step'] == start['step'] + i and now['silent_ticks'] == 0 or i == 0
-        n = len(probe.messages['/sim/task_status'])
+        n = len(probe.messages('/sim/task_status'))
         probe.command.publish(command(target, now['stamp']))
         probe.ack.publish(stamp_msg(now['stamp']))
         if i == 0:  # paused: the answers wait, the clock does not move
-            probe.spin_for(0.5)
+            time.sleep(0.5)
             assert status(probe)['stamp'] == now['stamp']
             set_paused(probe, False)
-        assert probe.wait_for(lambda: len(probe.messages['/sim/task_status']) > n, 5)
+        assert wait_for(lambda: len(probe.messages('/sim/task_status')) > n, 5)
         after = status(probe)
         assert after['stamp'] == pytest.approx(now['stamp'] + DT, abs=1e-6)
         assert after['step'] == now['step'] + 1
@@ -111,24 +107,24 @@ def test_each_answered_tick_advances_exactly_one_step_towards_its_command(sim):
 def test_an_answer_stamped_for_an_older_tick_does_not_count(sim):
     proc, probe = sim
     now = status(probe)
-    n = len(probe.messages['/sim/task_status'])
+    n = len(probe.messages('/sim/task_status'))
     probe.command.publish(command(now['joint_positions'], now['stamp'] - DT))
     probe.ack.publish(stamp_msg(now['stamp']))
-    probe.spin_for(0.1)  # well within the 0.2 s timeout: no step on a stale answer
-    assert len(probe.messages['/sim/task_status']) == n
-    assert probe.wait_for(lambda: len(probe.messages['/sim/task_status']) > n, 5)
+    time.sleep(0.1)  # well within the 0.2 s timeout: no step on a stale answer
+    assert len(probe.messages('/sim/task_status')) == n
+    assert wait_for(lambda: len(probe.messages('/sim/task_status')) > n, 5)
     assert status(probe)['silent'] == [COMMAND_TOPIC]  # the step came from the timeout
 
 
 def test_paused_sim_keeps_its_joint_states_alive_without_advancing(sim):
     proc, probe = sim
     set_paused(probe, True)
-    probe.spin_for(0.3)
+    time.sleep(0.3)
     before = status(probe)
-    n = len(probe.messages['/joint_states'])
-    probe.spin_for(1.0)
+    n = len(probe.messages('/joint_states'))
+    time.sleep(1.0)
     assert status(probe)['stamp'] == before['stamp']
-    restated = probe.messages['/joint_states'][n:]
+    restated = probe.stamped('/joint_states')[n:]
     assert len(restated) >= 5  # the safety monitor's wall-clock watchdog sees the robot
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _, m in restated]
     assert stamps == pytest.approx([before['stamp']] * len(stamps), abs=1e-6)

@@ -1,11 +1,10 @@
 """sim_node on a real ROS graph: topics, rate, following commands, resets and bad input."""
 import json
+import time
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -13,7 +12,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_sim.ros_testing import RosProbe
+from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 JOINTS = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
@@ -25,12 +24,12 @@ def sim():
     proc = NodeProcess(NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
                                 parameters={'task': 'pick_red', 'seed': 4, 'image_size': 96}))
     proc.start()
-    probe = RosProbe('sim_node_test_probe')
+    probe = GraphProbe('sim_node_test_probe')
     try:
-        probe.record('/joint_states', JointState, qos_profile_sensor_data)
-        probe.record('/camera/image_raw', Image, qos_profile_sensor_data)
-        probe.record('/sim/task_status', String)
-        if not probe.wait_for_messages('/joint_states', 5, timeout=60):
+        probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
+        probe.subscribe(Image, '/camera/image_raw', qos_profile_sensor_data)
+        probe.subscribe(String, '/sim/task_status')
+        if not probe.wait_for_count('/joint_states', 5, timeout=60):
             pytest.fail(f'sim_node published no joint states:\n{proc.output()}')
         yield proc, probe
     finally:
@@ -39,7 +38,7 @@ def sim():
 
 
 def latest_positions(probe):
-    msg = probe.messages['/joint_states'][-1][1]
+    msg = probe.messages('/joint_states')[-1]
     return np.array([msg.position[list(msg.name).index(n)] for n in JOINTS])
 
 
@@ -53,17 +52,17 @@ def command(positions, names=JOINTS, seconds=0.5):
 
 def test_publishes_images_joint_states_and_status_at_rate(sim):
     proc, probe = sim
-    n0 = len(probe.messages['/joint_states'])
-    t0 = probe.messages['/joint_states'][-1][0]
-    probe.spin_for(2.0)
-    states = probe.messages['/joint_states'][n0:]
+    n0 = len(probe.messages('/joint_states'))
+    t0 = probe.stamped('/joint_states')[-1][0]
+    time.sleep(2.0)
+    states = probe.stamped('/joint_states')[n0:]
     rate = len(states) / (states[-1][0] - t0)
     assert 20.0 < rate < 40.0, f'joint_states at {rate:.1f} Hz, expected about 30'
     assert list(states[-1][1].name) == JOINTS
-    image = probe.messages['/camera/image_raw'][-1][1]
+    image = probe.messages('/camera/image_raw')[-1]
     assert (image.height, image.width, image.encoding, image.step) == (96, 96, 'rgb8', 96 * 3)
     assert len(image.data) == 96 * 96 * 3
-    status = json.loads(probe.messages['/sim/task_status'][-1][1].data)
+    status = json.loads(probe.messages('/sim/task_status')[-1].data)
     assert status['task'] == 'pick_red' and status['seed'] == 4
     assert status['instruction'] == 'pick up the red cube'
     assert set(status['objects']) == {'red_cube', 'green_cube', 'blue_cube'}
@@ -72,23 +71,23 @@ def test_publishes_images_joint_states_and_status_at_rate(sim):
 
 def test_follows_a_trajectory_command(sim):
     proc, probe = sim
-    pub = probe.publisher(COMMAND_TOPIC, JointTrajectory)
+    pub = probe.publisher(JointTrajectory, COMMAND_TOPIC)
     start = latest_positions(probe)
     goal = start.copy()
     goal[0] += 0.3
     goal[6] = 0.02
-    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10)
     pub.publish(command(goal, seconds=0.5))
-    reached = probe.wait_for(lambda: np.abs(latest_positions(probe)[[0, 6]] - goal[[0, 6]]).max()
-                             < 0.01, timeout=10)
+    reached = wait_for(lambda: np.abs(latest_positions(probe)[[0, 6]] - goal[[0, 6]]).max()
+                       < 0.01, timeout=10)
     assert reached, f'arm at {latest_positions(probe)}, commanded {goal}'
 
 
 @pytest.mark.parametrize('bad', ['unknown_joint', 'missing_joint', 'nan', 'length', 'out_of_range'])
 def test_bad_commands_are_rejected_and_the_node_keeps_running(sim, bad):
     proc, probe = sim
-    pub = probe.publisher(COMMAND_TOPIC, JointTrajectory)
-    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10)
+    pub = probe.publisher(JointTrajectory, COMMAND_TOPIC)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10)
     hold = latest_positions(probe)
     target = hold.copy()
     names = list(JOINTS)
@@ -103,7 +102,7 @@ def test_bad_commands_are_rejected_and_the_node_keeps_running(sim, bad):
     elif bad == 'out_of_range':
         target[1] = 50.0  # clipped to the joint bound by default
     pub.publish(command(target, names=names, seconds=0.1))
-    probe.spin_for(1.0)
+    time.sleep(1.0)
     assert proc.alive(), proc.output()
     now = latest_positions(probe)
     assert np.all(np.isfinite(now))
@@ -117,24 +116,18 @@ def test_bad_commands_are_rejected_and_the_node_keeps_running(sim, bad):
 
 def test_reset_to_a_task_and_seed_and_unknown_task_lists_valid_ones(sim):
     proc, probe = sim
-    params = probe.node.create_client(SetParameters, '/sim_node/set_parameters')
-    reset = probe.node.create_client(Trigger, '/sim/reset')
 
     def set_task(task):
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
-        seed = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=9)
-        request = SetParameters.Request(parameters=[Parameter(name='task', value=value),
-                                                    Parameter(name='seed', value=seed)])
-        return probe.call(params, request).results
+        return probe.set_parameters('sim_node', {'task': task, 'seed': 9}).results
 
     refused = set_task('fly_to_the_moon')[0]
     assert not refused.successful
     assert 'pick_red' in refused.reason and 'stack_green_on_red' in refused.reason
     assert all(r.successful for r in set_task('stack_green_on_red'))
-    answer = probe.call(reset, Trigger.Request())
+    answer = probe.call(Trigger, '/sim/reset', Trigger.Request())
     assert answer.success, answer.message
-    assert probe.wait_for(lambda: json.loads(probe.messages['/sim/task_status'][-1][1].data)
-                          ['task'] == 'stack_green_on_red', 10)
-    status = json.loads(probe.messages['/sim/task_status'][-1][1].data)
+    assert wait_for(lambda: json.loads(probe.messages('/sim/task_status')[-1].data)
+                    ['task'] == 'stack_green_on_red', 10)
+    status = json.loads(probe.messages('/sim/task_status')[-1].data)
     assert status['seed'] == 9 and status['instruction'] == 'put the green cube on the red cube'
     assert status['step'] < 30 and not status['done']

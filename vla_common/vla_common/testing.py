@@ -1,9 +1,9 @@
-"""A probe node for tests and benchmarks: publishes and records real topics of a ROS graph.
+"""A probe node for tests and benchmarks: publishes to and records real topics of a ROS graph.
 
 It plays the parts around the nodes under test (the robot's ``/joint_states``, a command
-source, an operator calling services) on its own rclpy context, spinning in a background
-thread, and records what it receives with arrival times so a test can wait for a message and
-inspect it.  Nothing here fakes a node under test.
+source, an operator calling services or setting parameters) on its own rclpy context, spinning
+in a background thread, and records what it receives with arrival times so a test can wait for
+a message and inspect it.  Nothing here fakes a node under test.  Every wait has a timeout.
 """
 from __future__ import annotations
 
@@ -18,19 +18,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from vla_common.launching import wait_for
 
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
+__all__ = ['GraphProbe', 'wait_for']
 
 
 class GraphProbe:
-    """``with GraphProbe() as probe: probe.subscribe(...); probe.wait_for(...)``."""
+    """``with GraphProbe() as probe: probe.subscribe(...); wait_for(...)``."""
 
     def __init__(self, name: str = 'vla_test_probe') -> None:
         self.context = Context()
@@ -56,30 +50,33 @@ class GraphProbe:
 
     # -- topics ---------------------------------------------------------------------------------
     def subscribe(self, msg_type, topic: str, qos: QoSProfile | int = 10,
-                  on_message: Callable[[Any], None] | None = None) -> None:
-        """Record every message on ``topic`` as ``(time.monotonic(), msg)``."""
-        self.received.setdefault(topic, [])
+                  on_message: Callable[[Any], None] | None = None) -> list[tuple[float, Any]]:
+        """Record every message on ``topic`` as ``(time.monotonic(), msg)``; returns the live
+        list the messages are appended to (:meth:`clear` empties it in place)."""
+        received = self.received.setdefault(topic, [])
 
         def record(msg) -> None:
             stamp = time.monotonic()
             with self.lock:
-                self.received[topic].append((stamp, msg))
+                received.append((stamp, msg))
             if on_message is not None:
                 on_message(msg)
         self.node.create_subscription(msg_type, topic, record, qos)
+        return received
 
     def messages(self, topic: str, since: float = 0.0) -> list:
         with self.lock:
             return [m for t, m in self.received.get(topic, []) if t >= since]
 
     def stamped(self, topic: str) -> list[tuple[float, Any]]:
+        """A copy of the ``(arrival time, msg)`` pairs received on ``topic`` so far."""
         with self.lock:
             return list(self.received.get(topic, []))
 
     def clear(self, topic: str | None = None) -> None:
         with self.lock:
             for key in ([topic] if topic else list(self.received)):
-                self.received[key] = []
+                self.received.setdefault(key, []).clear()
 
     def publisher(self, msg_type, topic: str, qos: QoSProfile | int = 10):
         if topic not in self.publishers:
@@ -93,6 +90,10 @@ class GraphProbe:
         """Until each of our publishers on ``topics`` is matched by at least one subscriber."""
         return wait_for(lambda: all(self.publishers[t].get_subscription_count() > 0
                                     for t in topics), timeout)
+
+    def wait_for_count(self, topic: str, count: int = 1, timeout: float = 20.0) -> bool:
+        """Until ``count`` messages in all have arrived on ``topic``."""
+        return wait_for(lambda: len(self.received.get(topic, ())) >= count, timeout)
 
     def wait_for_message(self, topic: str, predicate: Callable[[Any], bool] = lambda m: True,
                          timeout: float = 10.0, since: float = 0.0):
@@ -109,7 +110,8 @@ class GraphProbe:
         """Call a service and return its response (None when it did not answer in time)."""
         client = self.node.create_client(srv_type, name)
         try:
-            if not client.wait_for_service(timeout_sec=timeout):
+            # polled here: Client.wait_for_service sleeps in steps of 0.25 s
+            if not wait_for(client.service_is_ready, timeout):
                 return None
             future = client.call_async(request)
             return future.result() if wait_for(future.done, timeout) else None
