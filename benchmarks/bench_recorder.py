@@ -60,7 +60,6 @@ def group_usage(pgid: int) -> tuple[float, float]:
 def main() -> int:
     args = parse_args()
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
     from std_srvs.srv import SetBool, Trigger
     from trajectory_msgs.msg import JointTrajectory
@@ -71,6 +70,7 @@ def main() -> int:
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, config_file
     from vla_collect.episode_io import open_episode
     from vla_common.launching import NodeGroup, NodeSpec, isolated_ros_env
+    from vla_common.qos import LATCHED
     from vla_common.testing import GraphProbe
 
     env = isolated_ros_env()
@@ -93,13 +93,11 @@ def main() -> int:
                  'teleop_collector', param_files=(robot, config_file('collect.yaml')),
                  parameters={'output_dir': str(out), 'language_command': 'benchmark episode'}),
     ]
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         reliability=ReliabilityPolicy.RELIABLE)
     with NodeGroup(specs, env=env) as group:
         recorder = group.processes[2]
         probe = GraphProbe('bench_recorder_probe')
         try:
-            statuses = probe.subscribe(String, '/teleop_collector/status', latched)
+            statuses = probe.subscribe(String, '/teleop_collector/status', LATCHED)
             probe.subscribe(JointTrajectory, ROBOT_COMMAND_TOPIC)
             joint_states = probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
             if not probe.wait_for_count(ROBOT_COMMAND_TOPIC, 30, timeout=120):

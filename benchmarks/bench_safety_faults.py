@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, config_file, safety_nodes
-    from vla_safety.gate_node import LATCHED
+    from vla_common.qos import LATCHED
     from vla_safety.rules import sample_trajectory
     from vla_common.testing import GraphProbe, wait_for
 

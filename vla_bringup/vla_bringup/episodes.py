@@ -19,7 +19,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -27,6 +27,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
 from vla_common.launching import wait_for
+from vla_common.qos import LATCHED
 
 
 class SimUnavailable(RuntimeError):
@@ -51,9 +52,6 @@ class EpisodeResult:
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != 'frames'}
 
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
 
 #: a lock-step episode ends as a timeout after this many consecutive unanswered ticks (1 s of
 #: sim time; a controller legitimately holds for its command_settle_time, 0.3 s)

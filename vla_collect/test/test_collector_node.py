@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -16,13 +15,12 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_bringup.scenarios import config_file
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
 from vla_common.launching import NodeGroup, NodeSpec
+from vla_common.qos import LATCHED
 from vla_common.testing import GraphProbe, wait_for
 
 pytestmark = pytest.mark.ros
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 START, STOP, DISCARD = '/teleop_collector/start', '/teleop_collector/stop', '/teleop_collector/discard'
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
 
 
 @pytest.fixture(scope='module')

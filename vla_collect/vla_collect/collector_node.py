@@ -40,7 +40,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState, Joy
 from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
@@ -50,9 +50,7 @@ from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Reco
                                   RecorderError, TickPairing, TickStep)
 from vla_collect.ros_conversions import (ImageConversionError, MissingJointError, image_to_rgb,
                                          joint_state_to_arrays, trajectory_to_action)
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
+from vla_common.qos import LATCHED
 
 
 class CollectorNode(Node):

@@ -48,10 +48,11 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.qos import LATCHED
 from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
                                  hold_reason)
 from vla_safety.gate_node import trajectory_msg
-from vla_safety.ros_support import LATCHED, emit_log
+from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
 
 

@@ -29,8 +29,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_bringup.scenarios import config_file
 from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
+from vla_common.qos import LATCHED
 from vla_common.testing import GraphProbe, wait_for
-from vla_safety.gate_node import LATCHED
 from vla_safety.rules import sample_trajectory
 
 pytestmark = pytest.mark.ros

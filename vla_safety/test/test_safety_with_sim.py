@@ -15,8 +15,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_bringup.scenarios import ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, robot_nodes, safety_nodes
 from vla_common.launching import NodeGroup, NodeProcess
+from vla_common.qos import LATCHED
 from vla_common.testing import GraphProbe, wait_for
-from vla_safety.gate_node import LATCHED
 
 pytestmark = pytest.mark.ros
 LIMIT = 0.35  # tightened |joint1| limit of the monitor for this test (the default is 3.5 rad)

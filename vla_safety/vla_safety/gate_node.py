@@ -32,9 +32,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_common.qos import LATCHED
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
-from vla_safety.ros_support import HEARTBEAT_QOS, LATCHED, emit_log, runtime_parameters  # noqa: F401 (LATCHED: tests and benchmarks import it from here)
+from vla_safety.ros_support import HEARTBEAT_QOS, emit_log, runtime_parameters
 from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 #: how forwarded trajectories are stamped: zero (start on receipt, ros2_control) or the node clock

@@ -1,15 +1,12 @@
-"""What the safety nodes share on the ROS side: QoS profiles, logging a core's lines, and the
+"""What the safety nodes share on the ROS side: the heartbeat's QoS profile, logging a core's lines, and the
 run-time parameter callback that lets a core accept (tighten) or refuse limit changes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-#: the latched e-stop topic: transient-local so late joiners get the current state
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
 #: the heartbeat: reliable, only the newest matters
 HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -43,7 +43,6 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from rclpy.parameter import Parameter
@@ -51,13 +50,10 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.qos import LATCHED
 from vla_sim.env import SimEnv
 from vla_sim.tasks import TASKS
 from vla_sim.trajectory import Trajectory, TrajectoryError, validate_trajectory
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     reliability=ReliabilityPolicy.RELIABLE)
-
 
 def stamp_from_seconds(seconds: float) -> TimeMsg:
     """A stamp of ``seconds``, rounded to the nearest nanosecond (2.9999999999 s is 3.0, not the
