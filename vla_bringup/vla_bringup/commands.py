@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_bringup.scenarios import ARGUMENTS, build_scenario
+from vla_common.files import atomic_write_json
 from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 
 
@@ -122,8 +122,7 @@ def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
     from vla_bringup.evaluation import format_table
     print(format_table(summary))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+        atomic_write_json(args.json, summary)
         print(f'results written to {args.json}', file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from vla_bringup.comparison import Comparison, compare_results
+from vla_common.files import atomic_write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,9 +88,6 @@ def run(args: argparse.Namespace, rest: list[str]) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f'.{args.json.name}.tmp')
-        tmp.write_text(json.dumps(out, indent=2))
-        tmp.replace(args.json)
+        atomic_write_json(args.json, out)
         print(f'wrote {args.json}', file=sys.stderr)
     return 0

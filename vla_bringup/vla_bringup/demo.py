@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vla_common.files import atomic_write_json
+
 #: demonstrations use seeds from 0, evaluations from here: the two never overlap
 EVAL_SEED = 1000
 
@@ -154,12 +156,12 @@ def run(args: argparse.Namespace, _rest: list[str],
         print(f'[vla demo] stage {index + 1}/{len(STAGES)} {stage}: vla {" ".join(argv)}', file=sys.stderr)
         start = time.monotonic()
         stages[stage] = {'status': 'running', 'command': 'vla ' + ' '.join(argv)}
-        stages_path.write_text(json.dumps(stages, indent=2))
+        atomic_write_json(stages_path, stages)
         rc = invoke(argv)
         seconds = time.monotonic() - start
         stages[stage] = {'status': 'done' if rc == 0 else 'failed', 'seconds': round(seconds, 1),
                          'command': 'vla ' + ' '.join(argv), 'machine': machine}
-        stages_path.write_text(json.dumps(stages, indent=2))
+        atomic_write_json(stages_path, stages)
         if rc == 0 and stage == 'report':
             invoke(argv)  # once more, so the report's stage table shows its own stage as done
         if rc != 0:

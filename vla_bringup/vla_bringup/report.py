@@ -33,11 +33,12 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from vla_common.files import atomic_write_bytes, atomic_write_text
 
 SOURCES = ('policy', 'baseline')  # eval/<source>.json
 LABELS = {'policy': 'VLA policy', 'baseline': 'scripted baseline'}
@@ -554,22 +555,6 @@ def stage_table(stages: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
 
 
 # -- writers ----------------------------------------------------------------------------------
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path`` and rename: never a half-written final file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for reading
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     esc = [[c.replace('|', '\\|') for c in r] for r in [header, *rows]]
     lines = ['| ' + ' | '.join(esc[0]) + ' |', '|' + '---|' * len(header)]
@@ -742,7 +727,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                 notes.append(f'No {" or ".join(lacking)} rollout video for {task}.')
 
     for name, (_, png) in figures.items():
-        _write_atomic(out / 'figures' / f'{name}.png', png)
+        atomic_write_bytes(out / 'figures' / f'{name}.png', png)
 
     header, rows = task_table(results, tasks)
     facts = run_facts(results)
@@ -830,8 +815,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             '</head><body>\n' + '\n'.join(body) + '\n</body></html>\n')
 
     html_path, md_path = out / 'index.html', out / 'report.md'
-    _write_atomic(md_path, ('\n'.join(md).rstrip() + '\n').encode())
-    _write_atomic(html_path, page.encode())
+    atomic_write_text(md_path, '\n'.join(md).rstrip() + '\n')
+    atomic_write_text(html_path, page)
     return html_path, md_path
 
 

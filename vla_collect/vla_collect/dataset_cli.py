@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import warnings
@@ -25,6 +24,7 @@ from vla_collect import dataset_import
 from vla_collect.episode_io import (EpisodeFormatError, list_episodes, list_interrupted,
                                     load_valid_episodes, open_episode, recover_episode,
                                     validate_episode)
+from vla_common.files import atomic_path, atomic_write_json
 
 
 class DatasetError(RuntimeError):
@@ -146,7 +146,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             print(f'  {name:<12} mean {s["mean"][i]:+9.4f}  std {s["std"][i]:8.4f}  '
                   f'min {s["min"][i]:+9.4f}  max {s["max"][i]:+9.4f}')
     if args.json:
-        Path(args.json).write_text(json.dumps(stats, indent=2))
+        atomic_write_json(args.json, stats)
         print(f'written to {args.json}', file=sys.stderr)
     return 0
 
@@ -208,11 +208,11 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
             trace[:, max(0, x - 1):x + 1] = (220, 30, 30)
             frames.append(np.vstack([image, trace]))
         rate = (fps or ep.fps) / every
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == '.gif':
-        imageio.mimsave(out, frames, duration=1000.0 / rate, loop=0)
-    else:
-        imageio.mimsave(out, frames, fps=rate)
+    with atomic_path(out) as tmp:
+        if suffix == '.gif':
+            imageio.mimsave(tmp, frames, duration=1000.0 / rate, loop=0)
+        else:
+            imageio.mimsave(tmp, frames, fps=rate)
     return out
 
 
@@ -261,7 +261,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     split = split_episodes(_valid(directory), args.val, args.seed)
     out = Path(args.out) if args.out else directory / 'split.json'
-    out.write_text(json.dumps(split, indent=2))
+    atomic_write_json(out, split)
     print(f'{len(split["train"])} train / {len(split["val"])} validation episodes -> {out}')
     return 0
 

@@ -14,9 +14,10 @@ LeRobotDataset v3.0 directory (into ``OUT.tmp-<pid>``, renamed when complete) wi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from vla_common.files import atomic_write_json
 
 FORMATS = ('rosbag', 'aloha', 'lerobot')
 EXPORT_FORMATS = ('lerobot',)
@@ -67,10 +68,7 @@ def add_parser(sub) -> None:
 def _write_report(out: Path, report: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / 'import_report.json'
-    tmp = path.with_name('.import_report.json.tmp')
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, report)
 
 
 def run(args: argparse.Namespace) -> int:

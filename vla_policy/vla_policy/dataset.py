@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vla_common.files import atomic_write_json
 from vla_policy.images import prepare_image
 
 
@@ -189,9 +190,7 @@ def load_or_compute_stats(info: DatasetInfo, ids: list[int], cache_dirs: list[Pa
     for d in cache_dirs:
         try:
             d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f'.{name}.{os.getpid()}.tmp'
-            tmp.write_text(json.dumps(stats))
-            os.replace(tmp, d / name)
+            atomic_write_json(d / name, stats, indent=None)
             break
         except OSError:
             continue

@@ -10,7 +10,6 @@ inference latency, and writes a few rollout GIFs (first success and first failur
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vla_common.files import atomic_path, atomic_write_json
 
 VIDEO_STRIDE = 3  # keep every 3rd frame (10 fps GIFs at 30 Hz)
 
@@ -75,11 +76,9 @@ def summarize(rollouts: list[Rollout], policy: str, episodes: int, seed: int) ->
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
     import imageio.v2 as imageio
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp.gif')
-    # imageio's GIF writer (Pillow) takes the frame duration in milliseconds.
-    imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        # imageio's GIF writer (Pillow) takes the frame duration in milliseconds.
+        imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
     return path
 
 
@@ -189,10 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(summary))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f'.{args.json.name}.tmp')
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(args.json)
+        atomic_write_json(args.json, summary)
         print(f'results written to {args.json}', file=sys.stderr)
     return 0
 
