@@ -32,6 +32,7 @@ from vla_bringup.commands import CommandError, task_names
 from vla_bringup.scenarios import (RECORDER_TICK_TOPIC, ROBOT_COMMAND_TOPIC,
                                    collection_scenario)
 from vla_common.launching import NodeGroup, domain_held, isolated_ros_env, wait_for
+from vla_common.messages import to_seconds
 
 COLLECTOR = 'teleop_collector'
 LATE_START_TICKS = 15  # an episode whose recording starts later than this (0.5 s) is not kept
@@ -124,7 +125,7 @@ class Collection:
         self.last_command = time.monotonic()
 
     def _on_recorder_tick(self, msg) -> None:
-        self.recorder_tick = msg.stamp.sec + msg.stamp.nanosec * 1e-9
+        self.recorder_tick = to_seconds(msg.stamp)
 
     def wait_ready(self, timeout: float) -> None:
         from vla_bringup.episodes import SimUnavailable

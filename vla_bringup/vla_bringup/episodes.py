@@ -25,8 +25,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
 from vla_common.launching import wait_for
+from vla_common.messages import ImageConversionError, image_to_rgb, to_seconds
 from vla_common.qos import LATCHED
 
 
@@ -130,7 +130,7 @@ class EpisodeRunner:
                                            throttle_duration_sec=5.0)
 
     def _on_robot_command(self, msg: JointTrajectory) -> None:
-        self.last_command_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.last_command_stamp = to_seconds(msg.header.stamp)
 
     def _on_estop(self, msg: String) -> None:
         if msg.data and not self.estop_reason:

@@ -1,60 +1,13 @@
-"""Image / JointState / JointTrajectory conversions on real message objects."""
+"""JointState / JointTrajectory conversions on real message objects."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import Image, JointState
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_collect.ros_conversions import (
-    ImageConversionError, MissingJointError, image_to_rgb, joint_state_to_arrays, rgb_to_image_msg,
-    trajectory_to_action)
-
-RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
-
-
-def image(encoding: str, pixels: np.ndarray, pad: int = 0) -> Image:
-    h, w = pixels.shape[:2]
-    rows = pixels.reshape(h, -1)
-    data = np.hstack([rows, np.full((h, pad), 255, np.uint8)]) if pad else rows
-    return Image(height=h, width=w, encoding=encoding, step=data.shape[1], data=data.tobytes())
-
-
-def test_rgb_round_trip_and_stamp():
-    msg = rgb_to_image_msg(RGB, Time(sec=3, nanosec=5), 'cam')
-    assert (msg.encoding, msg.step, msg.header.frame_id, msg.header.stamp.sec) == ('rgb8', 15, 'cam', 3)
-    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
-
-
-@pytest.mark.parametrize('encoding, pixels', [
-    ('bgr8', RGB[..., ::-1]),
-    ('rgba8', np.concatenate([RGB, np.full((4, 5, 1), 7, np.uint8)], axis=2)),
-    ('bgra8', np.concatenate([RGB[..., ::-1], np.full((4, 5, 1), 7, np.uint8)], axis=2)),
-])
-def test_colour_encodings_are_converted(encoding, pixels):
-    np.testing.assert_array_equal(image_to_rgb(image(encoding, pixels)), RGB)
-    np.testing.assert_array_equal(image_to_rgb(image(encoding, pixels, pad=3)), RGB)
-
-
-def test_mono_is_replicated_and_padding_honoured():
-    grey = RGB[..., 0]
-    out = image_to_rgb(image('mono8', grey[..., None], pad=2))
-    assert out.shape == (4, 5, 3) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[..., 1], grey)
-
-
-def test_bad_images_name_the_fault():
-    with pytest.raises(ImageConversionError, match="unsupported image encoding '16UC1'"):
-        image_to_rgb(Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(8)))
-    with pytest.raises(ImageConversionError, match='needs 60 bytes, got 59'):
-        image_to_rgb(Image(height=4, width=5, encoding='rgb8', step=15, data=bytes(59)))
-    with pytest.raises(ImageConversionError, match='step 10 is smaller'):
-        image_to_rgb(Image(height=4, width=5, encoding='rgb8', step=10, data=bytes(40)))
-    with pytest.raises(ImageConversionError, match='empty size'):
-        image_to_rgb(Image(height=0, width=5, encoding='rgb8', step=15, data=b''))
-    with pytest.raises(ImageConversionError, match='uint8 RGB'):
-        rgb_to_image_msg(np.zeros((4, 5), np.uint8))
+from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
 
 
 def test_joint_state_reordered_and_missing_joints_reported():

@@ -152,7 +152,7 @@ def decode_image(msg: Any, msgtype: str, topic: str) -> np.ndarray:
             raise BagImportError(f'{topic}: cannot decode a CompressedImage (format '
                                  f'{msg.format!r}, {data.size} bytes); expected jpeg or png')
         return np.ascontiguousarray(bgr[..., ::-1])
-    from vla_collect.ros_conversions import ImageConversionError, image_to_rgb
+    from vla_common.messages import ImageConversionError, image_to_rgb
     try:
         return image_to_rgb(msg)
     except ImageConversionError as exc:

@@ -48,8 +48,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
                                   RecorderError, TickPairing, TickStep)
-from vla_collect.ros_conversions import (ImageConversionError, MissingJointError, image_to_rgb,
-                                         joint_state_to_arrays, trajectory_to_action)
+from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
+from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
 from vla_common.qos import LATCHED
 
 
@@ -172,7 +172,7 @@ class CollectorNode(Node):
     # -- streams ------------------------------------------------------------------------------
     @staticmethod
     def _stamp(msg) -> float:
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return to_seconds(msg.header.stamp)
 
     def _on_image(self, stream: str, msg: Image) -> None:
         try:
@@ -202,10 +202,7 @@ class CollectorNode(Node):
     def _ack(self) -> None:
         stamp = self.pairing.answered()
         if stamp is not None:
-            nanoseconds = int(round(stamp * 1e9))
-            header = Header()
-            header.stamp.sec, header.stamp.nanosec = divmod(nanoseconds, 1_000_000_000)
-            self.tick_pub.publish(header)
+            self.tick_pub.publish(Header(stamp=time_msg(stamp)))
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:

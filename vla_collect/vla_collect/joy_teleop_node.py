@@ -13,17 +13,17 @@ import time
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState, Joy
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.recorder import ButtonEdges
 from vla_collect.ros_conversions import joint_state_to_arrays
 from vla_collect.teleop import JogController, JogInput, JoyMapping, load_kinematics
+from vla_common.messages import trajectory_msg
 
 
 class TeleopBase(Node):
@@ -69,14 +69,8 @@ class TeleopBase(Node):
     def publish_target(self, target: np.ndarray | None) -> None:
         if target is None:
             return
-        msg = JointTrajectory()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.joint_names = list(self.joint_names)
-        period = 1.0 / self.rate
-        msg.points = [JointTrajectoryPoint(
-            positions=[float(v) for v in target],
-            time_from_start=Duration(sec=int(period), nanosec=int((period % 1.0) * 1e9)))]
-        self.command_pub.publish(msg)
+        self.command_pub.publish(trajectory_msg(self.joint_names, [1.0 / self.rate], [target],
+                                                self.get_clock().now().to_msg()))
 
     def publish_hold(self) -> None:
         """Stop where the arm is (sent when the operator lets go and when the node stops)."""

@@ -1,83 +1,16 @@
-"""ROS message <-> numpy conversions shared by the recorder, the controller and the tools.
-
-Dependency-light on purpose (numpy and message types only; no cv_bridge, whose PyPI
-release is ROS 1 code that fails on NumPy 2).
-"""
+"""JointState and JointTrajectory -> numpy conversions shared by the recorder, the controller
+and the tools (images, stamps and durations: :mod:`vla_common.messages`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
-
-#: encodings image_to_rgb converts, with their channel count
-SUPPORTED_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
-
-
-class ImageConversionError(ValueError):
-    """An image that cannot be turned into RGB; the message names the encoding or size fault."""
 
 
 class MissingJointError(ValueError):
     """A message lacks joints the robot is configured with; the message names them."""
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array from a ``sensor_msgs/Image``.
-
-    Converts ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` (alpha dropped) and ``mono8`` (grey
-    replicated); honours row padding (``step`` > width x channels).  Raises
-    :class:`ImageConversionError` for any other encoding, or when height, width, step and the
-    data length do not agree.
-    """
-    encoding = str(msg.encoding).lower()
-    channels = SUPPORTED_ENCODINGS.get(encoding)
-    if channels is None:
-        raise ImageConversionError(
-            f'unsupported image encoding {msg.encoding!r}; expected one of '
-            f'{sorted(SUPPORTED_ENCODINGS)}')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f'{msg.encoding} image has an empty size {width}x{height}')
-    row = width * channels
-    if step < row:
-        raise ImageConversionError(
-            f'{msg.encoding} image {width}x{height}: step {step} is smaller than '
-            f'width x {channels} channels = {row} bytes')
-    data = np.frombuffer(msg.data, dtype=np.uint8) if len(msg.data) else np.empty(0, np.uint8)
-    if data.size != step * height:
-        raise ImageConversionError(
-            f'{msg.encoding} image {width}x{height} with step {step} needs {step * height} bytes, '
-            f'got {data.size}')
-    pixels = data.reshape(height, step)[:, :row].reshape(height, width, channels)
-    if encoding == 'rgb8':
-        return pixels.copy()
-    if encoding == 'bgr8':
-        return pixels[..., ::-1].copy()
-    if encoding == 'rgba8':
-        return pixels[..., :3].copy()
-    if encoding == 'bgra8':
-        return pixels[..., 2::-1].copy()
-    return np.repeat(pixels, 3, axis=2)  # mono8
-
-
-def rgb_to_image_msg(array: np.ndarray, stamp: Time | None = None, frame_id: str = '') -> Image:
-    """A ``sensor_msgs/Image`` (rgb8) from an (H, W, 3) uint8 array."""
-    arr = np.asarray(array)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ImageConversionError(f'expected an (H, W, 3) uint8 RGB array, got {arr.dtype} {arr.shape}')
-    msg = Image()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
-    msg.encoding = 'rgb8'
-    msg.is_bigendian = 0
-    msg.step = msg.width * 3
-    msg.data = np.ascontiguousarray(arr).tobytes()
-    return msg
 
 
 def _index(names: Sequence[str], wanted: Sequence[str], what: str) -> list[int]:

@@ -48,10 +48,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
 from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
                                  hold_reason)
-from vla_safety.gate_node import trajectory_msg
 from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
 
@@ -241,7 +241,6 @@ class VLAController(Node):
 
         An unpadded rgb8 image (what cameras and the simulator send) becomes a read-only view
         of the message's buffer, no copy; other encodings are converted."""
-        from vla_collect.ros_conversions import image_to_rgb
         try:
             if msg.height == 0 or msg.width == 0:
                 raise ValueError(f'image has zero size {msg.height}x{msg.width}')
@@ -290,7 +289,7 @@ class VLAController(Node):
         """Lock-step: the tick whose images and joint state have all arrived is due (once)."""
         if not self.lockstep:
             return
-        seconds = stamp.sec + stamp.nanosec * 1e-9
+        seconds = to_seconds(stamp)
         needed = ('image', 'joint_state', *(f'image_{c}' for c in self.cameras))
         with self.lock:
             self.stamps[what] = seconds

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
@@ -30,8 +29,9 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.messages import time_msg, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
@@ -40,27 +40,6 @@ from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, Saf
 
 #: how forwarded trajectories are stamped: zero (start on receipt, ros2_control) or the node clock
 STAMP_MODES = ('zero', 'now')
-
-
-def seconds(duration: Duration) -> float:
-    return duration.sec + duration.nanosec * 1e-9
-
-
-def duration(value: float) -> Duration:
-    sec = int(value)
-    return Duration(sec=sec, nanosec=int(round((value - sec) * 1e9)) % 1_000_000_000)
-
-
-def trajectory_msg(joint_names: list[str], times: np.ndarray, positions: np.ndarray,
-                   stamp: TimeMsg | None = None) -> JointTrajectory:
-    """A JointTrajectory that starts at ``stamp`` (ros2_control: zero = on receipt)."""
-    msg = JointTrajectory()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.joint_names = list(joint_names)
-    msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=duration(float(t)))
-                  for t, row in zip(times, positions)]
-    return msg
 
 
 def _describe(text: str, low: float | None = None, high: float | None = None,
@@ -183,14 +162,14 @@ class CommandGate(Node):
 
     # -- inputs -----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(msg.header.stamp)
         self._apply(self.core.on_joint_state(msg.name, msg.position, msg.velocity, self._now(),
                                              stamp or None))
 
     def _on_command(self, msg: JointTrajectory) -> None:
         rows = [list(pt.positions) for pt in msg.points]
-        times = [seconds(pt.time_from_start) for pt in msg.points]
-        request = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        times = [to_seconds(pt.time_from_start) for pt in msg.points]
+        request = to_seconds(msg.header.stamp)
         self._apply(self.core.on_command(msg.joint_names, rows, times, self._now()),
                     request_stamp=request or None)
 
@@ -237,8 +216,7 @@ class CommandGate(Node):
             start = trajectory.start
             if request_stamp is not None and 0.0 < request_stamp - start <= self.core.config.tick + 1e-6:
                 start = request_stamp
-            nanoseconds = int(round(start * 1e9))
-            stamp = TimeMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+            stamp = time_msg(start)
         else:
             stamp = self.get_clock().now().to_msg()
         self.out_pub.publish(trajectory_msg(list(self.core.config.limits.joint_names),

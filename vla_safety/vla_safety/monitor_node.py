@@ -26,6 +26,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from vla_common.messages import to_seconds
 from vla_common.qos import LATCHED
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
 from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
@@ -96,7 +97,7 @@ class SafetyMonitor(Node):
 
     # -- inputs -----------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(msg.header.stamp)
         self._apply(self.core.on_joint_state(msg.name, msg.position, msg.velocity,
                                              stamp or None, self._steady_now()))
 

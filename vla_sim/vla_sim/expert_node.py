@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.messages import trajectory_msg
 from vla_sim.env import JOINT_NAMES
 from vla_sim.expert import ScriptedExpert
 from vla_sim.kinematics import ArmKinematics
@@ -134,13 +134,8 @@ class ExpertNode(Node):
             return  # this tick's status is still on its way: act when it arrives
         self.due = None
         action = self.expert.act()
-        msg = JointTrajectory()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.joint_names = list(JOINT_NAMES)
-        point = JointTrajectoryPoint(positions=action.astype(np.float64).tolist())
-        point.time_from_start = Duration(sec=0, nanosec=int(self.period * 1e9))
-        msg.points = [point]
-        self.command_pub.publish(msg)
+        self.command_pub.publish(trajectory_msg(JOINT_NAMES, [self.period], action[None],
+                                                self.get_clock().now().to_msg()))
 
 
 def main(args=None) -> None:

@@ -50,21 +50,11 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.messages import rgb_to_image_msg, time_msg, to_seconds
 from vla_common.qos import LATCHED
 from vla_sim.env import SimEnv
 from vla_sim.tasks import TASKS
 from vla_sim.trajectory import Trajectory, TrajectoryError, validate_trajectory
-
-def stamp_from_seconds(seconds: float) -> TimeMsg:
-    """A stamp of ``seconds``, rounded to the nearest nanosecond (2.9999999999 s is 3.0, not the
-    2.0 a rounded-up nanosecond field wrapped to 0 gave: /clock ran back a second)."""
-    nanoseconds = int(round(seconds * 1e9))
-    return TimeMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
-
-
-def duration_seconds(msg) -> float:
-    return msg.sec + msg.nanosec * 1e-9
-
 
 #: stamps are compared with this tolerance (s): the clock is published in whole nanoseconds
 STAMP_TOLERANCE = 1e-6
@@ -245,7 +235,7 @@ class SimNode(Node):
 
     # -- commands ---------------------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = to_seconds(msg.header.stamp)
         if 0.0 < stamp < self.reset_time - STAMP_TOLERANCE:
             # sent before the last reset (in flight while it ran): meant for the old episode
             self.stale += 1
@@ -257,14 +247,14 @@ class SimNode(Node):
 
     def _on_ack(self, topic: str, msg: Header) -> None:
         if self.wait is not None:
-            self.wait.answer(topic, msg.stamp.sec + msg.stamp.nanosec * 1e-9)
+            self.wait.answer(topic, to_seconds(msg.stamp))
             self._try_step()
 
     def _follow(self, msg: JointTrajectory) -> None:
         try:
             traj = validate_trajectory(
                 msg.joint_names, [pt.positions for pt in msg.points],
-                [duration_seconds(pt.time_from_start) for pt in msg.points],
+                [to_seconds(pt.time_from_start) for pt in msg.points],
                 self.joint_names, self.lower, self.upper,
                 clip=bool(self.get_parameter('clip_out_of_range').value),
                 start_positions=self._target_at(self.env.sim_time), start_time=self.env.sim_time)
@@ -349,7 +339,7 @@ class SimNode(Node):
 
     def _stamp(self) -> TimeMsg:
         if self.publish_clock:
-            return stamp_from_seconds(self._clock_seconds())
+            return time_msg(self._clock_seconds())
         return self.get_clock().now().to_msg()
 
     def _joint_state_msg(self, stamp: TimeMsg) -> JointState:
@@ -368,9 +358,9 @@ class SimNode(Node):
             self.wait = TickWait(self._clock_seconds(), [COMMAND_TOPIC] + self.ack_topics,
                                  time.monotonic())
         self.joint_pub.publish(self._joint_state_msg(stamp))
-        self.image_pub.publish(self._image_msg(self.obs['image'], stamp, self.frame_id))
+        self.image_pub.publish(rgb_to_image_msg(self.obs['image'], stamp, self.frame_id))
         if self.wrist_pub is not None and self.obs.get('image_wrist') is not None:
-            self.wrist_pub.publish(self._image_msg(self.obs['image_wrist'], stamp, 'camera_wrist'))
+            self.wrist_pub.publish(rgb_to_image_msg(self.obs['image_wrist'], stamp, 'camera_wrist'))
         state = self.env.privileged_state()
         status = {
             'episode': self.episode, 'task': self.env.task.name, 'seed': self.env.seed,
@@ -378,7 +368,7 @@ class SimNode(Node):
             'sim_time': self.env.sim_time, 'max_steps': self.env.task.max_steps,
             'reward': self.last_reward, 'success': bool(self.last_info.get('success', False)),
             'done': self.done,
-            'stamp': stamp.sec + stamp.nanosec * 1e-9,  # clock time of this tick (header stamps)
+            'stamp': to_seconds(stamp),  # clock time of this tick (header stamps)
             'mode': 'lockstep' if self.lockstep else 'real_time',
             'paused': self.paused,
             'timeouts': self.timeouts, 'silent': self.silent, 'silent_ticks': self.silent_ticks,
@@ -392,18 +382,6 @@ class SimNode(Node):
             # the clock goes last: nodes on sim time (recorder, controller) tick when it advances,
             # and by then this tick's images and joint state are already on their way
             self.clock_pub.publish(ClockMsg(clock=stamp))
-
-    @staticmethod
-    def _image_msg(image: np.ndarray, stamp: TimeMsg, frame_id: str) -> Image:
-        msg = Image()
-        msg.header.stamp = stamp
-        msg.header.frame_id = frame_id
-        msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
-        msg.encoding = 'rgb8'
-        msg.is_bigendian = 0
-        msg.step = msg.width * 3
-        msg.data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
-        return msg
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
