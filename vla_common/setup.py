@@ -15,7 +15,8 @@ setup(
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='What every vla_ros2 package shares (the lowest layer, rclpy and messages only): the node '
-                'process launcher, QoS profiles, message conversions, test probes and atomic file writes.',
+                'process launcher, QoS profiles, message conversions, success-rate statistics, test probes '
+                'and atomic file writes.',
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
 )

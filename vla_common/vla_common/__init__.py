@@ -2,4 +2,12 @@
 
 rclpy and ROS message packages only: no torch, MuJoCo or HDF5, and no import of another
 ``vla_*`` package, so any package (and any test) may import it.
+
+- :mod:`vla_common.launching`  node processes without ``ros2 launch`` (NodeSpec, NodeGroup),
+  private ROS domains, ``wait_for`` (no rclpy import)
+- :mod:`vla_common.qos`        QoS profiles shared across topics (``LATCHED``)
+- :mod:`vla_common.messages`   stamps/durations <-> seconds, ``trajectory_msg``, Image <-> RGB
+- :mod:`vla_common.files`      atomic file writes (bytes, text, JSON, any writer's path)
+- :mod:`vla_common.stats`      success-rate statistics (Wilson interval; no rclpy import)
+- :mod:`vla_common.testing`    ``GraphProbe``, the probe node tests and benchmarks drive a graph with
 """
