@@ -129,8 +129,8 @@ def test_time_budget_finishes_the_schedule_and_the_checkpoint_acts(tiny_data, tm
                  clock=FakeClock(0.25))
     rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
     lrs = [r['lr'] for r in rows if 'lr' in r]
-    assert lrs[-1] < 0.05 * 5e-4 and rows[-1]['progress'] > 0.9
     sched = result['schedule']
+    assert lrs[-1] < 0.05 * sched['peak_lr'] and rows[-1]['progress'] > 0.9
     assert sched['finished'] and sched['progress'] == 1.0 and sched['mode'] == 'time'
     assert sched['last_lr_ratio'] < 0.05 and sched['steps_done'] == result['step'] > 10
     assert sched['samples_per_s'] > 0
@@ -219,3 +219,12 @@ def test_ddp_with_gloo_in_two_cpu_processes(tiny_data, tmp_path):
     rows = [json.loads(x) for x in (out / 'metrics.jsonl').read_text().splitlines()]
     assert rows and rows[-1]['step'] == 6  # only rank 0 logs
     VLAPolicy.from_pretrained(out)
+
+
+def test_the_learning_rate_defaults_to_the_presets():
+    from vla_policy.config import preset_lr
+    from vla_policy.train import build_parser, train_config_from_args
+    lr = lambda *a: train_config_from_args(build_parser().parse_args(['--data', 'd', *a])).lr  # noqa: E731
+    assert lr() == preset_lr('cpu') == 1e-3
+    assert lr('--preset', 'clip-bert') == preset_lr('clip-bert') == 5e-4
+    assert lr('--preset', 'clip-bert', '--lr', '2e-4') == 2e-4

@@ -70,7 +70,10 @@ class VLAConfig:
     n_heads: int = 4  # attention heads
     n_layers: int = 3  # transformer encoder layers over [language, frames, action queries]
     ff_dim: int = 512  # feed-forward width
-    dropout: float = 0.1  # dropout in the transformer
+    # dropout in the transformer: none for the cpu preset, whose short runs underfit (train loss
+    # above val loss at 4,175 steps with 0.1; with 0 and --lr 1e-3 val loss 0.029 vs 0.040 on the
+    # demo's data, and 5% less time per step)
+    dropout: float = 0.0
     n_obs_steps: int = 1  # frames of history (current frame included); 1 = the current frame only
 
     # -- action head -----------------------------------------------------------------------
@@ -176,7 +179,7 @@ def preset(name: str, **overrides: Any) -> VLAConfig:
         base: dict[str, Any] = {}
     elif name == 'clip-bert':
         base = dict(vision_encoder='clip', image_size=224, language_encoder='bert',
-                    language_pooling='cls', d_model=256, n_heads=8, n_layers=4, ff_dim=1024,
+                    language_pooling='cls', d_model=256, n_heads=8, n_layers=4, ff_dim=1024, dropout=0.1,
                     clip_path=os.environ.get(CLIP_PATH_ENV) or None,
                     language_path=os.environ.get(BERT_PATH_ENV) or None)
     elif name == 'tiny':
@@ -195,3 +198,15 @@ def preset(name: str, **overrides: Any) -> VLAConfig:
 
 
 PRESETS = ('cpu', 'clip-bert', 'tiny', 'tiny-clip-bert')
+
+
+#: peak learning rate a preset trains at unless --lr says otherwise: the cpu preset learns from
+#: scratch in a short run (1e-3: val loss 0.029 vs 0.040 at 5e-4 with dropout 0, 4,175 steps of
+#: 32 on the demo's 200 episodes); the others fine-tune pretrained encoders
+PRESET_LR = {'cpu': 1e-3, 'tiny': 1e-3}
+DEFAULT_LR = 5e-4
+
+
+def preset_lr(name: str) -> float:
+    """The peak learning rate preset ``name`` trains at by default."""
+    return PRESET_LR.get(name, DEFAULT_LR)

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from vla_policy.config import PRESETS, VLAConfig, preset
+from vla_policy.config import DEFAULT_LR, PRESET_LR, PRESETS, VLAConfig, preset, preset_lr
 from vla_policy.dataset import (DataError, DatasetInfo, EpisodeDataset, collate, load_or_compute_stats,
                                 scan_episodes, split_episodes)
 from vla_policy.encoders import WeightsNotFound
@@ -60,7 +60,7 @@ class TrainConfig:
     # samples per optimizer step and process: on a CPU, 32 gives ~1.6x the steps of 64 per
     # minute, and the number of steps is what a short run is short of
     batch_size: int = 32
-    lr: float = 5e-4  # peak learning rate (AdamW)
+    lr: float = 1e-3  # peak learning rate (AdamW); the CLI's default is the preset's (config.preset_lr)
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     warmup_steps: int = 200  # linear warmup (cut at a quarter of the schedule) before cosine decay
     min_lr_ratio: float = 0.01  # learning rate at the end of the schedule / peak (< 0.05)
@@ -522,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument('--steps', type=int, help='optimizer steps')
     length.add_argument('--epochs', type=float, help='passes over the training samples (default 10 when --steps is not given)')
     p.add_argument('--batch-size', type=int, default=d.batch_size, help=f'samples per step and process (default {d.batch_size})')
-    p.add_argument('--lr', type=float, default=d.lr, help=f'peak learning rate (default {d.lr})')
+    p.add_argument('--lr', type=float, default=None,
+                   help=f'peak learning rate (default: the preset\'s, {PRESET_LR["cpu"]:g} for cpu, '
+                        f'{DEFAULT_LR:g} for the presets with pretrained encoders)')
     p.add_argument('--weight-decay', type=float, default=d.weight_decay, help=f'AdamW weight decay (default {d.weight_decay})')
     p.add_argument('--warmup-steps', type=int, default=d.warmup_steps,
                    help=f'linear warmup steps, at most a quarter of the schedule (default {d.warmup_steps})')
@@ -558,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        data=args.data, out=args.out, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        data=args.data, out=args.out, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr if args.lr is not None else preset_lr(args.preset),
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, min_lr_ratio=args.min_lr_ratio,
         grad_clip=args.grad_clip, ema=args.ema,
         val_fraction=args.val_fraction, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
