@@ -50,10 +50,50 @@ def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, caps
     assert list_episodes(out) == episodes
     # the recording goes on for --tail (0.5 s = 15 ticks by default) after success, so the
     # demonstration shows the whole motion; --tail 0 stops at the moment of success
+    # (with --record-bag: the raw topics also go to a rosbag2 beside the episode)
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(tmp_path / 'no_tail'),
-                 *timing, '--tail', '0']) == 0
+                 *timing, '--tail', '0', '--record-bag']) == 0
     with open_episode(list_episodes(tmp_path / 'no_tail')[0]) as ep:
         assert 0.25 <= with_tail - (ep.timestamps[-1] - ep.timestamps[0]) <= 0.85
+    check_bag_reimports_as_the_recorded_episode(tmp_path / 'no_tail')
+
+
+def check_bag_reimports_as_the_recorded_episode(out):
+    """The episode's bag, cut again by `vla dataset import --format rosbag`, gives the steps
+    the recorder wrote: the same instruction, success and length within one tick, and at
+    matching timestamps the same joint positions and actions."""
+    import numpy as np
+    import yaml
+
+    from vla_collect.dataset_cli import main as dataset_main
+    [episode] = list_episodes(out)
+    bag = episode.with_name('episode_000000.bag')
+    assert (bag / 'metadata.yaml').is_file() and not list(out.glob('*.tmp'))
+    meta = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    assert meta['custom_data']['vla.language_command'] == 'pick up the red cube'
+    topics = {t['topic_metadata']['name'] for t in meta['topics_with_message_count']}
+    assert {'/camera/image_raw', '/camera/wrist/image_raw', '/joint_states',
+            '/joint_trajectory_controller/joint_trajectory'} <= topics
+    mapping = out.parent / 'mapping.yaml'
+    mapping.write_text(yaml.safe_dump({
+        'image': '/camera/image_raw', 'cameras': {'wrist': '/camera/wrist/image_raw'},
+        'joint_states': '/joint_states', 'action': '/joint_trajectory_controller/joint_trajectory',
+        'fps': 30, 'time': 'header'}))
+    imported = out.parent / 'imported'
+    assert dataset_main(['import', '--format', 'rosbag', str(bag), str(imported), '--mapping',
+                         str(mapping), '--instruction', 'pick up the red cube']) == 0
+    [again] = list_episodes(imported)
+    with open_episode(episode) as a, open_episode(again) as b:
+        assert abs(len(a) - len(b)) <= 1
+        shared, ia, ib = np.intersect1d(np.round(a.timestamps[:], 3), np.round(b.timestamps[:], 3),
+                                        return_indices=True)
+        assert len(shared) >= len(a) - 2
+        assert np.allclose(a.joint_positions[:][ia], b.joint_positions[:][ib], atol=1e-9)
+        assert np.array_equal(a.images[:][ia[:5]], b.images[:][ib[:5]])
+        # the action of a step: the command that answered it, in the bag as in the recording
+        # (within one tick where the importer's staleness rule pairs the previous one)
+        same = np.all(np.isclose(a.actions[:][ia], b.actions[:][ib], atol=1e-9), axis=1)
+        assert same.mean() >= 0.9, f'{(~same).sum()} of {len(same)} steps paired another command'
 
 
 @pytest.mark.ros

@@ -13,7 +13,8 @@ from vla_bringup.scenarios import ARGUMENTS, SCENARIOS, build_scenario
 #: a non-default value for every launch argument a scenario declares
 GIVEN = {'use_sim': 'true', 'task': 'stack_green_on_red', 'seed': '7', 'real_time_factor': '2.5',
          'checkpoint': '/tmp/runs/demo/checkpoint', 'command': 'pick up the red cube',
-         'expert': 'true', 'lockstep': 'true', 'output_dir': '/tmp/my_demos', 'language_command': 'stack them'}
+         'expert': 'true', 'lockstep': 'true', 'output_dir': '/tmp/my_demos', 'language_command': 'stack them',
+         'record_bag': 'true'}
 
 
 def _given(scenario):

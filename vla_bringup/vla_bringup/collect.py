@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds of simulated time recorded after success (in lock-step also after '
                              'a time-limit end), so a demonstration shows the whole motion (the release '
                              'after a placement), not only the moment success is detected (default 0.5)')
+    parser.add_argument('--record-bag', action='store_true',
+                        help='also keep the raw topics of each episode in a rosbag2 (MCAP) '
+                             'directory beside it, episode_NNNNNN.bag (re-cut them later with '
+                             '`vla dataset import --format rosbag`)')
     parser.add_argument('--only-successes', action='store_true',
                         help='discard episodes in which the expert failed (default: keep them, '
                              'with success=false)')
@@ -292,7 +296,8 @@ class Collection:
 
 
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
-            episode_timeout: float, only_successes: bool = False, tail: float = 0.5) -> list[Recorded]:
+            episode_timeout: float, only_successes: bool = False, tail: float = 0.5,
+            record_bag: bool = False) -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now.
 
     ``rtf`` None: lock-step simulation; a number: real time at that factor."""
@@ -317,7 +322,7 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
     if not todo:
         return []
     values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None}
+              'lockstep': rtf is None, 'record_bag': record_bag}
     specs = collection_scenario(values, str(out))
     env = isolated_ros_env()
     from tqdm import tqdm
@@ -384,6 +389,7 @@ def summary_text(recorded: list[Recorded], wall: float, out: Path, rtf: float | 
 def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
-                       args.real_time_factor, args.episode_timeout, args.only_successes, args.tail)
+                       args.real_time_factor, args.episode_timeout, args.only_successes, args.tail,
+                       args.record_bag)
     print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0

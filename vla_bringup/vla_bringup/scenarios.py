@@ -148,6 +148,8 @@ def recorder_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
         parameters['lockstep'] = True
     if args.get('language_command'):
         parameters['language_command'] = str(args['language_command'])
+    if 'record_bag' in args:
+        parameters['record_bag'] = bool(_value(args['record_bag']))
     return [NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
                      'teleop_collector',
                      param_files=(config_file('robot.yaml'), config_file('collect.yaml')),
@@ -202,7 +204,9 @@ ARGUMENTS: dict[str, tuple[LaunchArgument, ...]] = {
         LaunchArgument('output_dir', 'vla_data', 'directory of the recorded episodes '
                        '(episode_NNNNNN.hdf5, numbering resumes after the highest)'),
         LaunchArgument('language_command', '', 'language command of the recorded episodes '
-                       '(or publish it on /voice_command)'),),
+                       '(or publish it on /voice_command)'),
+        LaunchArgument('record_bag', 'false', 'true: also keep the raw topics of each episode in '
+                       'a rosbag2 (MCAP) directory beside it, episode_NNNNNN.bag'),),
 }
 
 

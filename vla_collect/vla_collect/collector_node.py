@@ -26,6 +26,12 @@ previous tick's compression and the periodic flush, and at most ``Recorder.max_p
 wait to be written (then the acknowledgements wait too).  A recording starts with the tick in progress when ``~/start`` is called and ends with the
 last tick finished before ``~/stop``.
 
+With ``record_bag: true`` the raw messages of every subscribed topic (cameras, joint states,
+the command, ``/voice_command``, ``/joy``) are also written, as they arrived, to a rosbag2
+directory beside the episode (``episode_NNNNNN.bag/``, MCAP by default, ``bag_storage``):
+see ``vla_collect.episode_bag``.  It is renamed into place when the episode is saved and
+deleted with a discarded one; ``vla dataset import --format rosbag`` re-cuts it.
+
 The language command is the last ``/voice_command`` or the ``language_command`` parameter,
 whichever was set last; ``episode_metadata`` (a JSON object) adds attributes to the next
 episodes (``vla collect`` stores the simulator task and seed this way).  State and drop counts go to ``/diagnostics`` and, as JSON, to
@@ -46,6 +52,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_collect.episode_bag import STORAGES, EpisodeBag, EpisodeBagError
 from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
                                   RecorderError, TickPairing, TickStep)
 from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
@@ -73,6 +80,8 @@ class CollectorNode(Node):
         self.declare_parameter('min_free_mb', 64.0)
         self.declare_parameter('lockstep', False)
         self.declare_parameter('background_writes', True)
+        self.declare_parameter('record_bag', False)
+        self.declare_parameter('bag_storage', 'mcap')
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         self.joint_names = [str(n) for n in p('joint_names')]
@@ -95,6 +104,13 @@ class CollectorNode(Node):
                                     period=1.0 / rate) if self.lockstep else None)
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
+        self.record_bag = bool(p('record_bag'))
+        self.bag_storage = str(p('bag_storage'))
+        if self.bag_storage not in STORAGES:
+            raise ValueError(f'bag_storage must be one of {STORAGES}, got {self.bag_storage!r}')
+        self.bag: EpisodeBag | None = None
+        self.bag_error = ''
+        self.last_bag = ''
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.status_pub = self.create_publisher(String, '~/status', LATCHED)
@@ -115,6 +131,19 @@ class CollectorNode(Node):
                                  qos_profile_sensor_data)
         self.create_subscription(Joy, '/joy', self._on_joy, 10)
         self.create_subscription(String, '/voice_command', self._on_voice_command, 10)
+        if self.record_bag:
+            # the bag takes the bytes as they came over DDS (as `ros2 bag record` does), from
+            # subscriptions of their own: nothing is deserialized and serialized again
+            raw = [(JointTrajectory, '/joint_trajectory_controller/joint_trajectory', 10),
+                   (Image, '/camera/image_raw', qos_profile_sensor_data),
+                   *((Image, f'/camera/{c}/image_raw', qos_profile_sensor_data) for c in cameras),
+                   (JointState, '/joint_states', qos_profile_sensor_data),
+                   (Joy, '/joy', 10), (String, '/voice_command', 10)]
+            for msg_type, topic, qos in raw:
+                name = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
+                self.create_subscription(msg_type, topic,
+                                         lambda data, t=topic, n=name: self._on_raw(t, n, data),
+                                         qos, raw=True)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(SetBool, '~/stop', self._on_stop)
         self.create_service(Trigger, '~/discard', self._on_discard)
@@ -148,7 +177,7 @@ class CollectorNode(Node):
             elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
                                 'extra_cameras', 'lockstep', 'image_timeout', 'joint_state_timeout',
                                 'action_timeout', 'robot_name', 'min_free_mb',
-                                'background_writes'):
+                                'background_writes', 'record_bag', 'bag_storage'):
                 return SetParametersResult(successful=False,
                                            reason=f'{param.name} is read at start-up only')
         return SetParametersResult(successful=True)
@@ -227,6 +256,37 @@ class CollectorNode(Node):
             self.pairing.act(action, self._stamp(msg))
             self._ack()
 
+    def _on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
+        """``record_bag``: one message, as it arrived, into the episode's bag."""
+        if self.bag is None:
+            return
+        try:
+            self.bag.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
+        except EpisodeBagError as exc:
+            # the HDF5 episode goes on; the bag of this episode is dropped, and says why
+            self.bag_error = str(exc)
+            self.bag.abort()
+            self.bag = None
+            self.get_logger().error(f'{exc}: the bag of this episode is dropped (the HDF5 episode '
+                                    'goes on)')
+
+    def _close_bag(self, summary) -> None:
+        """Finish (a saved episode) or delete (anything else) the episode's bag."""
+        bag, self.bag = self.bag, None
+        if bag is None:
+            return
+        if summary is None or not summary.saved:
+            bag.abort()
+            return
+        try:
+            path = bag.close(summary.language_command, summary.success)
+        except EpisodeBagError as exc:
+            self.bag_error = str(exc)
+            self.get_logger().error(str(exc))
+            return
+        if path is not None:
+            self.last_bag = str(path)
+
     def _on_voice_command(self, msg: String) -> None:
         command = msg.data.strip()
         if not command:
@@ -257,6 +317,8 @@ class CollectorNode(Node):
         except RecorderError as exc:
             self.get_logger().error(f'cannot start: {exc}')
             return False, str(exc)
+        if self.record_bag:
+            self.bag, self.bag_error = EpisodeBag(path, self.bag_storage), ''
         self.get_logger().info(f'recording {path.name}: {self.language_command!r}')
         self._publish_status()
         return True, json.dumps({'path': str(path), 'language_command': self.language_command})
@@ -265,9 +327,11 @@ class CollectorNode(Node):
         try:
             summary = self.recorder.stop(success)
         except RecorderError as exc:
+            self._close_bag(None)
             self.get_logger().error(str(exc))
             self._publish_status()
             return False, str(exc)
+        self._close_bag(summary)
         self.get_logger().info(f'saved {summary.path} ({summary.steps} steps, {summary.dropped} '
                                f'dropped, success={summary.success})')
         self._publish_status()
@@ -278,6 +342,7 @@ class CollectorNode(Node):
             summary = self.recorder.discard()
         except RecorderError as exc:
             return False, str(exc)
+        self._close_bag(None)
         self.get_logger().info(f'discarded {summary.path.name} ({summary.steps} steps)')
         self._publish_status()
         return True, json.dumps(summary.as_dict())
@@ -308,6 +373,10 @@ class CollectorNode(Node):
     def _publish_status(self) -> None:
         status = self.recorder.status(self._now())
         status['bad_messages'] = dict(self.bad_messages)
+        if self.record_bag:
+            status['bag'] = {'recording': self.bag is not None, 'last': self.last_bag,
+                             'messages': self.bag.messages if self.bag is not None else 0,
+                             'error': self.bag_error}
         status['next_language_command'] = self.language_command
         self.status_pub.publish(String(data=json.dumps(status)))
         if status['last_error']:
@@ -316,7 +385,8 @@ class CollectorNode(Node):
             level, message = DiagnosticStatus.WARN, f'recording, {status["dropped"]} steps dropped'
         else:
             level, message = DiagnosticStatus.OK, status['state']
-        values = {k: v for k, v in status.items() if k not in ('stream_age_s', 'last_episode')}
+        values = {k: v for k, v in status.items() if k not in ('stream_age_s', 'last_episode', 'bag')}
+        values.update({f'bag_{k}': v for k, v in status.get('bag', {}).items()})
         values.update({f'age_{k}': v for k, v in status['stream_age_s'].items()})
         diag = DiagnosticStatus(level=level, name='vla_collect: teleop_collector',
                                 hardware_id=str(self.get_parameter('robot_name').value),
@@ -340,8 +410,10 @@ def main(args=None) -> None:
             if node.recorder.recording:  # keep what was recorded: save it as unfinished
                 try:
                     summary = node.recorder.stop(success=False)
+                    node._close_bag(summary)
                     node.get_logger().info(f'shutting down: saved {summary.path} as unsuccessful')
                 except RecorderError as exc:
+                    node._close_bag(None)
                     node.get_logger().warning(f'shutting down: {exc}')
             node.destroy_node()
         rclpy.try_shutdown()
