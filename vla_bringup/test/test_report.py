@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from vla_bringup import cli
-from vla_bringup.report import ReportError, load_metrics, load_results, write_report
+from vla_bringup.report import ReportError, write_report
+from vla_bringup.report_inputs import load_metrics, load_results, load_run
+from vla_bringup.report_sections import build_report
 from vla_common.stats import rate_summary
 
 TASKS = ('pick_red', 'pick_green', 'pick_blue', 'stack_green_on_red')
@@ -280,3 +282,15 @@ def test_training_log_in_the_run_directory_itself(tmp_path: Path):
     assert 'Training log from metrics.jsonl: 20 logged rows up to step 20' in md
     assert 'last train loss 0.05, last validation loss 0.5' in md
     assert (tmp_path / 'report' / 'figures' / 'loss.png').is_file()
+
+
+def test_markdown_and_html_show_the_sections_of_one_model(run_dir: Path):
+    """Both files render the one list of sections, in its order: a section added there is in both."""
+    report = build_report(load_run(run_dir), created='2026-01-01T00:00:00+00:00')
+    assert [s.id for s in report.sections] == \
+        ['results', 'training', 'latency', 'stages', 'rollouts', 'notes']
+    assert [f.name for f in report.figures] == ['success', 'loss', 'latency']
+    html_path, md_path = write_report(run_dir)
+    titles = [s.title for s in report.sections]
+    assert re.findall(r'^## (.+)$', md_path.read_text(), re.M) == titles
+    assert re.findall(r'<h2>(.+?)</h2>', html_path.read_text()) == titles

@@ -1,0 +1,262 @@
+"""The evaluation report as data: a header and ONE list of sections, each a title and parts.
+
+``build_report(inputs)`` decides what the report shows; ``report_render`` turns the same
+``Report`` into Markdown and HTML through ``templates/report.md.j2`` and ``report.html.j2``,
+which render any section from its parts. Adding a section is one entry in ``build_report``'s
+list (a new kind of part is one dataclass here and one branch in each template).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from vla_bringup.report_figures import latency_figure, loss_figure, success_figure
+from vla_bringup.report_inputs import LABELS, Metrics, Rollout, RunInputs, optional_float
+
+
+# -- the model --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Text:
+    """A paragraph."""
+
+    text: str
+    kind: ClassVar[str] = 'text'
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of text cells under a header; the page sets the last row (total, overall) in bold."""
+
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    css: str = ''  # the HTML table's class
+    kind: ClassVar[str] = 'table'
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Label: value lines (a definition list on the page)."""
+
+    items: Sequence[tuple[str, str]]
+    kind: ClassVar[str] = 'facts'
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot: written to ``figures/NAME.png`` (linked from the Markdown), inlined in the page."""
+
+    name: str
+    title: str
+    png: bytes = field(repr=False)
+    kind: ClassVar[str] = 'figure'
+
+
+@dataclass(frozen=True)
+class Media:
+    """One rollout GIF/MP4 and what it shows."""
+
+    caption: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """The rollouts shown for one task, under a heading of their own."""
+
+    title: str
+    items: Sequence[Media]
+    kind: ClassVar[str] = 'rollouts'
+
+
+@dataclass(frozen=True)
+class Bullets:
+    """A bulleted list."""
+
+    items: Sequence[str]
+    css: str = ''  # the HTML list's class
+    kind: ClassVar[str] = 'bullets'
+
+
+Part = Text | Table | Facts | Figure | Rollouts | Bullets
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str  # stable name, for code that looks a section up
+    title: str
+    parts: Sequence[Part]
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str  # the run directory's name
+    run_dir: Path
+    created: str  # ISO 8601 UTC
+    summary: str  # one sentence: the policy's success against the baseline's
+    sections: Sequence[Section]
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [p for s in self.sections for p in s.parts if isinstance(p, Figure)]
+
+
+def build_report(inputs: RunInputs, created: str) -> Report:
+    """The sections of the report of ``inputs``, in page order (figures drawn here)."""
+    results, tasks, metrics = inputs.results, inputs.tasks, inputs.metrics
+    latency_png = latency_figure(results)
+    sections = [
+        Section('results', 'Results per task', [
+            Table(*task_table(results, tasks), css='results'),
+            Facts(run_facts(results)),
+            Figure('success', 'Success rate per task', success_figure(results, tasks))]),
+        Section('training', 'Training', [
+            *([Text(f'Training log {metrics_text(metrics, inputs.run_dir)}.')]
+              if metrics is not None else []),
+            Figure('loss', 'Training loss', loss_figure(metrics))
+            if metrics is not None and (metrics.train or metrics.val)
+            else Text('No loss curves (see notes).')]),
+        Section('latency', 'Control latency', [
+            Figure('latency', 'Control latency', latency_png) if latency_png is not None
+            else Text('No per-tick latency samples (see notes).')]),
+        Section('stages', 'Stage wall times', [Table(*stage_table(inputs.stages), css='stages')])
+        if inputs.stages is not None else None,
+        Section('rollouts', 'Rollouts', [
+            Rollouts(task or 'not matched to a task',
+                     [Media(rollout_caption(r), r.path) for r in chosen])
+            for task, chosen in inputs.rollouts.items()]
+            or [Text('No rollout videos (see notes).')]),
+        Section('notes', 'Missing inputs and notes', [Bullets(inputs.notes, css='notes')])
+        if inputs.notes else None,
+    ]
+    return Report(inputs.run_dir.name, inputs.run_dir, created, summary_line(results),
+                  [s for s in sections if s is not None])
+
+
+# -- text -------------------------------------------------------------------------------------
+def _rate(entry: dict | None) -> str:
+    if entry is None:
+        return '—'
+    return f'{entry["successes"]}/{entry["n"]} ({entry["success_rate"]:.0%})'
+
+
+def _ci(entry: dict | None) -> str:
+    return '—' if entry is None else f'[{entry["ci95"][0]:.2f}, {entry["ci95"][1]:.2f}]'
+
+
+def _pair(entries: Sequence[dict | None], key: str, fmt: str) -> str:
+    return ' / '.join('—' if e is None or e.get(key) is None else format(e[key], fmt)
+                      for e in entries)
+
+
+def task_table(results: dict[str, dict], tasks: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-task comparison (overall last)."""
+    sources = list(results)
+    header = ['task']
+    for s in sources:
+        header += [f'{LABELS[s]} success', f'{LABELS[s]} 95% CI']
+    both = ' / '.join(LABELS[s] for s in sources)
+    header += [f'mean reward ({both})', f'mean length ({both})', f'e-stops ({both})']
+    rows = []
+    for name in [*tasks, 'overall']:
+        entries = [results[s]['overall'] if name == 'overall' else results[s]['tasks'].get(name)
+                   for s in sources]
+        row = [name]
+        for e in entries:
+            row += [_rate(e), _ci(e)]
+        row += [_pair(entries, 'mean_reward', '.2f'), _pair(entries, 'mean_length', '.1f'),
+                _pair(entries, 'estops', '.0f')]
+        rows.append(row)
+    return header, rows
+
+
+def summary_line(results: dict[str, dict]) -> str:
+    """Policy success as a fraction of the baseline's (or what there is to say without one)."""
+    parts = {s: results[s]['overall'] for s in results}
+    text = {s: f'{o["successes"]}/{o["n"]} episodes ({o["success_rate"]:.1%}, 95% CI '
+               f'[{o["ci95"][0]:.2f}, {o["ci95"][1]:.2f}])' for s, o in parts.items()}
+    if 'policy' in parts and 'baseline' in parts:
+        policy, baseline = parts['policy']['success_rate'], parts['baseline']['success_rate']
+        if baseline > 0:
+            ratio = f'{policy / baseline:.1%} of the scripted baseline\'s success rate'
+        else:
+            ratio = 'the scripted baseline had no success, so there is no ratio'
+        return (f'The VLA policy succeeded in {text["policy"]}: {ratio} '
+                f'(baseline: {text["baseline"]}).')
+    source = next(iter(parts))
+    missing = 'baseline' if source == 'policy' else 'policy'
+    return (f'The {LABELS[source]} succeeded in {text[source]}; there are no {LABELS[missing]} '
+            f'results (eval/{missing}.json) to compare with.')
+
+
+def _fmt_latency(lat: dict) -> str:
+    p50, p99 = optional_float(lat.get('p50')), optional_float(lat.get('p99'))
+    if p50 is None and p99 is None and not lat['samples']:
+        return 'not measured'
+    if p50 is None and lat['samples']:
+        p50 = float(np.percentile(lat['samples'], 50))
+    if p99 is None and lat['samples']:
+        p99 = float(np.percentile(lat['samples'], 99))
+    return ', '.join(f'{k} {v:.1f} ms' for k, v in (('p50', p50), ('p99', p99)) if v is not None)
+
+
+def run_facts(results: dict[str, dict]) -> list[tuple[str, str]]:
+    """(label, value) lines about each evaluation: what ran, how many episodes, rates, which
+    simulator timing (lock-step or real time), controller overruns, and the CPU."""
+    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
+    facts = []
+    machines = []
+    for source, data in results.items():
+        rate = optional_float(data.get('control_rate_hz'))
+        timeouts = sum(int(t.get('timeouts') or 0) for t in data['tasks'].values())
+        controller = data.get('controller') if isinstance(data.get('controller'), dict) else None
+        simulation = data.get('simulation') if isinstance(data.get('simulation'), dict) else None
+        facts.append((LABELS[source],
+                      f'{data.get("policy", "?")}; {data.get("episodes_per_task", "?")} episodes '
+                      f'per task from seed {data.get("seed", "?")}; latency '
+                      f'{_fmt_latency(data["latency_ms"])}; control rate '
+                      f'{"not measured" if rate is None else f"{rate:.1f} Hz"}; '
+                      + (f'controller {controller_text(controller)}; ' if controller else '')
+                      + f'{timeouts} timed-out episode(s); simulation '
+                      + ('timing not recorded' if simulation is None
+                         else simulation_text(simulation))))
+        if isinstance(data.get('machine'), dict):
+            machines.append(machine_text(data['machine']))
+    if machines:
+        facts.append(('Machine', '; '.join(dict.fromkeys(machines))))
+    return facts
+
+
+def stage_table(stages: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the stage wall times (the command column only where one is known)."""
+    commands = any(s['command'] for s in stages.values())
+    header = ['stage', 'seconds', 'status'] + (['command'] if commands else [])
+    rows = [[name, '—' if s['seconds'] is None else f'{s["seconds"]:.1f}', s['status']]
+            + ([s['command']] if commands else []) for name, s in stages.items()]
+    total = sum(s['seconds'] or 0.0 for s in stages.values())
+    rows.append(['total', f'{total:.1f}', ''] + ([''] if commands else []))
+    return header, rows
+
+
+def metrics_text(metrics: Metrics, run_dir: Path) -> str:
+    """Where the training log is, how far it goes and its last losses."""
+    last_train = f'{metrics.train[-1][1]:.4g}' if metrics.train else '—'
+    last_val = f'{metrics.val[-1][1]:.4g}' if metrics.val else '—'
+    elapsed = '' if metrics.elapsed_s is None else f', {metrics.elapsed_s:.0f} s of training'
+    text = (f'from {metrics.source.relative_to(run_dir)}: {len(metrics.steps)} logged rows up to '
+            f'step {max(metrics.steps) if metrics.steps else 0}{elapsed}; last train loss '
+            f'{last_train}, last validation loss {last_val}')
+    if metrics.ignored:
+        text += (f' ({", ".join(p.name for p in metrics.ignored)} beside it, '
+                 'the same log in another format, not read)')
+    return text
+
+
+def rollout_caption(r: Rollout) -> str:
+    who = LABELS.get(r.source, 'rollout')
+    outcome = {True: 'success', False: 'failure', None: 'outcome not recorded'}[r.success]
+    seed = '' if r.seed is None else f', seed {r.seed}'
+    return f'{r.task or "unmatched"}: {who} {outcome}{seed}'
