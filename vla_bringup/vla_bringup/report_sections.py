@@ -1,4 +1,4 @@
-"""The evaluation report as data: a header and ONE list of sections, each a title and parts.
+"""The evaluation report as data: a header and one list of sections, each a title and parts.
 
 ``build_report(inputs)`` decides what the report shows; ``report_render`` turns the same
 ``Report`` into Markdown and HTML through ``templates/report.md.j2`` and ``report.html.j2``,
@@ -86,6 +86,8 @@ Part = Text | Table | Facts | Figure | Rollouts | Bullets
 
 @dataclass(frozen=True)
 class Section:
+    """A ``##`` heading in the Markdown, an ``<h2>`` on the page, and its parts in order."""
+
     id: str  # stable name, for code that looks a section up
     title: str
     parts: Sequence[Part]
@@ -93,6 +95,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Report:
+    """What both report files show: the header, then the sections in order."""
+
     title: str  # the run directory's name
     run_dir: Path
     created: str  # ISO 8601 UTC
@@ -101,6 +105,7 @@ class Report:
 
     @property
     def figures(self) -> list[Figure]:
+        """Every figure of the sections (each is written to ``figures/NAME.png``)."""
         return [p for s in self.sections for p in s.parts if isinstance(p, Figure)]
 
 
