@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from vla_common.files import atomic_path, atomic_write_json
 from vla_policy.config import DEFAULT_LR, PRESET_LR, PRESETS, VLAConfig, preset, preset_lr
 from vla_policy.dataset import (DataError, DatasetInfo, EpisodeDataset, collate, load_or_compute_stats,
                                 scan_episodes, split_episodes)
@@ -337,9 +338,8 @@ class Trainer:
                  'ema': self._trainable_state(self.ema.model) if self.ema is not None else None,
                  'step': self.step, 'total_steps': self.total_steps, 'elapsed_s': self.elapsed(),
                  'cpu_s': self.cpu_seconds(), 'schedule': self.schedule_state()}
-        tmp = ckpt / f'.{TRAINING_STATE}.tmp'
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt / TRAINING_STATE)
+        with atomic_path(ckpt / TRAINING_STATE) as tmp:
+            torch.save(state, tmp)
         periodic = self.out / 'checkpoints' / f'step_{self.step:07d}'
         if periodic.exists():
             shutil.rmtree(periodic)
@@ -601,8 +601,8 @@ def run(argv: list[str] | None = None, clock: Callable[[], float] = time.monoton
         model_config = build_model_config(args, info)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / 'train_config.json').write_text(json.dumps({'train': dataclasses.asdict(cfg),
-                                                           'model': model_config.to_dict()}, indent=2, default=str))
+        atomic_write_json(out / 'train_config.json', {'train': dataclasses.asdict(cfg),
+                                                      'model': model_config.to_dict()}, default=str)
     trainer = Trainer(cfg, model_config, info, dist, device, resume_from, clock=clock)
     if dist.main:
         sched = trainer.schedule

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vla_common.files import atomic_path
+
 
 MAX_WARMUP_SHARE = 0.25  # the cosine decay starts at the latest a quarter into the schedule
 MIN_WARMUP_STEPS = 10  # a time budget must fit this many warmup steps (or --warmup-steps if fewer)
@@ -208,7 +210,6 @@ class MetricsLog:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        tmp = path.with_name(f'.{path.name}.tmp.png')
-        fig.savefig(tmp, dpi=100)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
         plt.close(fig)
-        tmp.replace(path)
