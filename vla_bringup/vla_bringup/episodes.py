@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -79,13 +78,6 @@ def _parameter(name: str, value) -> Parameter:
                                                          double_value=value))
     return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
                                                      string_value=str(value)))
-
-
-def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    """A rollout as an animated GIF, written the way the offline evaluation writes its own (frame
-    durations in milliseconds: imageio/Pillow read ``1 / fps`` as 0 ms; atomic rename)."""
-    from vla_policy.evaluate import write_gif as write_rollout_gif
-    return write_rollout_gif(frames, path, fps)
 
 
 class EpisodeRunner:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_bringup.episodes import EpisodeResult, EpisodeRunner, write_gif
+from vla_bringup.episodes import EpisodeResult, EpisodeRunner
+from vla_common.files import write_gif
 from vla_common.stats import rate_summary
 
 VIDEO_FRAME_STRIDE = 3  # keep every 3rd frame of a rollout (10 fps GIFs at 30 Hz)

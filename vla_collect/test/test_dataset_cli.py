@@ -54,6 +54,11 @@ def test_view_writes_a_gif_with_frames_and_traces(episode_dir, tmp_path):
     assert len(frames) == 7
     assert frames[0].shape[1] == 64 and frames[0].shape[0] > 48  # 2x image above the plot
     assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(tmp_path / 'x.avi')]) == 1
+    slow = tmp_path / 'slow.gif'
+    assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(slow), '--fps', '10']) == 0
+    from PIL import Image
+    with Image.open(slow) as gif:
+        assert gif.info['duration'] == 100  # ms per frame at 10 fps
 
 
 def test_view_shows_every_camera_side_by_side(tmp_path):

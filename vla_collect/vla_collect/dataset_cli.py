@@ -24,7 +24,7 @@ from vla_collect import dataset_import
 from vla_collect.episode_io import (EpisodeFormatError, list_episodes, list_interrupted,
                                     load_valid_episodes, open_episode, recover_episode,
                                     validate_episode)
-from vla_common.files import atomic_path, atomic_write_json
+from vla_common.files import atomic_path, atomic_write_json, write_gif
 
 
 class DatasetError(RuntimeError):
@@ -208,11 +208,10 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
             trace[:, max(0, x - 1):x + 1] = (220, 30, 30)
             frames.append(np.vstack([image, trace]))
         rate = (fps or ep.fps) / every
+    if suffix == '.gif':
+        return write_gif(frames, out, fps=rate)
     with atomic_path(out) as tmp:
-        if suffix == '.gif':
-            imageio.mimsave(tmp, frames, duration=1000.0 / rate, loop=0)
-        else:
-            imageio.mimsave(tmp, frames, fps=rate)
+        imageio.mimsave(tmp, frames, fps=rate)
     return out
 
 

@@ -45,3 +45,29 @@ def test_atomic_path_keeps_the_suffix_and_gives_readable_permissions(tmp_path):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / 'clip.gif').stat().st_mode)
     assert mode == 0o644, oct(mode)
+
+
+@pytest.mark.parametrize('fps, delay_ms', [(10.0, 100), (30.0, 30), (15.0, 70), (1000.0, 20)])
+def test_gif_frames_play_at_the_given_rate_when_read_back(tmp_path, fps, delay_ms):
+    """Every frame's delay, read back by Pillow and by imageio, is 1/fps in milliseconds
+    (to GIF's 10 ms resolution, and at least the 20 ms browsers honour)."""
+    import imageio.v3 as iio
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    from vla_common.files import gif_frame_ms, write_gif
+    assert gif_frame_ms(fps) == delay_ms
+    frames = [np.full((8, 8, 3), 40 * i, np.uint8) for i in range(4)]
+    path = write_gif(frames, tmp_path / 'videos' / 'a.gif', fps=fps)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4 and gif.info['loop'] == 0
+        assert [frame.info['duration'] for frame in ImageSequence.Iterator(gif)] == [delay_ms] * 4
+    assert iio.immeta(path, index=0)['duration'] == delay_ms
+    assert [p.name for p in (tmp_path / 'videos').iterdir()] == ['a.gif']  # no temporary left
+
+
+def test_gif_rate_must_be_positive():
+    from vla_common.files import gif_frame_ms
+    for fps in (0.0, -1.0, float('nan')):
+        with pytest.raises(ValueError):
+            gif_frame_ms(fps)

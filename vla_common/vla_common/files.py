@@ -82,3 +82,25 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2, **d
     """Write ``json.dumps(obj, indent=indent, **dumps_kwargs)`` to ``path`` atomically (the JSON is
     built before the file is touched, so an unserialisable object leaves no file behind)."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, **dumps_kwargs))
+
+
+def gif_frame_ms(fps: float) -> int:
+    """The frame delay of a GIF played at ``fps``, in milliseconds as imageio/Pillow take it.
+
+    GIF stores delays in hundredths of a second, so the delay is rounded to 10 ms; and browsers
+    play delays under 20 ms at 100 ms, so it is at least 20 ms (50 fps at most).  (Passing
+    ``1 / fps``, seconds, is the old mistake: Pillow reads it as 0 ms.)
+    """
+    if not fps > 0:
+        raise ValueError(f'fps must be > 0, got {fps}')
+    return max(20, int(round(100.0 / fps)) * 10)
+
+
+def write_gif(frames, path: str | Path, fps: float) -> Path:
+    """``frames`` (HxWx3 uint8 arrays) as a looping animated GIF at ``fps``, written atomically;
+    returns ``path``.  Needs imageio (imported here, so importing this module does not)."""
+    import imageio.v2 as imageio
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        imageio.mimsave(tmp, list(frames), duration=gif_frame_ms(fps), loop=0)
+    return path

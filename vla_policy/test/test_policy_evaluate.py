@@ -28,13 +28,3 @@ def test_wrong_robot_checkpoint_is_refused(tmp_path, capsys):
     assert main(['--checkpoint', str(tmp_path / 'nothing'), '--episodes', '1']) == 1
     assert main(['--checkpoint', str(ckpt), '--tasks', 'fly', '--episodes', '1']) == 1
 
-
-def test_rollout_gif_plays_at_the_control_rate(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    from vla_policy.evaluate import write_gif
-    frames = [np.full((8, 8, 3), 40 * i, np.uint8) for i in range(4)]
-    path = write_gif(frames, tmp_path / 'a.gif', fps=10.0)
-    with Image.open(path) as gif:
-        assert gif.n_frames == 4 and gif.info['duration'] == 100  # ms per frame at 10 Hz

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_common.files import atomic_path, atomic_write_json
+from vla_common.files import atomic_write_json, write_gif
 
 VIDEO_STRIDE = 3  # keep every 3rd frame (10 fps GIFs at 30 Hz)
 
@@ -72,14 +72,6 @@ def summarize(rollouts: list[Rollout], policy: str, episodes: int, seed: int) ->
     return {'policy': policy, 'episodes_per_task': episodes, 'seed': seed, 'tasks': tasks, 'overall': overall,
             'latency_ms': latency, 'control_rate_hz': None,
             'episodes': [{k: v for k, v in asdict(r).items() if k not in ('frames', 'latency_ms')} for r in rollouts]}
-
-
-def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    import imageio.v2 as imageio
-    with atomic_path(path) as tmp:
-        # imageio's GIF writer (Pillow) takes the frame duration in milliseconds.
-        imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
-    return path
 
 
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
