@@ -57,7 +57,7 @@ def bench_training(data: Path, preset_name: str, steps: int, batch_size: int, de
     every camera of ``data``; clip-bert with random weights (nothing is downloaded)."""
     from vla_policy import train as T
     from vla_policy.dataset import scan_episodes
-    from vla_policy.training import EpochBatchSampler
+    from vla_policy.sampler import EpochBatchSampler
     out = tempfile.mkdtemp(prefix='vla_bench_run_')
     args = T.build_parser().parse_args(['--data', str(data), '--out', out, '--steps', '1000000', '--preset',
                                         preset_name if preset_name != 'clip-bert' else 'cpu',
@@ -110,7 +110,7 @@ def trainer_worker(data: Path, steps: int, threads: int, extra: list[str]) -> No
     torch.set_num_threads(threads)
     from vla_policy import train as T
     from vla_policy.dataset import scan_episodes
-    from vla_policy.training import EpochBatchSampler
+    from vla_policy.sampler import EpochBatchSampler
     out = tempfile.mkdtemp(prefix='vla_bench_run_')
     args = T.build_parser().parse_args(['--data', str(data), '--out', out, '--steps', '1000000',
                                         '--threads', str(threads), *extra])

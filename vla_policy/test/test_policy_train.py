@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from vla_policy import VLAPolicy
 from vla_policy.train import main, run
-from vla_policy.training import MAX_WARMUP_SHARE, EpochBatchSampler, Schedule, get_lr
+from vla_policy.sampler import EpochBatchSampler
+from vla_policy.schedule import MAX_WARMUP_SHARE, Schedule, get_lr
 from vla_policy.testing import write_tiny_dataset
 
 FAST = ['--preset', 'tiny', '--batch-size', '8', '--warmup-steps', '5', '--log-every', '5', '--workers', '0',
