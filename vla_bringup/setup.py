@@ -15,13 +15,14 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
-    install_requires=['setuptools'],
+    install_requires=['setuptools', 'numpy', 'PyYAML', 'matplotlib', 'tqdm', 'imageio', 'opencv-python-headless',
+                      'jinja2'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='Launch files, YAML configuration and the vla command that runs whole scenarios (sim, teleop, collect, train, deploy, evaluate, demo).',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout', 'pillow']},
     entry_points={
         'console_scripts': [
             'vla = vla_bringup.cli:main',

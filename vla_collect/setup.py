@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 package_name = 'vla_collect'
@@ -11,17 +9,15 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
-    install_requires=['setuptools', 'h5py', 'imageio', 'matplotlib', 'tqdm', 'rosbags', 'pyarrow',
-                      'av'],
+    install_requires=['setuptools', 'numpy', 'h5py', 'imageio', 'matplotlib', 'tqdm', 'PyYAML',
+                      'opencv-python-headless', 'rosbags', 'pyarrow', 'av'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='Teleoperation (joystick, keyboard) and the synchronised 30 Hz demonstration recorder writing HDF5 episodes, plus dataset tools.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout', 'pillow'], 'mp4': ['imageio-ffmpeg']},
     entry_points={
         'console_scripts': [
             'teleop_collector = vla_collect.collector_node:main',

