@@ -20,6 +20,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import (ROBOT_COMMAND_TOPIC, REQUEST_TOPIC, controller_nodes,
                                    robot_nodes, safety_nodes)
+from vla_collect.episode_io import list_episodes, open_episode
 from vla_common.launching import NodeGroup
 from vla_common.testing import GraphProbe, wait_for
 
@@ -223,10 +224,13 @@ def test_a_stale_joint_state_holds_at_the_last_target_not_at_the_stale_position(
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
-def test_sigint_and_sigterm_publish_the_hold_before_the_node_exits(graph, checkpoints, sig):
-    """rclpy's own SIGINT handler used to shut the context down first: no hold ever left."""
+def test_sigint_and_sigterm_publish_the_hold_before_the_node_exits(graph, checkpoints, sig,
+                                                                    tmp_path):
+    """rclpy's own SIGINT handler used to shut the context down first: no hold ever left.
+    The run is recorded (``record_dir``) and its episode finished on the way out."""
     probe, start = graph
-    group = start(controller(checkpoints['good'], command='pick up the red cube'))
+    group = start(controller(checkpoints['good'], command='pick up the red cube',
+                             record_dir=str(tmp_path / 'rollouts')))
     feed = Feed(probe)
     feed.position = [0.1, 0.3, 1.5, 1.2, 0.1, 0.1, 0.03]
     assert status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 10, 60) is not None, \
@@ -241,6 +245,11 @@ def test_sigint_and_sigterm_publish_the_hold_before_the_node_exits(graph, checkp
     np.testing.assert_allclose(after[-1].points[0].positions, feed.position, atol=1e-9)
     log = node.output(20000)
     assert f'{sig.name} received' in log and 'shutting down: holding at the measured position' in log
+    episodes = list_episodes(tmp_path / 'rollouts')
+    assert [p.name for p in episodes] == ['episode_000000.hdf5'], log
+    assert f'recording the run to {tmp_path / "rollouts" / "episode_000000.hdf5"}' in log
+    with open_episode(episodes[0]) as episode:
+        assert episode.language_command == 'pick up the red cube' and len(episode) > 10
 
 
 def test_lockstep_answers_each_tick_once_on_that_ticks_observation(graph, checkpoints):

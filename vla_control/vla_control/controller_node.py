@@ -22,7 +22,8 @@ holds.  With ``lockstep`` (a lock-step simulator) there is no timer: each simula
 taken once its images and joint state (one header stamp) have arrived and the node clock has
 reached it, and every tick is answered, a hold by re-sending its target, so the simulator never
 waits out its timeout and the policy always sees the tick it answers.  With ``record_dir`` set
-every observation and predicted action goes to an HDF5 episode per command.
+every observation and predicted action goes to an HDF5 episode per command
+(``episode_NNNNNN.hdf5``, :mod:`vla_control.rollouts`).
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
+from vla_control.rollouts import RolloutRecorder
 from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
                                  hold_reason)
 from vla_safety.ros_support import emit_log
@@ -129,12 +130,12 @@ class VLAController(Node):
         self.error = ''
         self.ticks = self.overruns = self.inferences = 0
         self.busy = False
-        self.recorder = None  # EpisodeWriter of the current command's run
-        self._recording_args: tuple[Path, str] | None = None
         self.num_threads = max(1, int(p('num_threads').value))
         self.policy = self._load_policy()
         self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
         self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age)
+        self.recording = RolloutRecorder(str(p('record_dir').value), self.limits.joint_names,
+                                         1.0 / self.period, self.cameras)
         self._set_encode_every_tick(bool(p('encode_every_tick').value))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -420,10 +421,8 @@ class VLAController(Node):
     def _new_episode(self, instruction: str) -> None:
         self.loop.new_episode()
         self._close_recording()
-        record_dir = str(self.get_parameter('record_dir').value)
-        if record_dir and instruction and self.policy is not None:
-            # the file is opened on the first acted frame, when the image size is known
-            self._recording_args = (Path(record_dir), instruction)
+        if self.policy is not None:
+            self.recording.start(instruction)  # the file opens on the first acted frame
 
     # -- parameters -----------------------------------------------------------------------------
     def _set_encode_every_tick(self, value: bool) -> None:
@@ -446,39 +445,19 @@ class VLAController(Node):
 
     # -- recording ------------------------------------------------------------------------------
     def _record(self, image, extra, q, v, action, now) -> None:
-        args = self._recording_args
-        if args is None:
-            return
         try:
-            if self.recorder is None:
-                from vla_collect.episode_io import EpisodeWriter
-                directory, instruction = args
-                index = len(list(directory.glob('rollout_*.hdf5'))) if directory.is_dir() else 0
-                path = directory / f'rollout_{index:06d}_{time.strftime("%Y%m%d_%H%M%S")}.hdf5'
-                self.recorder = EpisodeWriter(
-                    path, joint_names=self.limits.joint_names, action_names=self.limits.joint_names,
-                    image_shape=image.shape, fps=1.0 / self.period, language_command=instruction,
-                    robot='vla_controller', cameras=self.cameras,
-                    camera_shapes={c: extra[f'image_{c}'].shape for c in self.cameras})
+            path = self.recording.record(image, extra, q, v, action, now)
+            if path is not None:
                 self.get_logger().info(f'recording the run to {path}')
-            self.recorder.append(image, q, v, action, timestamp=now,
-                                 extra_images={c: extra[f'image_{c}'] for c in self.cameras})
         except (OSError, ValueError) as exc:
             self._fault('recording error', f'recording stopped: {exc}')
-            self._recording_args = None
             self._close_recording()
 
     def _close_recording(self) -> None:
-        if self.recorder is not None:
-            try:
-                if self.recorder.length:
-                    self.recorder.close(success=False, attrs={'source': 'vla_controller rollout'})
-                else:
-                    self.recorder.abort()
-            except (OSError, ValueError) as exc:
-                self.get_logger().error(f'could not finish the recording: {exc}')
-            self.recorder = None
-        self._recording_args = None
+        try:
+            self.recording.close()
+        except (OSError, ValueError) as exc:
+            self.get_logger().error(f'could not finish the recording: {exc}')
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
