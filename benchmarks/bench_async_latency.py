@@ -36,13 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
     parser.add_argument('--episodes', type=int, default=10, help='episodes per task')
     parser.add_argument('--spike-ms', type=float, default=0.0, help='extra delay of every 5th inference')
+    parser.add_argument('--replan', choices=['auto', 'every'], default='auto',
+                        help='asynchronous modes: start the next inference when the plan has at most '
+                             'chunk_size - n_action_steps ticks left, or more if the latency needs it '
+                             '(auto, vla_control.chunking.Replanner), or as soon as the previous one '
+                             'is done (every)')
     parser.add_argument('--out', type=Path, default=Path('runs/bench_async'), help='results directory')
     args = parser.parse_args(argv)
 
     import numpy as np
     import torch
 
-    from vla_control.chunking import ChunkStitcher, LatencyModel, rollout_with_latency
+    from vla_control.chunking import ChunkStitcher, LatencyModel, Replanner, rollout_with_latency
     from vla_policy.policy import VLAPolicy
     from vla_sim import TASKS, SimEnv
     from vla_common.stats import rate_summary
@@ -70,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  n_action_steps=cfg.n_action_steps)
                         latency = LatencyModel(base=ms / 1e3, spike=args.spike_ms / 1e3,
                                                spike_every=5 if args.spike_ms else 0)
+                        replan = 0 if mode == 'sync' else Replanner(
+                            cfg.chunk_size, cfg.n_action_steps, period, every=args.replan == 'every')
                         episodes.append(rollout_with_latency(env, policy, task, 1000 + i, stitcher, latency,
-                                                             replan=0 if mode == 'sync' else None))
+                                                             replan=replan))
                 summary = rate_summary(sum(e['success'] for e in episodes), len(episodes))
                 holds = sum(e['holds'] for e in episodes) / max(1, sum(e['length'] for e in episodes))
                 jerk = max(e['max_jerk'] for e in episodes)
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'results.json').write_text(json.dumps(
         {'checkpoint': str(args.checkpoint), 'tasks': tasks, 'episodes_per_task': args.episodes,
-         'spike_ms': args.spike_ms, 'results': results}, indent=1))
+         'spike_ms': args.spike_ms, 'replan': args.replan, 'results': results}, indent=1))
     try:
         import matplotlib
         matplotlib.use('Agg')

@@ -227,3 +227,27 @@ def test_zero_latency_lands_within_the_tick_as_the_synchronous_controller():
     stitcher = ChunkStitcher('queue', DT, 1, n_action_steps=4)
     result = rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, stitcher, LatencyModel(), replan=0)
     assert result['success'] and result['holds'] == 0
+
+
+def test_replanner_follows_a_chunk_for_n_action_steps_and_waits_for_a_slow_model():
+    from vla_control.chunking import Replanner
+    plan = Replanner(chunk_size=16, n_action_steps=8, period=DT)
+    assert plan.threshold == 8 and not plan.due(9) and plan.due(8) and plan.due(0)
+    for _ in range(10):
+        plan.landed(0.25)  # 2.5 ticks: still within what the chunk covers
+    assert plan.threshold == 8
+    for _ in range(10):
+        plan.landed(1.15)  # a model slower than n_action_steps ticks: start earlier
+    assert plan.threshold == 13 and plan.due(13) and not plan.due(14)
+    assert Replanner(16, 8, DT, every=True).due(16)
+    with pytest.raises(ValueError):
+        Replanner(8, 9, DT)
+    # in a rollout: an inference every ~n_action_steps ticks instead of every tick, no holds but
+    # the first chunk's way, and the same success
+    stitcher = ChunkStitcher('latency', DT, 1)
+    result = rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, stitcher, LatencyModel(base=0.25),
+                                  replan=Replanner(8, 4, DT))
+    every = rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, ChunkStitcher('latency', DT, 1),
+                                 LatencyModel(base=0.25))
+    assert result['success'] and every['success'] and result['holds'] == every['holds'] == 3
+    assert result['inferences'] < every['inferences']

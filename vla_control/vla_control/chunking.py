@@ -162,6 +162,42 @@ class ChunkStitcher:
         return (weights[:, None] * np.stack(votes)).sum(0) / weights.sum()
 
 
+class Replanner:
+    """When to start the next inference: once the plan has at most ``threshold`` ticks left.
+
+    ``every``: as soon as the previous inference is done (every tick at zero latency).
+    Otherwise the threshold is ``chunk_size - n_action_steps`` (a chunk is followed for about
+    ``n_action_steps`` ticks before the next one takes over, as the synchronous action queue
+    does, whatever the latency up to that many ticks), raised to the expected latency in ticks
+    plus one (the 90th percentile of the last observation-to-landing delays) so that a slow
+    model's next chunk lands before the plan runs out.
+    """
+
+    def __init__(self, chunk_size: int, n_action_steps: int, period: float, every: bool = False,
+                 window: int = 20) -> None:
+        if chunk_size < 1 or not 1 <= n_action_steps <= chunk_size or not period > 0:
+            raise ValueError(f'need 1 <= n_action_steps <= chunk_size and period > 0; got '
+                             f'{n_action_steps}, {chunk_size}, {period}')
+        self.every, self.period = bool(every), float(period)
+        self.base = int(chunk_size) - int(n_action_steps)
+        self.delays: deque[float] = deque(maxlen=window)
+
+    @property
+    def threshold(self) -> int:
+        if not self.delays:
+            return self.base
+        expected = math.ceil(float(np.percentile(self.delays, 90)) / self.period - 1e-9)
+        return max(self.base, expected + 1)
+
+    def due(self, remaining: int) -> bool:
+        """Whether an inference should start with ``remaining`` ticks of plan left."""
+        return self.every or remaining <= self.threshold
+
+    def landed(self, delay: float) -> None:
+        """A chunk landed ``delay`` s after the observation it was computed from."""
+        self.delays.append(max(0.0, float(delay)))
+
+
 @dataclass
 class LatencyModel:
     """Injected inference delay: ``base`` seconds, and ``spike`` seconds more on every
@@ -179,11 +215,12 @@ class LatencyModel:
 
 
 def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: ChunkStitcher,
-                         latency: LatencyModel, replan: int | None = None) -> dict[str, Any]:
+                         latency: LatencyModel, replan: int | Replanner | None = None) -> dict[str, Any]:
     """One ROS-free episode with asynchronous inference whose delay is counted in simulated time.
 
     An inference starts on the newest observation when none is running and the plan has at most
-    ``replan`` ticks left (default: as soon as the previous one is done); it lands
+    ``replan`` ticks left (an int, or a :class:`Replanner` that decides; default: as soon as the
+    previous one is done); it lands
     ``ceil(delay / period)`` ticks later (0 ms: within the tick, as the synchronous controller).  Each tick the robot is commanded the
     stitched action, or held at its last command while there is none.  Returns success, length,
     hold ticks, inferences and the largest change of commanded joint velocity between ticks
@@ -202,13 +239,19 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
         now = tick * period
         if pending is not None and tick >= pending[0]:
             stitcher.add(pending[1], pending[2], now)
+            if isinstance(replan, Replanner):
+                replan.landed(now - pending[2])
             pending = None
-        if pending is None and (replan is None or stitcher.remaining(now) <= replan):
+        left = stitcher.remaining(now)
+        due = (replan is None or (replan.due(left) if isinstance(replan, Replanner) else left <= replan))
+        if pending is None and due:
             land = tick + math.ceil(latency.next() / period - 1e-9)  # 0 ms: this tick, as in sync
             chunk = policy.predict_chunk(obs)
             inferences += 1
             if land <= tick:
                 stitcher.add(chunk, now, now)
+                if isinstance(replan, Replanner):
+                    replan.landed(0.0)
             else:
                 pending = (land, chunk, now)
         action, _why = stitcher.action(now)
@@ -234,7 +277,8 @@ class AsyncPolicy:
     """A VLAPolicy behind an inference thread, with :meth:`select_action` for the control loop.
 
     The control tick calls :meth:`select_action` with the newest observation: it hands the
-    observation to the worker (which always predicts on the newest one it has) and returns the
+    observation to the worker (which predicts on the newest one it has once the
+    :class:`Replanner` says the plan needs a new chunk) and returns the
     stitched action due now, or raises :class:`PlanPending` with the reason to hold.  The worker
     stamps each chunk with the time of the observation it was computed from, sleeps the injected
     latency (tests, benchmarks), and hands the chunk to the stitcher unless the plan was reset
@@ -244,8 +288,15 @@ class AsyncPolicy:
     """
 
     def __init__(self, policy: Any, stitcher: ChunkStitcher, clock: Any,
-                 latency: LatencyModel | None = None, sleep: Any = None, on_start: Any = None) -> None:
+                 latency: LatencyModel | None = None, sleep: Any = None, on_start: Any = None,
+                 replanner: Replanner | None = None) -> None:
         self.policy, self.stitcher, self.clock = policy, stitcher, clock
+        # when the next inference starts (default: the policy's chunk_size - n_action_steps
+        # ticks before the plan ends, or earlier for a slow model)
+        cfg = getattr(policy, 'config', None)
+        self.replanner = replanner or (
+            Replanner(int(cfg.chunk_size), int(cfg.n_action_steps), stitcher.period)
+            if cfg is not None and hasattr(cfg, 'chunk_size') else Replanner(1, 1, stitcher.period, every=True))
         self.latency = latency or LatencyModel()
         self.sleep = sleep or time.sleep
         self.on_start = on_start  # called in the worker thread first (e.g. torch.set_num_threads)
@@ -306,8 +357,9 @@ class AsyncPolicy:
             self.wake.clear()
             with self.lock:
                 job, epoch = self.newest, self.epoch
-            if job is None:
-                continue
+                due = self.replanner.due(self.stitcher.remaining(self.clock()))
+            if job is None or not due:
+                continue  # the next tick wakes the worker again
             obs, obs_time = job
             if epoch != self.worker_epoch:
                 self.policy.reset()  # a new command or a hold: forget the frame history
@@ -327,7 +379,10 @@ class AsyncPolicy:
                 if epoch != self.epoch:
                     self.discarded += 1
                     continue
-                problem = self.stitcher.add(chunk, obs_time, self.clock())
+                now = self.clock()
+                problem = self.stitcher.add(chunk, obs_time, now)
+                if problem is None:
+                    self.replanner.landed(now - obs_time)
                 self.inferences += 1
                 self.last_error = problem or ''
             self.wake.set()  # predict again on the newest observation
