@@ -26,7 +26,7 @@ RESTRICT = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
 def stage_table(run_dir: Path) -> list[str]:
     """The stage table and results of a demo run directory."""
     from vla_bringup.demo import STAGES
-    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
+    from vla_common.evaluation import controller_text, machine_text, simulation_text
     stages = json.loads((run_dir / 'stages.json').read_text())
     machine = next((s['machine'] for s in stages.values() if s.get('machine')), None)
     lines = [f'machine: {machine_text(machine)}', '',

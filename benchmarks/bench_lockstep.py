@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vla_bringup.collect import collect
-    from vla_bringup.commands import evaluate, task_names
-    from vla_bringup.evaluation import simulation_text
+    from vla_bringup.commands import task_names
+    from vla_bringup.evaluation import evaluate
+    from vla_common.evaluation import simulation_text
     tasks = task_names(args.tasks)
     out = args.out or Path(tempfile.mkdtemp(prefix='bench_lockstep_'))
     print(f'CPU {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores; '

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                  'cpu_minutes': round(meta['cpu_s'] / 60, 1) if meta.get('cpu_s') is not None else None,
                  'overall': summary['overall']['success_rate'], 'ci95': summary['overall']['ci95'],
                  'tasks': {t: v['success_rate'] for t, v in summary['tasks'].items()},
-                 'latency_ms': summary['latency_ms']}
+                 'latency_ms': {k: v for k, v in summary['latency_ms'].items() if k != 'samples'}}
         curve.append(point)
         per_task = '  '.join(f'{t} {v:.0%}' for t, v in point['tasks'].items())
         cpu = f'{point["cpu_minutes"]:>5.1f} CPU-min' if point['cpu_minutes'] is not None else ''

@@ -22,6 +22,12 @@ def test_evaluate_expert_writes_results_json(tmp_path, capsys):
     low, high = task['ci95']
     assert 0.0 < low < 1.0 and high == 1.0
     assert 'pick_blue' in capsys.readouterr().out
+    from vla_common.evaluation import EPISODE_KEYS, OVERALL_KEYS, RESULT_KEYS, TASK_KEYS
+    assert tuple(result) == RESULT_KEYS and result['runner'] == 'ros'
+    assert tuple(task) == TASK_KEYS and tuple(result['overall']) == OVERALL_KEYS
+    assert task['estops'] == 0 and task['timeouts'] == 0  # the safety monitor runs in the sim scenario
+    assert result['simulation']['mode'] == 'lockstep' and result['controller'] is None
+    assert [tuple(e) for e in result['episodes']] == [EPISODE_KEYS] * 2
 
 
 def test_unknown_task_is_a_clear_error(capsys):

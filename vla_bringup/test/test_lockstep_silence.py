@@ -1,6 +1,7 @@
 """A lock-step episode whose command source went silent ends as a timeout naming the topic."""
 from vla_bringup.episodes import SILENT_TICKS_LIMIT, silence
-from vla_bringup.evaluation import simulation_summary, simulation_text
+from vla_bringup.evaluation import simulation_summary
+from vla_common.evaluation import simulation_text
 
 
 def test_silence_names_the_topic_only_past_the_limit():

@@ -10,11 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from vla_bringup.scenarios import ARGUMENTS, build_scenario
-from vla_common.files import atomic_write_json
-from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
+from vla_common.launching import NodeGroup
 
 
 class CommandError(RuntimeError):
@@ -38,14 +35,13 @@ class Command:
 
 
 def task_names(spec: str) -> list[str]:
+    """``--tasks``: ``all`` or comma-separated names of ``vla_sim``'s tasks."""
+    from vla_common.evaluation import parse_tasks
     from vla_sim.tasks import TASKS
-    if spec == 'all':
-        return list(TASKS)
-    names = [t for t in spec.split(',') if t]
-    unknown = [t for t in names if t not in TASKS]
-    if unknown:
-        raise CommandError(f'unknown task(s) {unknown}; valid tasks: {", ".join(TASKS)} or "all"')
-    return names
+    try:
+        return parse_tasks(spec, list(TASKS))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 # -- scenarios that run until Ctrl-C ---------------------------------------------------------
@@ -115,86 +111,17 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
+    from vla_bringup.evaluation import evaluate
+    from vla_common.evaluation import format_table, write_results
     summary = evaluate(policy=args.policy, checkpoint=args.checkpoint, tasks=task_names(args.tasks),
                        episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
                        episode_timeout=args.episode_timeout, video_dir=args.videos,
                        video_root=args.json.parent.parent if args.json else None)
-    from vla_bringup.evaluation import format_table
     print(format_table(summary))
     if args.json:
-        atomic_write_json(args.json, summary)
+        write_results(args.json, summary)
         print(f'results written to {args.json}', file=sys.stderr)
     return 0
-
-
-def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
-             seed: int, rtf: float | None, episode_timeout: float, video_dir: Path | None = None,
-             video_root: Path | None = None) -> dict:
-    """Start the scenario on a private ROS domain, run the episodes, return the summary.
-
-    A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
-    expert the ``sim`` scenario; both on the same seeds.  ``rtf`` None: lock-step simulation;
-    a number: real time at that factor.
-    """
-    if episodes < 1:
-        raise CommandError(f'--episodes must be >= 1, got {episodes}')
-    if rtf is not None and rtf <= 0:
-        raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
-    values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None}
-    if checkpoint is not None:
-        from vla_policy.policy import CheckpointError, resolve_checkpoint
-        try:
-            values['checkpoint'] = str(resolve_checkpoint(checkpoint).resolve())
-        except CheckpointError as exc:
-            raise CommandError(str(exc)) from exc
-    env = isolated_ros_env()
-    specs = build_scenario('deploy' if checkpoint else 'sim', values)
-    from tqdm import tqdm
-
-    from vla_bringup.episodes import EpisodeRunner, SimUnavailable, private_context
-    from vla_bringup.evaluation import (controller_summary, evaluate_tasks, latency_summary,
-                                        machine_info, simulation_summary, summarize)
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    with domain_held(env), NodeGroup(specs, env=env) as group:
-        context = private_context(int(env['ROS_DOMAIN_ID']))
-        runner = EpisodeRunner(context=context)
-        try:
-            try:
-                runner.wait_for_sim(timeout=60.0)
-                if checkpoint is not None:
-                    runner.wait_for_controller(timeout=120.0)
-            except SimUnavailable as exc:
-                logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
-                raise CommandError(f'{exc}\n{logs}') from exc
-            bar = tqdm(total=len(tasks) * episodes, desc=f'evaluate {policy or checkpoint}',
-                       unit='ep', file=sys.stderr)
-
-            def progress(result) -> None:
-                bar.update(1)
-                bar.set_postfix_str(f'{result.task} seed {result.seed}: '
-                                    f'{"success" if result.success else "fail"}')
-                dead = group.dead()
-                if dead:
-                    raise CommandError(f'node {dead[0].spec.name} died:\n{dead[0].output()}')
-
-            results = evaluate_tasks(runner, tasks, episodes, seed, progress, episode_timeout,
-                                     video_dir=video_dir, video_root=video_root)
-            bar.close()
-        finally:
-            runner.close()
-            context.try_shutdown()
-    rates = runner.control_rates
-    summary = summarize(results, policy=policy or f'checkpoint:{checkpoint}',
-                        episodes_per_task=episodes, seed=seed,
-                        latency_ms=latency_summary(runner.latency_samples),
-                        control_rate_hz=round(float(np.median(rates)), 2) if rates else None)
-    summary['simulation'] = simulation_summary(rtf, runner.status, runner.sim_state)
-    if checkpoint is not None:
-        summary['controller'] = controller_summary(runner.controller_state,
-                                                   runner.overruns_per_minute)
-    summary['machine'] = machine_info()
-    return summary
 
 
 def module_command(name: str, module: str, help_text: str) -> Command:

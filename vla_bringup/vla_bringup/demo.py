@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, _rest: list[str],
     stages_path = run_dir / 'stages.json'
     stages = load_stages(stages_path)
     commands = stage_commands(args, run_dir)
-    from vla_bringup.evaluation import machine_info, machine_text
+    from vla_common.evaluation import machine_info, machine_text
     machine = machine_info()
     print(f'[vla demo] {machine_text(machine)}; simulation: {args.timing}', file=sys.stderr)
     redo_from = STAGES.index(args.redo) if args.redo else len(STAGES)
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace, _rest: list[str],
 
 
 def print_summary(run_dir: Path, stages: dict, seconds: float, machine: dict | None = None) -> None:
-    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
+    from vla_common.evaluation import controller_text, machine_text, simulation_text
     lines = ['', f'vla demo finished ({machine_text(machine)}):']
     for stage in STAGES:
         info = stages.get(stage, {})
@@ -188,7 +188,8 @@ def print_summary(run_dir: Path, stages: dict, seconds: float, machine: dict | N
             overall = result['overall']
             lines.append(f'  {name:<9} success {overall["successes"]}/{overall["n"]} '
                          f'({overall["success_rate"]:.0%}, 95% CI {overall["ci95"][0]:.2f}-{overall["ci95"][1]:.2f}), '
-                         f'{overall.get("estops", 0)} emergency stop(s); simulation '
+                         f'{overall.get("estops") if overall.get("estops") is not None else "uncounted"} '
+                         'emergency stop(s); simulation '
                          f'{simulation_text(result.get("simulation"))}'
                          + (f'; controller {controller_text(result["controller"])}'
                             if result.get('controller') else ''))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.evaluation import Episode
 from vla_common.launching import wait_for
 from vla_common.messages import ImageConversionError, image_to_rgb, to_seconds
 from vla_common.qos import LATCHED
@@ -31,25 +31,6 @@ from vla_common.qos import LATCHED
 
 class SimUnavailable(RuntimeError):
     """The simulator did not answer; the message says which call and what to check."""
-
-
-@dataclass
-class EpisodeResult:
-    task: str
-    seed: int
-    success: bool
-    reward: float  # final dense reward of the task, in [0, 1]
-    length: int  # control ticks until success or the time limit
-    sim_time: float
-    wall_time: float
-    timed_out: bool  # no end of episode seen within the wall-clock budget
-    estops: int = 0  # emergency stops latched during the episode
-    note: str = ''  # why the episode timed out (e.g. the silent topic of a lock-step sim)
-    video: str | None = None  # rollout GIF, when one was written
-    frames: list = field(default_factory=list, repr=False)  # captured frames (not serialised)
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != 'frames'}
 
 
 #: a lock-step episode ends as a timeout after this many consecutive unanswered ticks (1 s of
@@ -220,7 +201,7 @@ class EpisodeRunner:
             raise SimUnavailable(f'no /sim/task_status for episode {episode} within {timeout:.0f} s')
         return self.status
 
-    def run_episode(self, task: str, seed: int, wall_timeout: float = 120.0) -> EpisodeResult:
+    def run_episode(self, task: str, seed: int, wall_timeout: float = 120.0) -> Episode:
         """Reset, publish the instruction, wait for the episode to end (success or time limit)."""
         start = time.monotonic()
         lockstep = (self.status or {}).get('mode') == 'lockstep'
@@ -246,12 +227,12 @@ class EpisodeRunner:
             '' if ended else f'no end of episode within {wall_timeout:g} s (wall)')
         if note and self.estop_reason:
             note += f' (emergency stop latched: {self.estop_reason})'
-        return EpisodeResult(task=task, seed=seed, success=bool(final['success']),
-                             reward=float(final['reward']), length=int(final['step']),
-                             sim_time=float(final['sim_time']),
-                             wall_time=time.monotonic() - start, timed_out=bool(note),
-                             estops=self.estop_count - estops_before, note=note,
-                             frames=self._frames)
+        return Episode(task=task, seed=seed, success=bool(final['success']),
+                       reward=float(final['reward']), length=int(final['step']),
+                       sim_time=float(final['sim_time']),
+                       wall_time=time.monotonic() - start, timed_out=bool(note),
+                       estops=self.estop_count - estops_before, note=note,
+                       frames=self._frames)
 
     def close(self) -> None:
         self.executor.remove_node(self.node)

@@ -1,99 +1,96 @@
-"""Closed-loop evaluation through the ROS graph and its results JSON (see DESIGN.md)."""
+"""Closed-loop evaluation through the ROS graph: the ``ros`` episode runner behind
+``vla evaluate``.
+
+``evaluate`` starts the scenario on a private ROS domain and runs the episodes with an
+``EpisodeRunner``; the results model, the results JSON, its table and the rollout GIFs are
+``vla_common.evaluation``'s, shared with the in-process runner (``vla_policy.evaluate``).  This
+module adds what only the ROS runner observes: the simulator's timing and the controller's
+overruns, read from their diagnostics.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from vla_bringup.episodes import EpisodeResult, EpisodeRunner
-from vla_common.files import write_gif
-from vla_common.stats import rate_summary
+from vla_bringup.commands import CommandError
+from vla_bringup.scenarios import build_scenario
+from vla_common.evaluation import (VIDEO_FRAME_STRIDE, FirstOutcomeVideos, latency_summary,
+                                   machine_info, run_episodes, summarize)
+from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 
-VIDEO_FRAME_STRIDE = 3  # keep every 3rd frame of a rollout (10 fps GIFs at 30 Hz)
 
+def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
+             seed: int, rtf: float | None, episode_timeout: float, video_dir: Path | None = None,
+             video_root: Path | None = None) -> dict:
+    """Start the scenario on a private ROS domain, run the episodes, return the summary.
 
-def evaluate_tasks(runner: EpisodeRunner, tasks: Sequence[str], episodes: int, seed: int,
-                   on_episode: Callable[[EpisodeResult], None] | None = None,
-                   wall_timeout: float = 120.0, video_dir: Path | None = None,
-                   video_root: Path | None = None) -> list[EpisodeResult]:
-    """``episodes`` episodes per task on seeds ``seed .. seed + episodes - 1`` (same for every task).
-
-    With ``video_dir``, the first success and the first failure of each task are written as
-    GIFs, their paths stored relative to ``video_root`` (the run directory) in ``result.video``.
+    A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
+    expert the ``sim`` scenario; both on the same seeds.  ``rtf`` None: lock-step simulation;
+    a number: real time at that factor.
     """
-    runner.capture_every = VIDEO_FRAME_STRIDE if video_dir is not None else 0
-    results = []
-    for task in tasks:
-        saved: set[bool] = set()
-        for i in range(episodes):
-            result = runner.run_episode(task, seed + i, wall_timeout=wall_timeout)
-            if video_dir is not None and result.success not in saved and result.frames:
-                outcome = 'success' if result.success else 'failure'
-                path = write_gif(result.frames, video_dir / f'{task}_{outcome}_seed{result.seed}.gif',
-                                 fps=30.0 / VIDEO_FRAME_STRIDE)
-                result.video = str(path.relative_to(video_root) if video_root else path)
-                saved.add(result.success)
-            result.frames = []
-            results.append(result)
-            if on_episode is not None:
-                on_episode(result)
-    return results
+    if episodes < 1:
+        raise CommandError(f'--episodes must be >= 1, got {episodes}')
+    if rtf is not None and rtf <= 0:
+        raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
+    values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf or 1.0,
+              'lockstep': rtf is None}
+    if checkpoint is not None:
+        from vla_policy.policy import CheckpointError, resolve_checkpoint
+        try:
+            values['checkpoint'] = str(resolve_checkpoint(checkpoint).resolve())
+        except CheckpointError as exc:
+            raise CommandError(str(exc)) from exc
+    env = isolated_ros_env()
+    specs = build_scenario('deploy' if checkpoint else 'sim', values)
+    from tqdm import tqdm
 
+    from vla_bringup.episodes import EpisodeRunner, SimUnavailable, private_context
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    with domain_held(env), NodeGroup(specs, env=env) as group:
+        context = private_context(int(env['ROS_DOMAIN_ID']))
+        runner = EpisodeRunner(context=context)
+        try:
+            try:
+                runner.wait_for_sim(timeout=60.0)
+                if checkpoint is not None:
+                    runner.wait_for_controller(timeout=120.0)
+            except SimUnavailable as exc:
+                logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
+                raise CommandError(f'{exc}\n{logs}') from exc
+            bar = tqdm(total=len(tasks) * episodes, desc=f'evaluate {policy or checkpoint}',
+                       unit='ep', file=sys.stderr)
 
-def latency_summary(samples: Sequence[float]) -> dict:
-    """p50/p99 (ms) of the controller's per-tick inference latencies, with the samples."""
-    if not samples:
-        return {}
-    values = np.asarray(samples, dtype=np.float64)
-    return {'p50': round(float(np.percentile(values, 50)), 3),
-            'p99': round(float(np.percentile(values, 99)), 3),
-            'mean': round(float(values.mean()), 3), 'n': int(values.size),
-            'samples': [round(float(v), 3) for v in values]}
+            def progress(result) -> None:
+                bar.update(1)
+                bar.set_postfix_str(f'{result.task} seed {result.seed}: '
+                                    f'{"success" if result.success else "fail"}')
+                dead = group.dead()
+                if dead:
+                    raise CommandError(f'node {dead[0].spec.name} died:\n{dead[0].output()}')
 
-
-def summarize(results: Sequence[EpisodeResult], policy: str, episodes_per_task: int, seed: int,
-              latency_ms: dict | None = None, control_rate_hz: float | None = None) -> dict:
-    """The results JSON: per task and overall success with 95% Wilson intervals."""
-    tasks: dict[str, dict] = {}
-    for task in dict.fromkeys(r.task for r in results):
-        rs = [r for r in results if r.task == task]
-        entry = rate_summary(sum(r.success for r in rs), len(rs))
-        entry.update(mean_reward=round(sum(r.reward for r in rs) / len(rs), 4),
-                     mean_length=round(sum(r.length for r in rs) / len(rs), 2),
-                     estops=sum(r.estops for r in rs),
-                     timeouts=sum(r.timed_out for r in rs))
-        tasks[task] = entry
-    overall = rate_summary(sum(r.success for r in results), len(results))
-    overall['estops'] = sum(r.estops for r in results)
-    return {'policy': policy, 'episodes_per_task': episodes_per_task, 'seed': seed,
-            'tasks': tasks, 'overall': overall,
-            'latency_ms': latency_ms or {}, 'control_rate_hz': control_rate_hz,
-            'episodes': [r.to_json() for r in results]}
-
-
-def machine_info() -> dict:
-    """The CPU the figures were measured on: torch's kernel level (``AVX2``, ``AVX512``, ...,
-    restricted by ``ATEN_CPU_CAPABILITY``) and the cores this process may use."""
-    import os
-    try:
-        import torch
-        capability = str(torch.backends.cpu.get_cpu_capability())
-    except ImportError:
-        capability = 'unknown (no torch)'
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return {'cpu_capability': capability, 'cores': cores,
-            'aten_cpu_capability': os.environ.get('ATEN_CPU_CAPABILITY', ''),
-            'onednn_max_cpu_isa': os.environ.get('ONEDNN_MAX_CPU_ISA', '')}
-
-
-def machine_text(machine: dict | None) -> str:
-    if not machine:
-        return 'unknown CPU'
-    forced = ', '.join(f'{k.upper()}={v}' for k, v in machine.items()
-                       if k in ('aten_cpu_capability', 'onednn_max_cpu_isa') and v)
-    return (f'CPU {machine.get("cpu_capability", "?")}, {machine.get("cores", "?")} core(s)'
-            + (f' ({forced})' if forced else ''))
+            videos = FirstOutcomeVideos(video_dir, video_root) if video_dir is not None else None
+            runner.capture_every = VIDEO_FRAME_STRIDE if videos is not None else 0
+            results = run_episodes(
+                lambda task, seed: runner.run_episode(task, seed, wall_timeout=episode_timeout),
+                tasks, episodes, seed, videos=videos, on_episode=progress)
+            bar.close()
+        finally:
+            runner.close()
+            context.try_shutdown()
+    rates = runner.control_rates
+    return summarize(
+        results, policy=policy or f'checkpoint:{checkpoint}', runner='ros',
+        episodes_per_task=episodes, seed=seed,
+        latency_ms=latency_summary(runner.latency_samples),
+        control_rate_hz=round(float(np.median(rates)), 2) if rates else None,
+        simulation=simulation_summary(rtf, runner.status, runner.sim_state),
+        controller=(controller_summary(runner.controller_state, runner.overruns_per_minute)
+                    if checkpoint is not None else None),
+        machine=machine_info())
 
 
 def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict | None) -> dict:
@@ -105,15 +102,6 @@ def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict |
               if k.startswith('lockstep_silent: ')}
     return {'mode': 'lockstep', 'timeouts': int((status or {}).get('timeouts', 0)),
             'ticks': int((sim_state or {}).get('ticks', 0)), 'silent': silent}
-
-
-def simulation_text(simulation: dict | None) -> str:
-    if not simulation:
-        return 'simulation timing not recorded'
-    if simulation.get('mode') == 'real_time':
-        return f'real time x{simulation.get("real_time_factor", 1.0):g}'
-    return (f'lock-step ({simulation.get("timeouts", 0)} tick(s) stepped on the timeout'
-            + (f'; unanswered: {simulation["silent"]}' if simulation.get('silent') else '') + ')')
 
 
 def controller_summary(state: dict | None, overruns_per_minute: Sequence[float]) -> dict:
@@ -129,29 +117,3 @@ def controller_summary(state: dict | None, overruns_per_minute: Sequence[float])
         out['overruns_per_minute'] = round(float(np.median(overruns_per_minute)), 2)
         out['overruns_per_minute_max'] = round(float(np.max(overruns_per_minute)), 2)
     return out
-
-
-def controller_text(controller: dict | None) -> str:
-    return ', '.join(f'{k.replace("_", " ")} {v}' for k, v in (controller or {}).items()) or 'n/a'
-
-
-def format_table(summary: dict) -> str:
-    """A plain-text table of the per-task success rates."""
-    lines = [f'{"task":<22}{"success":>10}{"95% CI":>16}{"reward":>9}{"length":>9}{"estops":>8}']
-    rows = list(summary['tasks'].items()) + [('overall', summary['overall'])]
-    for name, t in rows:
-        ci = f'[{t["ci95"][0]:.2f}, {t["ci95"][1]:.2f}]'
-        rate = f'{t["successes"]}/{t["n"]} {t["success_rate"]:.0%}'
-        reward = f'{t["mean_reward"]:.2f}' if 'mean_reward' in t else ''
-        length = f'{t["mean_length"]:.0f}' if 'mean_length' in t else ''
-        lines.append(f'{name:<22}{rate:>10}{ci:>16}{reward:>9}{length:>9}{t["estops"]:>8}')
-    if 'simulation' in summary or 'machine' in summary:
-        lines.append(f'simulation: {simulation_text(summary.get("simulation"))}; '
-                     f'{machine_text(summary.get("machine"))}')
-    controller = summary.get('controller') or {}
-    if controller:
-        lines.append(f'controller: {controller_text(controller)}')
-    for episode in summary.get('episodes', []):
-        if episode.get('note'):
-            lines.append(f'{episode["task"]} seed {episode["seed"]}: {episode["note"]}')
-    return '\n'.join(lines)

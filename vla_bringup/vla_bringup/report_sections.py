@@ -211,7 +211,7 @@ def _fmt_latency(lat: dict) -> str:
 def run_facts(results: dict[str, dict]) -> list[tuple[str, str]]:
     """(label, value) lines about each evaluation: what ran, how many episodes, rates, which
     simulator timing (lock-step or real time), controller overruns, and the CPU."""
-    from vla_bringup.evaluation import controller_text, machine_text, simulation_text
+    from vla_common.evaluation import controller_text, machine_text, simulation_text
     facts = []
     machines = []
     for source, data in results.items():
@@ -226,8 +226,8 @@ def run_facts(results: dict[str, dict]) -> list[tuple[str, str]]:
                       f'{"not measured" if rate is None else f"{rate:.1f} Hz"}; '
                       + (f'controller {controller_text(controller)}; ' if controller else '')
                       + f'{timeouts} timed-out episode(s); simulation '
-                      + ('timing not recorded' if simulation is None
-                         else simulation_text(simulation))))
+                      + ('timing not recorded' if simulation is None and data.get('runner') != 'in-process'
+                         else simulation_text(simulation, data.get('runner')))))
         if isinstance(data.get('machine'), dict):
             machines.append(machine_text(data['machine']))
     if machines:

@@ -19,6 +19,16 @@ def test_offline_evaluation_writes_results_json_and_videos(tmp_path, capsys):
     assert result['latency_ms']['p99'] > 0
     assert [p.name for p in (tmp_path / 'videos').iterdir()] == ['pick_red_failure_seed1000.gif']
     assert 'pick_red' in capsys.readouterr().out
+    # the keys of `vla evaluate`'s results, with null where nothing in-process observes the figure
+    from vla_common.evaluation import EPISODE_KEYS, OVERALL_KEYS, RESULT_KEYS, TASK_KEYS
+    assert set(RESULT_KEYS) <= set(result) and result['runner'] == 'in-process'
+    assert tuple(task) == TASK_KEYS and tuple(result['overall']) == OVERALL_KEYS
+    assert task['estops'] is None and task['timeouts'] == 0 and result['overall']['estops'] is None
+    assert result['control_rate_hz'] is None and result['simulation'] is None and result['controller'] is None
+    assert result['machine']['cores'] >= 1 and len(result['latency_ms']['samples']) == 240
+    (episode,) = result['episodes']
+    assert tuple(episode) == EPISODE_KEYS and episode['estops'] is None and not episode['timed_out']
+    assert episode['sim_time'] > 0 and episode['video'].endswith('pick_red_failure_seed1000.gif')
 
 
 def test_wrong_robot_checkpoint_is_refused(tmp_path, capsys):

@@ -6,43 +6,38 @@ Runs ``episodes`` episodes per task on seeds ``seed .. seed+episodes-1`` (defaul
 clear of the demonstration seeds 0..), with the policy's ``select_action`` in the loop, and
 reports per-task success with 95% Wilson intervals, mean final reward and episode length,
 inference latency, and writes a few rollout GIFs (first success and first failure per task).
+
+This is the ``in-process`` episode runner: the simulator and the policy step in this process,
+no ROS.  The results model, JSON, table and GIFs are ``vla_common.evaluation``'s, the same as
+``vla evaluate`` (the ``ros`` runner) writes; figures only the ROS graph has (e-stops of the
+safety monitor, the controller's rate and overruns, the simulator node's timing) are null here.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from vla_common.evaluation import (VIDEO_FRAME_STRIDE, Episode, FirstOutcomeVideos, format_table,
+                                   latency_summary, machine_info, parse_tasks, run_episodes,
+                                   summarize, write_results)
 
-from vla_common.files import atomic_write_json, write_gif
-
-VIDEO_STRIDE = 3  # keep every 3rd frame (10 fps GIFs at 30 Hz)
-
-
-@dataclass
-class Rollout:
-    task: str
-    seed: int
-    success: bool
-    reward: float  # final dense reward in [0, 1]
-    length: int  # control ticks until success or the time limit
-    latency_ms: list[float] = field(default_factory=list, repr=False)
-    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+__all__ = ['rollout', 'evaluate_checkpoint', 'format_table', 'build_parser', 'main']
 
 
-def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> Rollout:
-    """One episode with the policy in the loop (the env ends it on success or time limit)."""
+def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> tuple[Episode, list[float]]:
+    """One episode with the policy in the loop (the env ends it on success or its time limit,
+    so it cannot time out), and the ``select_action`` latency of each tick in ms."""
+    start_wall = time.monotonic()
     obs = env.reset(task=task, seed=seed)
     policy.reset()
     frames, latencies = [], []
     reward, info, length = 0.0, {'success': False}, 0
     done = False
     while not done:
-        if record_video and length % VIDEO_STRIDE == 0:
+        if record_video and length % VIDEO_FRAME_STRIDE == 0:
             frames.append(obs['image'])
         start = time.perf_counter()
         action = policy.select_action(obs)
@@ -51,42 +46,29 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> Ro
         length += 1
     if record_video:
         frames.append(obs['image'])
-    return Rollout(task, seed, bool(info['success']), float(reward), length, latencies, frames)
-
-
-def summarize(rollouts: list[Rollout], policy: str, episodes: int, seed: int) -> dict[str, Any]:
-    """Results JSON in the DESIGN.md shape."""
-    from vla_common.stats import rate_summary
-    tasks = {}
-    for task in dict.fromkeys(r.task for r in rollouts):
-        rs = [r for r in rollouts if r.task == task]
-        entry = rate_summary(sum(r.success for r in rs), len(rs))
-        entry.update(mean_reward=round(float(np.mean([r.reward for r in rs])), 4),
-                     mean_length=round(float(np.mean([r.length for r in rs])), 2), estops=0)
-        tasks[task] = entry
-    overall = rate_summary(sum(r.success for r in rollouts), len(rollouts))
-    overall['estops'] = 0
-    lat = np.concatenate([r.latency_ms for r in rollouts]) if rollouts else np.zeros(0)
-    latency = ({'p50': round(float(np.percentile(lat, 50)), 3), 'p99': round(float(np.percentile(lat, 99)), 3),
-                'mean': round(float(lat.mean()), 3), 'n': int(lat.size)} if lat.size else {})
-    return {'policy': policy, 'episodes_per_task': episodes, 'seed': seed, 'tasks': tasks, 'overall': overall,
-            'latency_ms': latency, 'control_rate_hz': None,
-            'episodes': [{k: v for k, v in asdict(r).items() if k not in ('frames', 'latency_ms')} for r in rollouts]}
+    episode = Episode(task, seed, bool(info['success']), float(reward), length,
+                      sim_time=round(env.sim_time, 6), wall_time=time.monotonic() - start_wall,
+                      timed_out=False, estops=None, frames=frames)
+    return episode, latencies
 
 
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
                         video_dir: Path | None = None, progress: bool = True,
-                        inference: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON.
+                        inference: dict[str, Any] | None = None,
+                        video_root: Path | None = None) -> dict[str, Any]:
+    """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON
+    (``vla_common.evaluation.summarize``, ``runner: "in-process"``).
 
     ``inference`` overrides inference settings of the config (temporal_ensemble, n_action_steps,
-    ensemble_decay).
+    ensemble_decay).  ``video_root``: the directory GIF paths in the results are relative to.
     """
     import torch
     from tqdm import tqdm
 
     from vla_policy.policy import VLAPolicy
     from vla_sim import SimEnv
+    if episodes < 1:
+        raise ValueError(f'--episodes must be >= 1, got {episodes}')
     policy = VLAPolicy.from_pretrained(checkpoint, device='cpu')
     cfg = policy.config
     for key, value in (inference or {}).items():
@@ -99,43 +81,31 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
         size = max(cfg.source_image_size)  # the simulator renders square images
     env = SimEnv(image_size=int(size), cameras=('front', *cfg.extra_cameras))
     policy.check_compatible(joint_names=env.joint_names, action_dim=len(env.action_low))
-    rollouts = []
+    latencies: list[float] = []
+
+    def run_one(task: str, episode_seed: int) -> Episode:
+        episode, ticks = rollout(env, policy, task, episode_seed, record_video=video_dir is not None)
+        latencies.extend(ticks)
+        return episode
+
     bar = tqdm(total=len(tasks) * episodes, desc='evaluate', unit='ep', disable=not progress)
+
+    def progressed(episode: Episode) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f'{episode.task} seed {episode.seed}: {"success" if episode.success else "fail"}')
+
+    videos = FirstOutcomeVideos(video_dir, video_root) if video_dir is not None else None
     try:
         with torch.inference_mode():
-            for task in tasks:
-                saved: set[bool] = set()
-                for i in range(episodes):
-                    r = rollout(env, policy, task, seed + i, record_video=video_dir is not None)
-                    if video_dir is not None and r.success not in saved:
-                        write_gif(r.frames, video_dir / f'{task}_{"success" if r.success else "failure"}_seed{r.seed}.gif',
-                                  fps=30.0 / VIDEO_STRIDE)
-                        saved.add(r.success)
-                    r.frames = []
-                    rollouts.append(r)
-                    bar.update(1)
-                    bar.set_postfix_str(f'{task} seed {r.seed}: {"success" if r.success else "fail"}')
+            results = run_episodes(run_one, tasks, episodes, seed, videos=videos, on_episode=progressed)
     finally:
         bar.close()
         env.close()
-    summary = summarize(rollouts, f'checkpoint:{checkpoint}', episodes, seed)
-    summary['checkpoint_metadata'] = {k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'cpu_s', 'metrics')}
-    summary['inference'] = {k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')}
-    return summary
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    lines = [f'{"task":<22}{"success":>12}{"95% CI":>16}{"reward":>9}{"length":>9}']
-    for name, t in list(summary['tasks'].items()) + [('overall', summary['overall'])]:
-        rate = f'{t["successes"]}/{t["n"]} {t["success_rate"]:.0%}'
-        ci = f'[{t["ci95"][0]:.2f}, {t["ci95"][1]:.2f}]'
-        reward = f'{t["mean_reward"]:.2f}' if 'mean_reward' in t else ''
-        length = f'{t["mean_length"]:.0f}' if 'mean_length' in t else ''
-        lines.append(f'{name:<22}{rate:>12}{ci:>16}{reward:>9}{length:>9}')
-    lat = summary.get('latency_ms') or {}
-    if lat:
-        lines.append(f'select_action latency: p50 {lat["p50"]:.2f} ms, p99 {lat["p99"]:.2f} ms')
-    return '\n'.join(lines)
+    return summarize(
+        results, policy=f'checkpoint:{checkpoint}', runner='in-process', episodes_per_task=episodes,
+        seed=seed, latency_ms=latency_summary(latencies), machine=machine_info(),
+        checkpoint_metadata={k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'cpu_s', 'metrics')},
+        inference={k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from vla_policy.policy import CheckpointError, IncompatibleCheckpoint
     from vla_sim import TASKS
-    tasks = list(TASKS) if args.tasks == 'all' else [t for t in args.tasks.split(',') if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        print(f'evaluate: error: unknown task(s) {unknown}; valid: {", ".join(TASKS)} or "all"', file=sys.stderr)
+    try:
+        tasks = parse_tasks(args.tasks, list(TASKS))
+    except ValueError as exc:
+        print(f'evaluate: error: {exc}', file=sys.stderr)
         return 1
     if args.episodes < 1:
         print(f'evaluate: error: --episodes must be >= 1, got {args.episodes}', file=sys.stderr)
@@ -174,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.n_action_steps is not None:
             inference['n_action_steps'] = args.n_action_steps
         summary = evaluate_checkpoint(args.checkpoint, tasks, args.episodes, args.seed, args.videos,
-                                      inference=inference)
+                                      inference=inference,
+                                      video_root=args.json.parent.parent if args.json else None)
     except (CheckpointError, IncompatibleCheckpoint, ValueError) as exc:
         print(f'evaluate: error: {exc}', file=sys.stderr)
         return 1
     print(format_table(summary))
     if args.json:
-        atomic_write_json(args.json, summary)
+        write_results(args.json, summary)
         print(f'results written to {args.json}', file=sys.stderr)
     return 0
 
