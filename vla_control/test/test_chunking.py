@@ -211,13 +211,13 @@ def test_the_control_loop_holds_on_a_pending_plan_without_resetting_it():
     try:
         q = np.zeros(1)
         tick = Inputs(0.0, 'go', None, 0.0, 0.0, '')
-        first = loop.step(tick, hold_reason(tick, 0.25, 0.0), {'joint_positions': q}, q)
+        first = loop.decide(tick, hold_reason(tick, 0.25, 0.0), {'joint_positions': q}, q)
         assert 'no action chunk yet' in first.hold and first.fault is None
         epoch = async_policy.epoch
         assert wait_until(lambda: async_policy.inferences >= 1)
         clock.t = 0.1
         tick = Inputs(0.1, 'go', None, 0.1, 0.1, '')
-        acted = loop.step(tick, None, {'joint_positions': q}, q)
+        acted = loop.decide(tick, None, {'joint_positions': q}, q)
         assert acted.command is not None and async_policy.epoch == epoch  # the plan was kept
     finally:
         async_policy.close()

@@ -3,7 +3,7 @@ import math
 import numpy as np
 
 from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, RateMeter,
-                                 check_image_size, hold_reason)
+                                 Snapshot, check_image_size, hold_reason)
 from vla_safety.rules import SafetyLimits
 
 LIMITS = SafetyLimits.from_values(['a', 'b'], [-1.0, 0.0], [1.0, 0.08], [3.0, 0.3])
@@ -82,7 +82,7 @@ class QueuePolicy:
 
 def _act(loop, now, q, **kw):
     tick = inputs(now=now, image_time=now, state_time=now, **kw)
-    return loop.step(tick, hold_reason(tick, 0.25, 0.3), {'joint_positions': q}, q)
+    return loop.decide(tick, hold_reason(tick, 0.25, 0.3), {'joint_positions': q}, q)
 
 
 def test_a_stall_drops_the_actions_queued_before_it():
@@ -94,12 +94,12 @@ def test_a_stall_drops_the_actions_queued_before_it():
     assert not _act(loop, 10.1, q).predicted and len(policy.queue) == 6
     # the camera goes stale: hold at the measured position, and the queue is dropped
     stale = inputs(now=10.5, image_time=10.1, state_time=10.5)
-    held = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    held = loop.decide(stale, hold_reason(stale, 0.25, 0.3), None, q)
     assert 'camera image is stale' in held.hold and held.log[0] == 'warning'
     assert np.array_equal(held.command, q) and 'measured position' in held.log[1]
     assert policy.queue == [] and policy.resets == 1
     # still stale next tick: no second hold command, no second reset
-    again = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    again = loop.decide(stale, hold_reason(stale, 0.25, 0.3), None, q)
     assert again.command is None and again.log is None and policy.resets == 1
     # back: the first action comes from a chunk predicted on the new observation
     q2 = np.array([0.5, 0.04])
@@ -133,7 +133,7 @@ def test_a_stale_joint_state_holds_at_the_last_commanded_target_not_the_stale_po
     for k in range(3):
         last = _act(loop, 10.0 + 0.1 * k, q).command  # the targets move on, q is frozen
     stale = inputs(now=10.6, image_time=10.6, state_time=10.2)
-    held = loop.step(stale, hold_reason(stale, 0.25, 0.3), None, q)
+    held = loop.decide(stale, hold_reason(stale, 0.25, 0.3), None, q)
     assert 'joint state is stale' in held.hold
     assert np.array_equal(held.command, last) and not np.array_equal(held.command, q)
     assert 'last commanded target' in held.log[1]
@@ -142,7 +142,7 @@ def test_a_stale_joint_state_holds_at_the_last_commanded_target_not_the_stale_po
     assert fresh.hold_target(stale, q)[0] is None
     # during an emergency stop the gate holds: the controller commands nothing
     stopped = inputs(estop='joint limit')
-    assert loop.step(stopped, hold_reason(stopped, 0.25, 0.3), None, q).command is None
+    assert loop.decide(stopped, hold_reason(stopped, 0.25, 0.3), None, q).command is None
 
 
 def test_overruns_per_minute():
@@ -164,20 +164,121 @@ def test_a_continuing_hold_keeps_its_target_and_retakes_it_after_the_arm_was_mov
     # never acted, no command: the hold stands where the arm is, and stays there while the
     # measured position sags a little (never chasing it)
     idle = inputs(instruction='')
-    first = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, q)
+    first = loop.decide(idle, hold_reason(idle, 0.25, 0.3), None, q)
     assert first.command is None and np.array_equal(first.standing, q)
-    sagged = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, q - 0.01)
+    sagged = loop.decide(idle, hold_reason(idle, 0.25, 0.3), None, q - 0.01)
     assert np.array_equal(sagged.standing, q)
     # the arm was moved (a simulator reset): the hold is re-taken where it now is
     home = np.array([-0.6, 0.0])
-    moved = loop.step(idle, hold_reason(idle, 0.25, 0.3), None, home)
+    moved = loop.decide(idle, hold_reason(idle, 0.25, 0.3), None, home)
     assert np.array_equal(moved.standing, home)
     # acting, then settling on a new command: the hold stands at the measured position
     _act(loop, 10.0, home)
     settle = inputs(now=10.1, image_time=10.1, state_time=10.1, command_time=10.05)
-    held = loop.step(settle, hold_reason(settle, 0.25, 0.3), None, home)
+    held = loop.decide(settle, hold_reason(settle, 0.25, 0.3), None, home)
     assert 'settling' in held.hold and np.array_equal(held.command, home)
     assert np.array_equal(held.standing, home)
     # an emergency stop: the gate holds, the controller stands nowhere
     stopped = inputs(estop='joint limit')
-    assert loop.step(stopped, hold_reason(stopped, 0.25, 0.3), None, home).standing is None
+    assert loop.decide(stopped, hold_reason(stopped, 0.25, 0.3), None, home).standing is None
+
+
+# -- ControlLoop.step over simulated time ----------------------------------------------------
+IMAGE = np.zeros((4, 6, 3), np.uint8)
+
+
+class World:
+    """Simulated inputs at 10 Hz: the camera and joint state arrive every tick unless stopped;
+    what a controller node would hold in its caches."""
+
+    def __init__(self, cameras=()) -> None:
+        self.t, self.q = 0.0, np.array([0.0, 0.02])
+        self.instruction, self.command_time, self.changed, self.estop = '', None, False, ''
+        self.image_time = self.state_time = None
+        self.extra = {}
+        self.camera_on, self.state_on, self.cameras = True, True, list(cameras)
+
+    def command(self, text):
+        self.instruction, self.command_time, self.changed = text, self.t, True
+
+    def tick(self, loop, **kw):
+        self.t = round(self.t + 0.1, 6)
+        if self.camera_on:
+            self.image_time = self.t
+            self.extra.update({c: (IMAGE + 1, self.t) for c in self.cameras})
+        if self.state_on:
+            self.state_time = self.t
+        snap = Snapshot(self.t, self.instruction, self.command_time, self.changed, self.estop,
+                        IMAGE if self.image_time is not None else None, self.image_time,
+                        dict(self.extra), self.q, np.zeros(2), self.state_time, **kw)
+        self.changed = False
+        return loop.step(snap)
+
+
+def test_step_settles_on_a_new_command_then_acts_on_the_newest_observation():
+    policy = QueuePolicy()
+    loop = ControlLoop(policy, LIMITS, period=0.1, max_age=0.25, settle_time=0.3)
+    world = World()
+    first = world.tick(loop)
+    assert first.hold.startswith('no command') and first.command is None and loop.ticks == 1
+    world.command('pick')
+    results = [world.tick(loop) for _ in range(5)]
+    assert results[0].new_command and not results[1].new_command
+    # the command came at 0.1 s: settling until 0.4 s
+    assert [r.hold.startswith('new command: settling') for r in results] == [True] * 2 + [False] * 3
+    acting = results[2]
+    assert acting.log == ('info', "acting on 'pick'") and acting.predicted
+    assert acting.obs['instruction'] == 'pick' and acting.obs['image'] is IMAGE
+    np.testing.assert_allclose(acting.command, [0.01, 0.03])
+    assert loop.actions == 3 and loop.ticks == 6
+
+
+def test_step_holds_on_stale_input_and_during_an_emergency_stop():
+    policy = QueuePolicy()
+    loop = ControlLoop(policy, LIMITS, period=0.1, max_age=0.25, settle_time=0.0)
+    world = World()
+    world.command('pick')
+    assert world.tick(loop).command is not None
+    world.camera_on = False
+    ticks = [world.tick(loop) for _ in range(3)]
+    assert [t.hold for t in ticks[:2]] == ['', '']  # still within max_observation_age
+    assert 'camera image is stale (0.30 s old' in ticks[2].hold
+    assert np.array_equal(ticks[2].command, world.q) and policy.queue == []
+    world.camera_on = True
+    assert world.tick(loop).hold == ''
+    world.estop = 'joint limit'
+    stopped = world.tick(loop)
+    assert stopped.hold == 'emergency stop: joint limit' and stopped.command is None
+
+
+def test_step_waits_for_every_camera_and_the_oldest_decides():
+    loop = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25, settle_time=0.0,
+                       cameras=['wrist'])
+    world = World(cameras=['wrist'])
+    world.command('pick')
+    world.tick(loop)
+    assert loop.hold == ''
+    world.cameras, world.extra = [], {}
+    missing = world.tick(loop)
+    assert missing.hold == 'no image yet from the wrist camera (/camera/wrist/image_raw)'
+    world.extra = {'wrist': (IMAGE, world.t - 0.5)}  # the wrist image is old
+    assert 'camera image is stale (0.60 s old' in world.tick(loop).hold
+    world.extra = {'wrist': (IMAGE + 7, world.t + 0.1)}
+    acted = world.tick(loop)
+    assert acted.hold == '' and acted.obs['image_wrist'][0, 0, 0] == 7
+
+
+def test_step_in_lockstep_answers_every_tick_and_the_error_state_holds():
+    loop = ControlLoop(QueuePolicy(), LIMITS, period=0.1, max_age=0.25, settle_time=0.0)
+    world = World()
+    world.state_on = world.camera_on = False  # arrival times lag: lock-step uses the stamp
+    world.image_time = world.state_time = -5.0
+    idle = [world.tick(loop, stamp=world.t + 0.1) for _ in range(3)]
+    assert all(r.hold.startswith('no command') for r in idle)
+    assert all(np.array_equal(r.command, world.q) for r in idle)  # each tick is answered
+    world.command('pick')
+    acted = world.tick(loop, stamp=world.t + 0.1)
+    assert acted.hold == '' and acted.predicted
+    broken = world.tick(loop, stamp=world.t + 0.1, error='checkpoint not usable')
+    assert broken.hold == 'checkpoint not usable' and broken.command is not None
+    assert world.tick(loop).hold.startswith('camera image is stale')  # no stamp: arrival times

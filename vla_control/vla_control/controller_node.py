@@ -31,7 +31,6 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
 
 import numpy as np
 import rclpy
@@ -50,11 +49,15 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
+from vla_control.loading import PolicySettings, load_policy
 from vla_control.rollouts import RolloutRecorder
-from vla_control.runtime import (ControlLoop, EventRate, Inputs, RateMeter, check_image_size,
-                                 hold_reason)
+from vla_control.runtime import ControlLoop, Inputs, Snapshot, check_image_size
+from vla_control.status import TickStats, status_values
 from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
+
+LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
+          'error': DiagnosticStatus.ERROR}
 
 
 class VLAController(Node):
@@ -108,9 +111,7 @@ class VLAController(Node):
         self.stamps: dict[str, float] = {}  # lock-step: input -> header stamp of its newest message
         self.answered = float('-inf')  # lock-step: stamp of the newest tick taken
         self.due_stamp: float | None = None  # lock-step: stamp of the tick to answer next
-        self.meter = RateMeter(window=max(30, int(10 / self.period)))  # every acting tick
-        self.inference_meter = RateMeter(window=max(30, int(10 / self.period)))  # model runs
-        self.overrun_rate = EventRate(60.0)
+        self.stats = TickStats(self.period)
         self.faults = FaultLog()
         self.lock = threading.Lock()
 
@@ -128,12 +129,12 @@ class VLAController(Node):
 
         self.state = 'loading'
         self.error = ''
-        self.ticks = self.overruns = self.inferences = 0
         self.busy = False
         self.num_threads = max(1, int(p('num_threads').value))
         self.policy = self._load_policy()
         self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
-        self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age)
+        self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age, self.settle,
+                                self.cameras)
         self.recording = RolloutRecorder(str(p('record_dir').value), self.limits.joint_names,
                                          1.0 / self.period, self.cameras)
         self._set_encode_every_tick(bool(p('encode_every_tick').value))
@@ -172,61 +173,22 @@ class VLAController(Node):
     # -- start-up -------------------------------------------------------------------------------
     def _load_policy(self):
         """Load and check the checkpoint; on failure the node stays up in the error state."""
-        path = str(self.get_parameter('checkpoint').value)
+        p = self.get_parameter
+        settings = PolicySettings(
+            str(p('checkpoint').value), str(p('device').value), self.num_threads,
+            str(p('action_execution').value), str(p('inference').value),
+            str(p('stitching').value), float(p('max_chunk_age').value),
+            float(p('injected_latency').value), float(p('latency_spike').value),
+            int(p('latency_spike_every').value))
         try:
-            if not path:
-                raise ValueError('no checkpoint given: set the `checkpoint` parameter '
-                                 '(ros2 launch vla_bringup deploy.launch.py checkpoint:=DIR)')
-            import torch
-
-            from vla_policy import VLAPolicy
-            torch.set_num_threads(self.num_threads)  # loading; the worker sets its own too
-            policy = VLAPolicy.from_pretrained(path, device=str(self.get_parameter('device').value))
-            names = list(self.limits.joint_names)
-            policy.check_compatible(joint_names=names, action_dim=len(names), action_names=names)
-            mode = str(self.get_parameter('action_execution').value)
-            if mode not in ('checkpoint', 'ensemble', 'queue'):
-                raise ValueError(f'action_execution must be checkpoint, ensemble or queue, got {mode!r}')
-            if mode != 'checkpoint':
-                policy.config.temporal_ensemble = mode == 'ensemble'
-            policy.reset()
-            policy = self._maybe_async(policy)
+            policy = load_policy(settings, self.limits.joint_names, self.period, self._now,
+                                 lambda level, line: emit_log(self.get_logger(), [(level, line)]))
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
-            self.state, self.error = 'error', f'checkpoint {path!r} not usable: {exc}'
+            self.state, self.error = 'error', f'checkpoint {settings.checkpoint!r} not usable: {exc}'
             self.get_logger().error(f'{self.error}; holding (fix the checkpoint and restart)')
             return None
-        cfg = policy.config
         self.state = 'active'
-        self.get_logger().info(
-            f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} px, '
-            f'{"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
-            f'{cfg.chunk_size}) for {list(self.limits.joint_names)} at {1 / self.period:g} Hz')
         return policy
-
-    def _maybe_async(self, policy):
-        """``inference: async``: the policy behind an inference thread and a chunk stitcher."""
-        p = self.get_parameter
-        mode = str(p('inference').value)
-        if mode == 'sync':
-            return policy
-        if mode != 'async':
-            raise ValueError(f'inference must be sync or async, got {mode!r}')
-        from vla_control.chunking import AsyncPolicy, ChunkStitcher, LatencyModel
-        cfg = policy.config
-        stitcher = ChunkStitcher(str(p('stitching').value), self.period, len(self.limits.joint_names),
-                                 max_age=float(p('max_chunk_age').value), decay=cfg.ensemble_decay,
-                                 n_action_steps=cfg.n_action_steps)
-        latency = LatencyModel(float(p('injected_latency').value), float(p('latency_spike').value),
-                               int(p('latency_spike_every').value))
-        threads = self.num_threads
-
-        def start_thread() -> None:
-            import torch
-            torch.set_num_threads(threads)
-        self.get_logger().info(f'asynchronous inference: {stitcher.mode} stitching, chunks older than '
-                               f'{stitcher.max_age:g} s discarded'
-                               + (f', {latency.base * 1e3:g} ms injected latency' if latency.base else ''))
-        return AsyncPolicy(policy, stitcher, self._now, latency, on_start=start_thread)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -327,8 +289,7 @@ class VLAController(Node):
     def _on_timer(self) -> None:
         """Signal the inference thread; a tick that finds it still busy is counted, not queued."""
         if self.busy:
-            self.overruns += 1
-            self.overrun_rate.add(self._now())
+            self.stats.overrun(self._now())
             return
         self.busy = True
         self._tick_due.set()
@@ -350,49 +311,32 @@ class VLAController(Node):
 
     def _tick(self) -> None:
         start = time.perf_counter()
+        stamp = None
         if self.lockstep:
             stamp = self._await_clock()
             if stamp is None:
                 return
-        now = self._now()
         with self.lock:
-            missing = [c for c in self.cameras if c not in self.extra_images]
-            # the oldest camera decides whether the view is fresh enough
-            image_time = None if missing or self.image_time is None else min(
-                [self.image_time, *(self.extra_images[c][1] for c in self.cameras)])
-            state_time = self.state_time
-            if self.lockstep:  # every observation of the tick being answered is of its time
-                image_time = state_time = stamp
-            inputs = Inputs(now, self.instruction, self.command_time, image_time,
-                            state_time, self.estop)
-            image, q, v = self.image, self.q, self.v
-            extra = {f'image_{c}': self.extra_images[c][0] for c in self.cameras if c not in missing}
-            changed, self.command_changed = self.command_changed, False
-        self.ticks += 1
-        if changed:
-            self._new_episode(inputs.instruction)
-        reason = self.error if self.state == 'error' else hold_reason(inputs, self.max_age,
-                                                                      self.settle)
-        if reason == 'no camera image yet' and missing and image is not None:
-            reason = f'no image yet from the {missing[0]} camera (/camera/{missing[0]}/image_raw)'
-        obs = None if reason else {'image': image, **extra, 'joint_positions': q,
-                                   'instruction': inputs.instruction}
-        result = self.loop.step(inputs, reason, obs, q)
+            snap = Snapshot(self._now(), self.instruction, self.command_time, self.command_changed,
+                            self.estop, self.image, self.image_time, dict(self.extra_images),
+                            self.q, self.v, self.state_time, stamp,
+                            self.error if self.state == 'error' else '')
+            self.command_changed = False
+        result = self.loop.step(snap)
         latency = time.perf_counter() - start
+        if result.new_command:
+            self._close_recording()
+            if self.policy is not None:
+                self.recording.start(snap.instruction)  # the file opens on the first acted frame
         if result.fault is not None:
             self._fault(*result.fault)
         if result.log is not None:
             emit_log(self.get_logger(), [result.log])
         if result.command is not None:
             self._publish_target(result.command)
-        elif self.lockstep and result.standing is not None:
-            self._publish_target(result.standing)  # answer the tick: the hold goes on
         if result.action is not None:
-            self._record(image, extra, q, v, result.action, now)
-            self.meter.add(start, latency)
-            if result.predicted:
-                self.inferences += 1
-                self.inference_meter.add(start, latency)
+            self._record(snap.image, result.obs, snap.q, snap.v, result.action, snap.now)
+            self.stats.acted(start, latency, result.predicted)
 
     def _await_clock(self, limit: float = 1.0) -> float | None:
         """Lock-step: the stamp of the due tick once the node clock has reached it (the
@@ -417,12 +361,6 @@ class VLAController(Node):
                                                 np.array([self.period]),
                                                 np.asarray(target, dtype=np.float64)[None],
                                                 self.get_clock().now().to_msg()))
-
-    def _new_episode(self, instruction: str) -> None:
-        self.loop.new_episode()
-        self._close_recording()
-        if self.policy is not None:
-            self.recording.start(instruction)  # the file opens on the first acted frame
 
     # -- parameters -----------------------------------------------------------------------------
     def _set_encode_every_tick(self, value: bool) -> None:
@@ -461,53 +399,17 @@ class VLAController(Node):
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        p50, p99 = self.meter.percentiles_ms()
-        i50, i99 = self.inference_meter.percentiles_ms()
-        hold = self.loop.hold
-        if self.state == 'error':
-            level, message = DiagnosticStatus.ERROR, f'error: {self.error}'
-        elif hold:
-            level, message = DiagnosticStatus.WARN, f'holding: {hold}'
-        else:
-            level, message = DiagnosticStatus.OK, 'acting'
-        values = [('state', self.state if not hold or self.state == 'error' else 'holding'),
-                  ('hold_reason', hold), ('command', self.instruction),
-                  # per acting tick (most are served from the action queue) ...
-                  ('latency_p50_ms', f'{p50:.2f}'), ('latency_p99_ms', f'{p99:.2f}'),
-                  # ... and per tick that ran the model (encoded and predicted a chunk)
-                  ('inference_latency_p50_ms', f'{i50:.2f}'),
-                  ('inference_latency_p99_ms', f'{i99:.2f}'),
-                  ('achieved_rate_hz', f'{self.meter.rate_hz():.2f}'),
-                  ('control_rate_hz', f'{1 / self.period:g}'), ('ticks', self.ticks),
-                  ('actions', self.loop.actions), ('inferences', self.inferences),
-                  ('overruns', self.overruns),
-                  ('overruns_per_minute', f'{self.overrun_rate.per_minute(self._now()):.2f}'),
-                  ('holds', self.loop.holds), ('faults', self.faults.total),
-                  ('num_threads', self.num_threads),
-                  ('encode_every_tick', str(self.encode_every_tick).lower()),
-                  *self._async_values(),
-                  ('latency_samples_ms', ','.join(f'{x:.2f}' for x in self.meter.take_pending())),
-                  ('inference_samples_ms',
-                   ','.join(f'{x:.2f}' for x in self.inference_meter.take_pending()))]
-        values += [(f'fault: {kind}', count) for kind, count in self.faults.counts.items()]
-        status = DiagnosticStatus(level=level, name='vla_control: vla_controller', message=message,
-                                  hardware_id='vla_controller')
+        level, message, values = status_values(
+            self.state, self.error, self.loop, self.stats, now=self._now(),
+            instruction=self.instruction, period=self.period, faults=self.faults,
+            num_threads=self.num_threads, encode_every_tick=self.encode_every_tick,
+            policy=self.policy)
+        status = DiagnosticStatus(level=LEVELS[level], name='vla_control: vla_controller',
+                                  message=message, hardware_id='vla_controller')
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
-
-    def _async_values(self) -> list[tuple[str, Any]]:
-        policy = self.policy
-        if policy is None or not hasattr(policy, 'stitcher'):
-            return [('inference', 'sync')]
-        ms = np.asarray(policy.inference_ms) if policy.inference_ms else np.zeros(1)
-        return [('inference', 'async'), ('stitching', policy.stitcher.mode),
-                ('async_inferences', policy.inferences),
-                ('async_inference_p50_ms', f'{np.percentile(ms, 50):.2f}'),
-                ('async_inference_p99_ms', f'{np.percentile(ms, 99):.2f}'),
-                ('inference_errors', policy.errors), ('worker_restarts', policy.restarts),
-                ('chunks_discarded', policy.discarded), ('chunks_refused', policy.stitcher.refused)]
 
     def shutdown(self) -> None:
         """Fail safe on exit: hold the robot (as a hold does: at the fresh measured position,

@@ -6,8 +6,8 @@ checks, timing.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,26 @@ def state_is_fresh(inputs: Inputs, max_age: float) -> bool:
     return inputs.state_time is not None and inputs.now - inputs.state_time <= max_age
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The decoded inputs of one tick and when they arrived (seconds on the node clock): what
+    :meth:`ControlLoop.step` decides on.  Images are (H, W, 3) RGB."""
+
+    now: float
+    instruction: str = ''  # '' = no command
+    command_time: float | None = None  # when the current command arrived
+    command_changed: bool = False  # a command message (or an e-stop release) since the last tick
+    estop: str = ''  # latched e-stop reason, '' = none
+    image: np.ndarray | None = None  # newest main camera image
+    image_time: float | None = None
+    extra_images: Mapping[str, tuple[np.ndarray, float]] = field(default_factory=dict)
+    q: np.ndarray | None = None  # newest joint positions (and velocities), in the limits' order
+    v: np.ndarray | None = None
+    state_time: float | None = None
+    stamp: float | None = None  # lock-step: the stamp of the tick answered (every input is of it)
+    error: str = ''  # why the controller is in its error state ('' = not)
+
+
 @dataclass
 class TickResult:
     """What the controller does at one tick."""
@@ -141,6 +161,8 @@ class TickResult:
     # while holding: where the robot is held (a lock-step controller answers every tick with
     # it); None during an emergency stop (the gate holds) or with nothing to hold at
     standing: np.ndarray | None = None
+    obs: dict[str, Any] | None = None  # the policy's observation when it was asked (step)
+    new_command: bool = False  # step started a new episode: a new command's rollout begins
 
 
 REANCHOR_TIME = 0.15  # s at max_velocity: an arm further off its hold target was moved (reset)
@@ -158,12 +180,15 @@ class ControlLoop:
     holds the robot and the controller commands nothing.
     """
 
-    def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float) -> None:
+    def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float,
+                 settle_time: float = 0.3, cameras: Sequence[str] = ()) -> None:
         self.policy = policy  # VLAPolicy-like: select_action(obs), reset(), predicted_chunk
         self.guard = ActionGuard(limits, period)
         self.max_age = float(max_age)
+        self.settle_time = float(settle_time)
+        self.cameras = list(cameras)  # extra cameras the policy needs besides the main one
         self.hold = ''  # current hold reason ('' = acting)
-        self.actions = self.holds = 0
+        self.ticks = self.actions = self.holds = 0
         self.last_target: np.ndarray | None = None  # last joint target commanded
         self.standing: np.ndarray | None = None  # where the current hold holds the robot
 
@@ -185,10 +210,40 @@ class ControlLoop:
                                       'position')
         return None, 'nothing commanded: no fresh joint state and no earlier target'
 
-    def step(self, inputs: Inputs, reason: str | None, obs: dict[str, Any] | None,
-             q: np.ndarray | None) -> TickResult:
-        """One tick: hold for ``reason`` (from :func:`hold_reason`, or an error), else act on
-        ``obs`` (the policy's observation) with the measured position ``q``."""
+    def step(self, snap: Snapshot) -> TickResult:
+        """One tick on the inputs of ``snap``: the action to command, or a hold and its reason.
+
+        A changed command starts a new episode; the oldest camera decides whether the view is
+        fresh enough; in lock-step (``snap.stamp``) every input is of the tick answered and a
+        continuing hold is answered by re-sending where it stands (``command``)."""
+        self.ticks += 1
+        missing = [c for c in self.cameras if c not in snap.extra_images]
+        image_time = None if missing or snap.image_time is None else min(
+            [snap.image_time, *(snap.extra_images[c][1] for c in self.cameras)])
+        state_time = snap.state_time
+        if snap.stamp is not None:
+            image_time = state_time = snap.stamp
+        inputs = Inputs(snap.now, snap.instruction, snap.command_time, image_time, state_time,
+                        snap.estop)
+        if snap.command_changed:
+            self.new_episode()
+        reason = snap.error or hold_reason(inputs, self.max_age, self.settle_time)
+        if reason == 'no camera image yet' and missing and snap.image is not None:
+            reason = f'no image yet from the {missing[0]} camera (/camera/{missing[0]}/image_raw)'
+        obs = None if reason else {
+            'image': snap.image,
+            **{f'image_{c}': snap.extra_images[c][0] for c in self.cameras if c not in missing},
+            'joint_positions': snap.q, 'instruction': inputs.instruction}
+        result = self.decide(inputs, reason, obs, snap.q)
+        result.obs, result.new_command = obs, snap.command_changed
+        if result.command is None and snap.stamp is not None and result.standing is not None:
+            result.command = result.standing  # answer the tick: the hold goes on
+        return result
+
+    def decide(self, inputs: Inputs, reason: str | None, obs: dict[str, Any] | None,
+               q: np.ndarray | None) -> TickResult:
+        """One tick's decision: hold for ``reason`` (from :func:`hold_reason`, or an error),
+        else act on ``obs`` (the policy's observation) with the measured position ``q``."""
         if reason:
             return self._enter_hold(reason, inputs, q)
         try:
@@ -270,3 +325,4 @@ class EventRate:
         self._trim(now)
         span = min(self.window, now - self.start)
         return len(self.times) * 60.0 / max(span, 1.0)
+

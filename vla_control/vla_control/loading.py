@@ -1,0 +1,81 @@
+"""Loading the controller's policy from a checkpoint, without ROS: the checks before it may
+command the robot (it fits the robot's joints, the execution modes are known) and the
+asynchronous-inference wrapper (:mod:`vla_control.chunking`)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Log = Callable[[str, str], None]  # (level 'info' | 'warning' | 'error', line)
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The controller parameters the policy is built from (see ``controller_node``)."""
+
+    checkpoint: str
+    device: str = 'cpu'
+    num_threads: int = 1
+    action_execution: str = 'checkpoint'  # checkpoint | ensemble | queue
+    inference: str = 'sync'  # sync | async
+    stitching: str = 'crossfade'
+    max_chunk_age: float = 1.0
+    injected_latency: float = 0.0
+    latency_spike: float = 0.0
+    latency_spike_every: int = 0
+
+
+def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: float,
+                clock: Callable[[], float], log: Log) -> Any:
+    """The checkpoint's policy, checked against ``joint_names`` and ready for ticks of
+    ``period`` s (``clock``: the node clock, for asynchronous inference).  Raises on any
+    problem: no checkpoint, one that does not load or does not fit, an unknown mode."""
+    path = settings.checkpoint
+    if not path:
+        raise ValueError('no checkpoint given: set the `checkpoint` parameter '
+                         '(ros2 launch vla_bringup deploy.launch.py checkpoint:=DIR)')
+    import torch
+
+    from vla_policy import VLAPolicy
+    torch.set_num_threads(settings.num_threads)  # loading; the worker sets its own too
+    policy = VLAPolicy.from_pretrained(path, device=settings.device)
+    names = list(joint_names)
+    policy.check_compatible(joint_names=names, action_dim=len(names), action_names=names)
+    mode = settings.action_execution
+    if mode not in ('checkpoint', 'ensemble', 'queue'):
+        raise ValueError(f'action_execution must be checkpoint, ensemble or queue, got {mode!r}')
+    if mode != 'checkpoint':
+        policy.config.temporal_ensemble = mode == 'ensemble'
+    policy.reset()
+    policy = _maybe_async(policy, settings, len(names), period, clock, log)
+    cfg = policy.config
+    log('info', f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} '
+        f'px, {"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
+        f'{cfg.chunk_size}) for {names} at {1 / period:g} Hz')
+    return policy
+
+
+def _maybe_async(policy: Any, settings: PolicySettings, n_joints: int, period: float,
+                 clock: Callable[[], float], log: Log) -> Any:
+    """``inference: async``: the policy behind an inference thread and a chunk stitcher."""
+    mode = settings.inference
+    if mode == 'sync':
+        return policy
+    if mode != 'async':
+        raise ValueError(f'inference must be sync or async, got {mode!r}')
+    from vla_control.chunking import AsyncPolicy, ChunkStitcher, LatencyModel
+    cfg = policy.config
+    stitcher = ChunkStitcher(settings.stitching, period, n_joints, max_age=settings.max_chunk_age,
+                             decay=cfg.ensemble_decay, n_action_steps=cfg.n_action_steps)
+    latency = LatencyModel(settings.injected_latency, settings.latency_spike,
+                           settings.latency_spike_every)
+    threads = settings.num_threads
+
+    def start_thread() -> None:
+        import torch
+        torch.set_num_threads(threads)
+    log('info', f'asynchronous inference: {stitcher.mode} stitching, chunks older than '
+        f'{stitcher.max_age:g} s discarded'
+        + (f', {latency.base * 1e3:g} ms injected latency' if latency.base else ''))
+    return AsyncPolicy(policy, stitcher, clock, latency, on_start=start_thread)
