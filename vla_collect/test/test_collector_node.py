@@ -16,7 +16,7 @@ from vla_bringup.scenarios import config_file
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
 from vla_common.launching import NodeGroup, NodeSpec
 from vla_common.qos import LATCHED
-from vla_common.testing import GraphProbe, wait_for
+from vla_common.testing import GraphProbe, undescribed, wait_for
 
 pytestmark = pytest.mark.ros
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -65,6 +65,15 @@ def wait_status(probe, predicate, timeout=20.0) -> dict:
                   and predicate(status(probe)), timeout)
     assert ok, f'collector status never matched; last: {status(probe)}'
     return status(probe)
+
+
+def test_parameters_are_described_and_start_up_ones_read_only(graph):
+    _, probe, _ = graph
+    descriptors = probe.parameter_descriptors('teleop_collector')
+    assert 'bag_storage' in descriptors and undescribed(descriptors) == []
+    assert descriptors['output_dir'].read_only and not descriptors['language_command'].read_only
+    refused = probe.set_parameters('teleop_collector', {'rate': 10.0}).results[0]
+    assert not refused.successful and 'read-only' in refused.reason
 
 
 def test_services_record_a_valid_episode_of_the_commanded_action(graph):

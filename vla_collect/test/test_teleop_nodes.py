@@ -12,7 +12,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_bringup.scenarios import config_file
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_common.testing import GraphProbe, wait_for
+from vla_common.testing import GraphProbe, undescribed, wait_for
 
 pytestmark = pytest.mark.ros
 ROBOT_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -55,6 +55,8 @@ def test_joy_deadman_jogs_joint1_and_release_holds(sim):
     try:
         teleop.start()
         assert probe.wait_for_count(ROBOT_TOPIC, 5, timeout=60), teleop.output()
+        descriptors = probe.parameter_descriptors('joy_teleop')
+        assert 'deadman_button' in descriptors and undescribed(descriptors) == []
         start = joints(probe)
         buttons = [0] * 13
         axes = [0.0] * 8
@@ -98,6 +100,8 @@ def test_keyboard_keys_jog_the_arm(sim):
     try:
         n0 = len(probe.messages(ROBOT_TOPIC))
         assert wait_for(lambda: len(probe.messages(ROBOT_TOPIC)) > n0 + 3, 60)
+        descriptors = probe.parameter_descriptors('keyboard_teleop')
+        assert 'key_step' in descriptors and undescribed(descriptors) == []
         start = joints(probe)
         proc.stdin.write(b'qqqqq')  # joint1 +, five steps of 0.1 s at 0.3 rad/s
         proc.stdin.flush()

@@ -57,31 +57,41 @@ from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Reco
                                   RecorderError, TickPairing, TickStep)
 from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
 from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
+from vla_common.parameters import describe
 from vla_common.qos import LATCHED
 
 
 class CollectorNode(Node):
     def __init__(self) -> None:
         super().__init__('teleop_collector')
-        self.declare_parameter('joint_names', ['joint1'])
-        self.declare_parameter('action_names', [''])
-        self.declare_parameter('output_dir', 'vla_data')
-        self.declare_parameter('rate', 30.0)
-        self.declare_parameter('language_command', '')
-        self.declare_parameter('episode_metadata', '{}')
-        self.declare_parameter('robot_name', 'robot')
-        self.declare_parameter('image_timeout', 0.2)
-        self.declare_parameter('joint_state_timeout', 0.2)
-        self.declare_parameter('action_timeout', 0.2)
-        self.declare_parameter('extra_cameras', [''])
-        self.declare_parameter('start_button', 9)
-        self.declare_parameter('fail_button', 8)
-        self.declare_parameter('discard_button', 10)
-        self.declare_parameter('min_free_mb', 64.0)
-        self.declare_parameter('lockstep', False)
-        self.declare_parameter('background_writes', True)
-        self.declare_parameter('record_bag', False)
-        self.declare_parameter('bag_storage', 'mcap')
+        d = self.declare_parameter
+        d('joint_names', ['joint1'], describe('the recorded joints, in state order', read_only=True))
+        d('action_names', [''], describe("action vector order (['']: joint_names, absolute joint "
+                                         'targets)', read_only=True))
+        d('output_dir', 'vla_data', describe('episodes go to <output_dir>/episode_NNNNNN.hdf5',
+                                             read_only=True))
+        d('rate', 30.0, describe('sampling rate (Hz, node clock)', 0.1, 1000.0, read_only=True))
+        d('language_command', '', describe('command of the next episode; /voice_command sets it too'))
+        d('episode_metadata', '{}', describe('JSON object of extra attributes of the next episodes'))
+        d('robot_name', 'robot', describe("stored in every episode's robot attribute", read_only=True))
+        d('image_timeout', 0.2, describe('s; a step whose latest image is older is dropped (counted)',
+                                         0.001, 60.0, read_only=True))
+        d('joint_state_timeout', 0.2, describe('s; the same for /joint_states', 0.001, 60.0, read_only=True))
+        d('action_timeout', 0.2, describe('s; the same for the command that reaches the robot',
+                                          0.001, 60.0, read_only=True))
+        d('extra_cameras', [''], describe("more cameras recorded from /camera/<name>/image_raw (['']: "
+                                          'none)', read_only=True))
+        d('start_button', 9, describe('Joy button that starts an episode / stops it as a success'))
+        d('fail_button', 8, describe('Joy button that stops the episode as a failure'))
+        d('discard_button', 10, describe('Joy button that drops the episode'))
+        d('min_free_mb', 64.0, describe('stop the episode cleanly below this much free disk (MB)',
+                                        0.0, 1e9, read_only=True))
+        d('lockstep', False, describe('one step per lock-step tick, paired by header stamps and '
+                                      'acknowledged on ~/tick', read_only=True))
+        d('background_writes', True, describe('HDF5 writes in a worker thread', read_only=True))
+        d('record_bag', False, describe('also keep the raw messages in <output_dir>/episode_NNNNNN.bag/',
+                                        read_only=True))
+        d('bag_storage', 'mcap', describe(f'rosbag2 storage: {" or ".join(STORAGES)}', read_only=True))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         self.joint_names = [str(n) for n in p('joint_names')]
@@ -174,12 +184,6 @@ class CollectorNode(Node):
                     self.episode_metadata = self._metadata(str(param.value))
                 except ValueError as exc:
                     return SetParametersResult(successful=False, reason=str(exc))
-            elif param.name in ('joint_names', 'action_names', 'rate', 'output_dir',
-                                'extra_cameras', 'lockstep', 'image_timeout', 'joint_state_timeout',
-                                'action_timeout', 'robot_name', 'min_free_mb',
-                                'background_writes', 'record_bag', 'bag_storage'):
-                return SetParametersResult(successful=False,
-                                           reason=f'{param.name} is read at start-up only')
         return SetParametersResult(successful=True)
 
     @staticmethod

@@ -24,6 +24,7 @@ from vla_collect.recorder import ButtonEdges
 from vla_collect.ros_conversions import joint_state_to_arrays
 from vla_collect.teleop import JogController, JogInput, JoyMapping, load_kinematics
 from vla_common.messages import trajectory_msg
+from vla_common.parameters import describe
 
 
 class TeleopBase(Node):
@@ -31,18 +32,25 @@ class TeleopBase(Node):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.declare_parameter('joint_names', ['joint1'])
-        self.declare_parameter('joint_lower', [0.0])
-        self.declare_parameter('joint_upper', [1.0])
-        self.declare_parameter('max_velocity', [1.0])
-        self.declare_parameter('rate', 30.0)
-        self.declare_parameter('gripper_joint', 'gripper')
-        self.declare_parameter('joint_speed', 0.6)
-        self.declare_parameter('linear_speed', 0.08)
-        self.declare_parameter('angular_speed', 0.6)
-        self.declare_parameter('speed_scale', 0.5)
-        self.declare_parameter('max_lead', 0.3)
-        self.declare_parameter('kinematics', '')
+        d = self.declare_parameter
+        d('joint_names', ['joint1'], describe('the robot joints, in action order', read_only=True))
+        d('joint_lower', [0.0], describe('lower joint bounds of the targets (rad, gripper m)', read_only=True))
+        d('joint_upper', [1.0], describe('upper joint bounds of the targets', read_only=True))
+        d('max_velocity', [1.0], describe('joint speed limits (rad/s, gripper m/s)', read_only=True))
+        d('rate', 30.0, describe('command rate (Hz, node clock)', 0.1, 1000.0, read_only=True))
+        d('gripper_joint', 'gripper', describe("the joint the gripper controls drive ('': none)",
+                                               read_only=True))
+        d('joint_speed', 0.6, describe('rad/s at full input and speed x1 (capped by max_velocity)',
+                                       0.0, 100.0, read_only=True))
+        d('linear_speed', 0.08, describe('m/s of the tool at full input and speed x1', 0.0, 10.0,
+                                         read_only=True))
+        d('angular_speed', 0.6, describe('rad/s of tool yaw at full input and speed x1', 0.0, 100.0,
+                                         read_only=True))
+        d('speed_scale', 0.5, describe('initial speed factor (clipped to 0.1 .. 1.0)', read_only=True))
+        d('max_lead', 0.3, describe('rad the target may run ahead of the measured joints', 0.0, 100.0,
+                                    read_only=True))
+        d('kinematics', '', describe("arm model for Cartesian jogging: vla_sim or '' (joint jogging "
+                                     'only)', read_only=True))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         self.rate = float(p('rate'))
         if self.rate <= 0:
@@ -100,18 +108,20 @@ def send_final_hold(node: TeleopBase) -> None:
 class JoyTeleopNode(TeleopBase):
     def __init__(self) -> None:
         super().__init__('joy_teleop')
-        self.declare_parameter('joy_timeout', 0.5)
-        self.declare_parameter('deadman_button', 4)
-        self.declare_parameter('gripper_open_button', 5)
-        self.declare_parameter('gripper_close_button', 7)
-        self.declare_parameter('speed_up_button', 2)
-        self.declare_parameter('speed_down_button', 0)
-        self.declare_parameter('mode_button', 3)
-        self.declare_parameter('joint_axes', [0, 1, 4, 3, 7, 6])
-        self.declare_parameter('joint_axis_signs', [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-        self.declare_parameter('cartesian_axes', [1, 0, 4, 3])
-        self.declare_parameter('cartesian_axis_signs', [1.0, 1.0, 1.0, 1.0])
-        self.declare_parameter('deadzone', 0.1)
+        d = self.declare_parameter
+        d('joy_timeout', 0.5, describe('s without /joy before the deadman counts as released',
+                                       0.001, 60.0, read_only=True))
+        d('deadman_button', 4, describe('hold to move; releasing it holds the arm', read_only=True))
+        d('gripper_open_button', 5, describe('opens the gripper', read_only=True))
+        d('gripper_close_button', 7, describe('closes the gripper', read_only=True))
+        d('speed_up_button', 2, describe('speed x1.25', read_only=True))
+        d('speed_down_button', 0, describe('speed x0.8', read_only=True))
+        d('mode_button', 3, describe('toggles joint / Cartesian jogging', read_only=True))
+        d('joint_axes', [0, 1, 4, 3, 7, 6], describe('the axis jogging each arm joint', read_only=True))
+        d('joint_axis_signs', [1.0] * 6, describe("each joint axis's direction (1 or -1)", read_only=True))
+        d('cartesian_axes', [1, 0, 4, 3], describe('the axes for tool x, y, z, yaw', read_only=True))
+        d('cartesian_axis_signs', [1.0] * 4, describe('directions of x, y, z, yaw', read_only=True))
+        d('deadzone', 0.1, describe('stick values below this are zero', 0.0, 1.0, read_only=True))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         self.mapping = JoyMapping(
             deadman_button=int(p('deadman_button')),

@@ -18,6 +18,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from vla_collect.joy_teleop_node import TeleopBase, send_final_hold
 from vla_collect.teleop import CARTESIAN, key_input
+from vla_common.parameters import describe
 
 HELP = """keyboard teleop (focus this terminal):
   joint mode     q/a w/s e/d r/f t/g y/h   joint1..joint6 + / -
@@ -30,8 +31,11 @@ HELP = """keyboard teleop (focus this terminal):
 class KeyboardTeleopNode(TeleopBase):
     def __init__(self, keys: queue.Queue) -> None:
         super().__init__('keyboard_teleop')
-        self.declare_parameter('key_step', 0.1)
-        self.declare_parameter('collector', 'teleop_collector')
+        self.declare_parameter('key_step', 0.1, describe('s of jogging per key press', 0.001, 10.0,
+                                                         read_only=True))
+        self.declare_parameter('collector', 'teleop_collector',
+                               describe('recorder node whose start/stop/discard services the keys call',
+                                        read_only=True))
         self.key_step = float(self.get_parameter('key_step').value)
         collector = str(self.get_parameter('collector').value)
         self.keys = keys

@@ -7,6 +7,7 @@ rclpy and ROS message packages only: no torch, MuJoCo or HDF5, and no import of 
   private ROS domains, ``wait_for`` (no rclpy import)
 - :mod:`vla_common.qos`        QoS profiles shared across topics (``LATCHED``)
 - :mod:`vla_common.messages`   stamps/durations <-> seconds, ``trajectory_msg``, Image <-> RGB
+- :mod:`vla_common.parameters` ``describe``: parameter descriptors (description, range, read-only)
 - :mod:`vla_common.files`      atomic file writes (bytes, text, JSON, any writer's path)
 - :mod:`vla_common.stats`      success-rate statistics (Wilson interval; no rclpy import)
 - :mod:`vla_common.testing`    ``GraphProbe``, the probe node tests and benchmarks drive a graph with

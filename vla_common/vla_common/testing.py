@@ -23,6 +23,17 @@ from vla_common.launching import wait_for
 __all__ = ['GraphProbe', 'wait_for']
 
 
+#: parameters rclpy declares on every node (not the node's own)
+RCLPY_PARAMETERS = ('use_sim_time', 'start_type_description_service')
+
+
+def undescribed(descriptors: dict[str, Any]) -> list[str]:
+    """The node's own parameters in ``descriptors`` (``GraphProbe.parameter_descriptors``) that
+    have no description."""
+    return sorted(name for name, d in descriptors.items()
+                  if not d.description and name not in RCLPY_PARAMETERS and not name.startswith('qos_overrides.'))
+
+
 class GraphProbe:
     """``with GraphProbe() as probe: probe.subscribe(...); wait_for(...)``."""
 
@@ -125,6 +136,19 @@ class GraphProbe:
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                     for k, v in values.items()])
         return self.call(SetParameters, f'/{node_name}/set_parameters', request, timeout)
+
+    def parameter_descriptors(self, node_name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Every parameter of another node with its ``ParameterDescriptor`` (what
+        ``ros2 param describe`` shows), through its ``list_parameters``/``describe_parameters``
+        services; an empty dict when the node does not answer."""
+        from rcl_interfaces.srv import DescribeParameters, ListParameters
+        listed = self.call(ListParameters, f'/{node_name}/list_parameters', ListParameters.Request(), timeout)
+        if listed is None:
+            return {}
+        names = list(listed.result.names)
+        described = self.call(DescribeParameters, f'/{node_name}/describe_parameters',
+                              DescribeParameters.Request(names=names), timeout)
+        return {} if described is None else dict(zip(names, described.descriptors))
 
     # -- lifetime -------------------------------------------------------------------------------
     def timer(self, period: float, callback: Callable[[], None]):

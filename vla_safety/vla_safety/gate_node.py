@@ -20,7 +20,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration as RclpyDuration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -32,6 +32,7 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import time_msg, to_seconds, trajectory_msg
+from vla_common.parameters import describe
 from vla_common.qos import LATCHED
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
@@ -42,66 +43,58 @@ from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, Saf
 STAMP_MODES = ('zero', 'now')
 
 
-def _describe(text: str, low: float | None = None, high: float | None = None,
-              read_only: bool = False) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
-    if low is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
-    return descriptor
-
-
 class CommandGate(Node):
     def __init__(self) -> None:
         super().__init__('command_gate')
         d = self.declare_parameter
         d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
-          _describe('the robot joints, in action order', read_only=True))
+          describe('the robot joints, in action order', read_only=True))
         n = len(self.get_parameter('joint_names').value)
         # The course's JOINT_BOUNDS (robot.yaml sets the same values for every node).
         d('joint_lower', [-3.14, -1.57, -2.5, -3.14, -2.0, -3.14, 0.0][:n],
-          _describe('lower command bounds (rad, gripper m); may only rise at run time'))
+          describe('lower command bounds (rad, gripper m); may only rise at run time'))
         d('joint_upper', [3.14, 1.57, 2.5, 3.14, 2.0, 3.14, 0.08][:n],
-          _describe('upper command bounds; may only fall at run time'))
-        d('max_velocity', [2.0] * n, _describe('fastest commanded joint speed (rad/s, gripper '
-                                               'm/s); may only fall at run time'))
+          describe('upper command bounds; may only fall at run time'))
+        d('max_velocity', [2.0] * n, describe('fastest commanded joint speed (rad/s, gripper '
+                                              'm/s); may only fall at run time'))
         d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
-          _describe('|measured position| above this latches the stop here at once (the '
-                    "monitor's rule, one hop sooner); may only fall at run time"))
+          describe('|measured position| above this latches the stop here at once (the '
+                   "monitor's rule, one hop sooner); may only fall at run time"))
         d('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n,
-          _describe('|measured velocity| above this latches the stop here at once; may only '
-                    'fall at run time'))
-        d('max_acceleration', [10.0] * n, _describe('deceleration of a controlled stop '
-                                                    '(rad/s^2, gripper m/s^2); may only fall'))
-        d('rate', 30.0, _describe('control tick (Hz): the most a path may move at once is one '
-                                  "tick's worth", 1.0, 1000.0, read_only=True))
-        d('require_monitor', True, _describe('forward nothing until the safety monitor\'s '
-                                             'heartbeat is heard; latch a stop when it is lost',
-                                             read_only=True))
-        d('reanchor_time', 0.15, _describe('s at max_velocity: a joint further off its command '
-                                           'is rate-limited from where it is', 0.0, 10.0,
-                                           read_only=True))
-        d('jump_time', 0.1, _describe('s at max_velocity: a bigger step between two joint '
-                                      'states was moved, not driven', 0.0, 10.0, read_only=True))
-        d('hold_time', 1.0 / 30.0, _describe('time_from_start (s) of a one-point hold',
-                                             0.001, 10.0, read_only=True))
-        d('joint_state_timeout', 0.15, _describe('s (node clock): an older joint state is stale: '
-                                                 'hold, never re-anchor to it', 0.001, 10.0))
-        d('heartbeat_timeout', 0.125, _describe('s (steady clock) without a safety heartbeat '
-                                                'that holds the robot (2.5 periods at 20 Hz)',
-                                                0.001, 10.0))
-        d('heartbeat_latch_timeout', 1.0, _describe('s (steady clock) without a safety heartbeat '
-                                                    'that latches the stop', 0.001, 60.0))
-        d('deadman_topic', '', _describe('operator deadman (std_msgs/Bool, true while held); '
-                                         "'' = off", read_only=True))
-        d('deadman_timeout', 0.5, _describe('s (steady clock) of deadman silence that holds',
-                                            0.001, 10.0, read_only=True))
-        d('stamp_mode', 'zero', _describe("output header stamp: 'zero' (start on receipt, for a "
-                                          "real ros2_control JTC) or 'now' (node clock; the "
-                                          'simulator drops commands older than its last reset)',
+          describe('|measured velocity| above this latches the stop here at once; may only '
+                   'fall at run time'))
+        d('max_acceleration', [10.0] * n, describe('deceleration of a controlled stop '
+                                                   '(rad/s^2, gripper m/s^2); may only fall'))
+        d('rate', 30.0, describe('control tick (Hz): the most a path may move at once is one '
+                                 "tick's worth", 1.0, 1000.0, read_only=True))
+        d('require_monitor', True, describe('forward nothing until the safety monitor\'s '
+                                            'heartbeat is heard; latch a stop when it is lost',
+                                            read_only=True))
+        d('reanchor_time', 0.15, describe('s at max_velocity: a joint further off its command '
+                                          'is rate-limited from where it is', 0.0, 10.0,
                                           read_only=True))
-        d('input_topic', '/vla/command', _describe('requested commands', read_only=True))
+        d('jump_time', 0.1, describe('s at max_velocity: a bigger step between two joint '
+                                     'states was moved, not driven', 0.0, 10.0, read_only=True))
+        d('hold_time', 1.0 / 30.0, describe('time_from_start (s) of a one-point hold',
+                                            0.001, 10.0, read_only=True))
+        d('joint_state_timeout', 0.15, describe('s (node clock): an older joint state is stale: '
+                                                'hold, never re-anchor to it', 0.001, 10.0))
+        d('heartbeat_timeout', 0.125, describe('s (steady clock) without a safety heartbeat '
+                                               'that holds the robot (2.5 periods at 20 Hz)',
+                                               0.001, 10.0))
+        d('heartbeat_latch_timeout', 1.0, describe('s (steady clock) without a safety heartbeat '
+                                                   'that latches the stop', 0.001, 60.0))
+        d('deadman_topic', '', describe('operator deadman (std_msgs/Bool, true while held); '
+                                        "'' = off", read_only=True))
+        d('deadman_timeout', 0.5, describe('s (steady clock) of deadman silence that holds',
+                                           0.001, 10.0, read_only=True))
+        d('stamp_mode', 'zero', describe("output header stamp: 'zero' (start on receipt, for a "
+                                         "real ros2_control JTC) or 'now' (node clock; the "
+                                         'simulator drops commands older than its last reset)',
+                                         read_only=True))
+        d('input_topic', '/vla/command', describe('requested commands', read_only=True))
         d('output_topic', '/joint_trajectory_controller/joint_trajectory',
-          _describe('the only topic the robot obeys', read_only=True))
+          describe('the only topic the robot obeys', read_only=True))
 
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         self.stamp_mode = str(p('stamp_mode'))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -27,6 +27,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from vla_common.messages import to_seconds
+from vla_common.parameters import describe
 from vla_common.qos import LATCHED
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
 from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
@@ -34,42 +35,34 @@ from vla_safety.ros_support import HEARTBEAT_QOS, emit_log, runtime_parameters
 from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 
-def _describe(text: str, low: float | None = None, high: float | None = None,
-              read_only: bool = False) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
-    if low is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
-    return descriptor
-
-
 class SafetyMonitor(Node):
     def __init__(self) -> None:
         super().__init__('safety_monitor')
         d = self.declare_parameter
         d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
-          _describe('the robot joints, in action order', read_only=True))
+          describe('the robot joints, in action order', read_only=True))
         n = len(self.get_parameter('joint_names').value)
-        d('joint_lower', [-1e9] * n, _describe('command bounds (unused here)', read_only=True))
-        d('joint_upper', [1e9] * n, _describe('command bounds (unused here)', read_only=True))
-        d('max_velocity', [1e9] * n, _describe('the gate\'s speed (unused here)', read_only=True))
+        d('joint_lower', [-1e9] * n, describe('command bounds (unused here)', read_only=True))
+        d('joint_upper', [1e9] * n, describe('command bounds (unused here)', read_only=True))
+        d('max_velocity', [1e9] * n, describe('the gate\'s speed (unused here)', read_only=True))
         d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
-          _describe('|measured position| above this latches the stop; may only fall at run time'))
+          describe('|measured position| above this latches the stop; may only fall at run time'))
         d('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n,
-          _describe('|measured velocity| above this latches the stop; may only fall at run time'))
-        d('joint_state_timeout', 0.5, _describe('s (wall clock) without a usable joint state that '
-                                                'latches the stop; may only fall', 0.001, 60.0))
-        d('check_rate', 50.0, _describe('Hz of the watchdog check', 1.0, 1000.0, read_only=True))
-        d('heartbeat_rate', 20.0, _describe('Hz of the safety heartbeat the gate follows',
-                                            1.0, 1000.0, read_only=True))
-        d('start_latched', False, _describe('start stopped; the operator resets once the robot '
-                                            'is ready', read_only=True))
+          describe('|measured velocity| above this latches the stop; may only fall at run time'))
+        d('joint_state_timeout', 0.5, describe('s (wall clock) without a usable joint state that '
+                                               'latches the stop; may only fall', 0.001, 60.0))
+        d('check_rate', 50.0, describe('Hz of the watchdog check', 1.0, 1000.0, read_only=True))
+        d('heartbeat_rate', 20.0, describe('Hz of the safety heartbeat the gate follows',
+                                           1.0, 1000.0, read_only=True))
+        d('start_latched', False, describe('start stopped; the operator resets once the robot '
+                                           'is ready', read_only=True))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         limits = SafetyLimits.from_values(p('joint_names'), p('joint_lower'), p('joint_upper'),
-                                          p('max_velocity'), p('position_limit'),
-                                          p('velocity_limit'))
+                                         p('max_velocity'), p('position_limit'),
+                                         p('velocity_limit'))
         self.core = MonitorCore(MonitorConfig(limits=limits,
-                                              joint_state_timeout=float(p('joint_state_timeout')),
-                                              start_latched=bool(p('start_latched'))))
+                                             joint_state_timeout=float(p('joint_state_timeout')),
+                                             start_latched=bool(p('start_latched'))))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -99,7 +92,7 @@ class SafetyMonitor(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         stamp = to_seconds(msg.header.stamp)
         self._apply(self.core.on_joint_state(msg.name, msg.position, msg.velocity,
-                                             stamp or None, self._steady_now()))
+                                            stamp or None, self._steady_now()))
 
     def _on_stop_request(self, msg: String) -> None:
         self._apply(self.core.on_stop_request(msg.data))

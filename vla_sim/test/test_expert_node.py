@@ -10,7 +10,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_common.testing import GraphProbe, wait_for
+from vla_common.testing import GraphProbe, undescribed, wait_for
 from vla_sim import SimEnv
 
 pytestmark = pytest.mark.ros
@@ -48,6 +48,8 @@ def test_joint_state_with_fewer_positions_than_names_is_refused_not_fatal():
         joints.publish(JointState(name=names, position=q))
         assert wait_for(lambda: len(commands) > 0, 10), proc.output()
         assert np.all(np.isfinite(commands[-1][1].points[0].positions))
+        descriptors = probe.parameter_descriptors('scripted_expert')
+        assert 'noise' in descriptors and undescribed(descriptors) == []
     finally:
         probe.close()
         proc.stop()

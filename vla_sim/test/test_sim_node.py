@@ -12,7 +12,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_common.launching import NodeProcess, NodeSpec
-from vla_common.testing import GraphProbe, wait_for
+from vla_common.testing import GraphProbe, undescribed, wait_for
 
 pytestmark = pytest.mark.ros
 JOINTS = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
@@ -48,6 +48,16 @@ def command(positions, names=JOINTS, seconds=0.5):
     point.time_from_start = Duration(sec=int(seconds), nanosec=int((seconds % 1) * 1e9))
     msg.points = [point]
     return msg
+
+
+def test_parameters_are_described_and_start_up_ones_read_only(sim):
+    proc, probe = sim
+    descriptors = probe.parameter_descriptors('sim_node')
+    assert 'lockstep' in descriptors and undescribed(descriptors) == []
+    assert descriptors['rate'].read_only and not descriptors['task'].read_only
+    assert descriptors['image_size'].integer_range[0].from_value == 8
+    refused = probe.set_parameters('sim_node', {'rate': 60.0}).results[0]
+    assert not refused.successful and 'read-only' in refused.reason
 
 
 def test_publishes_images_joint_states_and_status_at_rate(sim):

@@ -25,6 +25,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import trajectory_msg
+from vla_common.parameters import describe
 from vla_sim.env import JOINT_NAMES
 from vla_sim.expert import ScriptedExpert
 from vla_sim.kinematics import ArmKinematics
@@ -58,10 +59,13 @@ class RosPrivilegedState:
 class ExpertNode(Node):
     def __init__(self) -> None:
         super().__init__('scripted_expert')
-        self.declare_parameter('rate', 30.0)
-        self.declare_parameter('max_joint_speed', 1.5)
-        self.declare_parameter('noise', 0.0)
-        self.declare_parameter('noise_seed', 0)
+        d = self.declare_parameter
+        d('rate', 30.0, describe('command rate (Hz, node clock)', 0.1, 1000.0, read_only=True))
+        d('max_joint_speed', 1.5, describe('rad/s a joint target may move, below the safety '
+                                           "monitor's 2.0 rad/s", 0.001, 2.0, read_only=True))
+        d('noise', 0.0, describe('std (rad) of random perturbations of the arm targets, for more '
+                                 'diverse demonstrations', 0.0, 10.0, read_only=True))
+        d('noise_seed', 0, describe('seed of the noise', 0, 2**63 - 1, read_only=True))
         rate = float(self.get_parameter('rate').value)
         if rate <= 0:
             raise ValueError(f'rate must be > 0, got {rate}')

@@ -51,6 +51,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import rgb_to_image_msg, time_msg, to_seconds
+from vla_common.parameters import describe
 from vla_common.qos import LATCHED
 from vla_sim.env import SimEnv
 from vla_sim.tasks import TASKS
@@ -79,22 +80,32 @@ class TickWait:
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__('sim_node')
-        self.declare_parameter('task', 'pick_red')
-        self.declare_parameter('seed', 0)
-        self.declare_parameter('rate', 30.0)
-        self.declare_parameter('image_size', 224)
-        self.declare_parameter('camera', 'front')
-        self.declare_parameter('publish_wrist_camera', False)
-        self.declare_parameter('real_time_factor', 1.0)
-        self.declare_parameter('publish_clock', False)
-        self.declare_parameter('clip_out_of_range', True)
-        self.declare_parameter('frame_id', 'camera_front')
-        self.declare_parameter('lockstep', False)
-        self.declare_parameter('lockstep_timeout', 0.25)
-        self.declare_parameter('lockstep_acks', [''])
-        self.declare_parameter('lockstep_ack_timeout', 2.0)
-        self.declare_parameter('paused', False)
-        self.declare_parameter('pause_after_done', -1.0)
+        d = self.declare_parameter
+        d('task', 'pick_red', describe('task of the episode the next /sim/reset starts (see vla_sim.tasks)'))
+        d('seed', 0, describe('seed of the episode the next /sim/reset starts', 0, 2**63 - 1))
+        d('rate', 30.0, describe('control rate (Hz): one physics tick, joint state and image each',
+                                 0.1, 1000.0, read_only=True))
+        d('image_size', 224, describe('side of the square camera images (px)', 8, 4096, read_only=True))
+        d('camera', 'front', describe('the camera published on /camera/image_raw', read_only=True))
+        d('publish_wrist_camera', False, describe('also publish /camera/wrist/image_raw', read_only=True))
+        d('real_time_factor', 1.0, describe('simulated seconds per wall second (real-time mode); '
+                                            '!= 1 needs publish_clock', 0.01, 1000.0, read_only=True))
+        d('publish_clock', False, describe('publish /clock (sim time; on in lock-step)', read_only=True))
+        d('clip_out_of_range', True, describe('clip command targets outside the joint bounds '
+                                              '(false: reject the command)'))
+        d('frame_id', 'camera_front', describe('frame_id of the published images', read_only=True))
+        d('lockstep', False, describe('step the physics when a tick is answered (the command and '
+                                      'every lockstep_acks topic) instead of on a timer', read_only=True))
+        d('lockstep_timeout', 0.25, describe('wall s a lock-step tick waits for its command before '
+                                             'stepping anyway', 0.001, 60.0, read_only=True))
+        d('lockstep_acks', [''], describe('std_msgs/Header topics that acknowledge each lock-step '
+                                          'tick (empty: none)', read_only=True))
+        d('lockstep_ack_timeout', 2.0, describe('wall s the acknowledgements may take once the '
+                                                'command is in (at least lockstep_timeout)',
+                                                0.001, 600.0, read_only=True))
+        d('paused', False, describe('stop stepping the physics (set at run time)'))
+        d('pause_after_done', -1.0, describe('pause this many simulated s after an episode ends '
+                                             '(< 0: never)'))
         self.add_on_set_parameters_callback(self._check_parameters)
 
         p = self.get_parameter
@@ -182,11 +193,6 @@ class SimNode(Node):
             if param.name == 'seed' and (not isinstance(param.value, int) or param.value < 0):
                 return SetParametersResult(successful=False,
                                            reason=f'seed must be an int >= 0, got {param.value!r}')
-            if param.name in ('rate', 'image_size', 'camera', 'real_time_factor', 'publish_clock',
-                              'publish_wrist_camera', 'lockstep', 'lockstep_timeout',
-                              'lockstep_acks', 'lockstep_ack_timeout'):
-                return SetParametersResult(successful=False,
-                                           reason=f'{param.name} is read at start-up only')
             if param.name == 'paused':
                 if param.type_ != Parameter.Type.BOOL:
                     return SetParametersResult(successful=False,
