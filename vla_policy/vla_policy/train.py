@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, TrainConfig, ['data', 'out'])
     add_model_options(p.add_argument_group('model (preset, then --config, then --set; sizes from the data)'))
     training = p.add_argument_group('training')
-    add_options(training, TrainConfig, [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'out')])
+    add_options(training, TrainConfig,
+                [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'out')])
     training.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                           help='continue a run (default: OUT/checkpoint) with its optimizer state')
     return p
