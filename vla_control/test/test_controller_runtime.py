@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 
-from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, RateMeter,
-                                 Snapshot, check_image_size, hold_reason)
+from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, LockstepTicks,
+                                 RateMeter, Snapshot, check_image_size, hold_reason)
 from vla_safety.rules import SafetyLimits
 
 LIMITS = SafetyLimits.from_values(['a', 'b'], [-1.0, 0.0], [1.0, 0.08], [3.0, 0.3])
@@ -282,3 +282,17 @@ def test_step_in_lockstep_answers_every_tick_and_the_error_state_holds():
     broken = world.tick(loop, stamp=world.t + 0.1, error='checkpoint not usable')
     assert broken.hold == 'checkpoint not usable' and broken.command is not None
     assert world.tick(loop).hold.startswith('camera image is stale')  # no stamp: arrival times
+
+
+def test_a_lockstep_tick_is_due_once_when_all_its_inputs_carry_its_stamp():
+    ticks = LockstepTicks(('image', 'joint_state', 'image_wrist'))
+    assert not ticks.observed('image', 0.1) and not ticks.observed('joint_state', 0.1)
+    assert ticks.due is None
+    assert ticks.observed('image_wrist', 0.1) and ticks.due == 0.1
+    assert not ticks.observed('image', 0.1)  # the same tick again: taken once
+    assert not ticks.observed('image', 0.2) and not ticks.observed('joint_state', 0.2)
+    assert not ticks.observed('image_wrist', 0.1 + 1e-3)  # a stamp of another tick
+    assert ticks.observed('image_wrist', 0.2) and ticks.due == 0.2
+    ticks.observed('image', 0.15)
+    ticks.observed('joint_state', 0.15)
+    assert not ticks.observed('image_wrist', 0.15) and ticks.due == 0.2  # older than the last

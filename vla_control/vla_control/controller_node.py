@@ -51,7 +51,8 @@ from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
 from vla_control.loading import PolicySettings, load_policy
 from vla_control.rollouts import RolloutRecorder
-from vla_control.runtime import ControlLoop, Inputs, Snapshot, check_image_size
+from vla_control.runtime import (ControlLoop, Inputs, LockstepTicks, Snapshot,
+                                 check_image_size)
 from vla_control.status import TickStats, status_values
 from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
@@ -108,9 +109,6 @@ class VLAController(Node):
         self.max_age = float(p('max_observation_age').value)
         self.settle = float(p('command_settle_time').value)
         self.lockstep = bool(p('lockstep').value)
-        self.stamps: dict[str, float] = {}  # lock-step: input -> header stamp of its newest message
-        self.answered = float('-inf')  # lock-step: stamp of the newest tick taken
-        self.due_stamp: float | None = None  # lock-step: stamp of the tick to answer next
         self.stats = TickStats(self.period)
         self.faults = FaultLog()
         self.lock = threading.Lock()
@@ -133,6 +131,7 @@ class VLAController(Node):
         self.num_threads = max(1, int(p('num_threads').value))
         self.policy = self._load_policy()
         self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
+        self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
         self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age, self.settle,
                                 self.cameras)
         self.recording = RolloutRecorder(str(p('record_dir').value), self.limits.joint_names,
@@ -250,16 +249,10 @@ class VLAController(Node):
 
     def _observed(self, what: str, stamp) -> None:
         """Lock-step: the tick whose images and joint state have all arrived is due (once)."""
-        if not self.lockstep:
-            return
-        seconds = to_seconds(stamp)
-        needed = ('image', 'joint_state', *(f'image_{c}' for c in self.cameras))
-        with self.lock:
-            self.stamps[what] = seconds
-            if seconds > self.answered + 1e-6 and all(
-                    abs(self.stamps.get(k, -1.0) - seconds) < 1e-6 for k in needed):
-                self.answered = self.due_stamp = seconds
-                self._tick_due.set()
+        if self.lockstep:
+            with self.lock:
+                if self.ticker.observed(what, to_seconds(stamp)):
+                    self._tick_due.set()
 
     def _on_command(self, msg: String) -> None:
         # Every command message starts over, the same text too (an evaluator re-sends the
@@ -269,9 +262,9 @@ class VLAController(Node):
             if not text and not self.instruction:
                 return
             now = self._now()
-            retick = self.lockstep and self.due_stamp is not None
+            retick = self.lockstep and self.ticker.due is not None
             if retick:
-                now = max(now, self.due_stamp)  # the clock of a lock-step sim comes after its tick
+                now = max(now, self.ticker.due)  # the clock of a lock-step sim comes after its tick
             self.instruction, self.command_time, self.command_changed = text, now, True
             if retick:
                 # answer the current tick again, now under the new command (the simulator
@@ -344,7 +337,7 @@ class VLAController(Node):
         would not answer the tick), or None when the clock does not get there within ``limit``
         wall seconds (the tick is answered by the next one)."""
         with self.lock:
-            stamp = self.due_stamp
+            stamp = self.ticker.due
         if stamp is None:
             return None
         deadline = time.monotonic() + limit

@@ -300,6 +300,27 @@ class ControlLoop:
         return self.standing
 
 
+class LockstepTicks:
+    """Lock-step: which simulated tick is due.  A tick is due once every needed input (the
+    images and the joint state) has arrived with its header stamp, and each stamp once."""
+
+    def __init__(self, needed: Sequence[str]) -> None:
+        self.needed = tuple(needed)  # e.g. ('image', 'joint_state', 'image_wrist')
+        self.stamps: dict[str, float] = {}  # input -> header stamp of its newest message
+        self.answered = float('-inf')  # stamp of the newest tick taken
+        self.due: float | None = None  # stamp of the tick to answer next (None before the first)
+
+    def observed(self, what: str, stamp: float) -> bool:
+        """Note that input ``what`` arrived stamped ``stamp`` (s); True when that makes the
+        tick of ``stamp`` due."""
+        self.stamps[what] = stamp
+        if stamp > self.answered + 1e-6 and all(
+                abs(self.stamps.get(k, -1.0) - stamp) < 1e-6 for k in self.needed):
+            self.answered = self.due = stamp
+            return True
+        return False
+
+
 class EventRate:
     """Events per minute over the last ``window`` seconds of a clock (e.g. overruns)."""
 
