@@ -164,3 +164,38 @@ def test_demo_states_its_verdict_with_the_paired_test(tmp_path):
     text = baseline_verdict(tmp_path)
     assert 'paired on the same seeds' in text and 'n=10' in text and '80%' in text
     assert 'no difference detected' in text or 'underpowered' in text
+
+
+def _episode_records(outcomes):
+    """A results JSON with per-episode records ``{(task, seed): success}``."""
+    return {'episodes': [{'task': t, 'seed': s, 'success': v} for (t, s), v in outcomes.items()]}
+
+
+def test_sequential_plan_walks_a_seeds_across_tasks_and_stops_when_decided():
+    from types import SimpleNamespace
+
+    from vla_bringup.comparison import SequentialPlan
+    a = _episode_records({**{('pick', s): False for s in range(1000, 1010)},
+                  **{('stack', s): s % 2 == 0 for s in range(1000, 1004)}})
+    plan = SequentialPlan.from_results(a, ['pick', 'stack'], seed=1000, episodes=10,
+                                       against='a.json', odds=9.0, alpha=0.1)
+    # seed by seed across the tasks, only the pairs A has, the whole plan fixed up front
+    assert plan.order[:4] == [('pick', 1000), ('stack', 1000), ('pick', 1001), ('stack', 1001)]
+    assert len(plan.order) == 14 and plan.test.max_pairs == 14
+    ran = []
+
+    def run_one(task, seed):  # B: succeeds everywhere
+        ran.append((task, seed))
+        return SimpleNamespace(success=True)
+
+    episodes = plan.run(run_one)
+    # B wins every pair A lost: log LR grows ln(1.8) per such pair and reaches ln(2 / 0.1)
+    summary = plan.summary()
+    assert summary['decision'] == B_BETTER and len(episodes) == summary['pairs'] == len(ran)
+    assert summary['b_only'] == 6 and summary['a_only'] == 0
+    assert ran == plan.order[:summary['pairs']] and summary['saved_episodes'] == 14 - len(ran)
+    assert 'SPRT' in summary['rule'] and summary['against'] == 'a.json'
+    with pytest.raises(ValueError, match=r"task\(s\) \['place'\]"):
+        SequentialPlan.from_results(a, ['pick', 'place'], 1000, 10)
+    with pytest.raises(ValueError, match='none of the seeds'):
+        SequentialPlan.from_results(a, ['pick'], 2000, 10)

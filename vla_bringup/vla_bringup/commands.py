@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -108,16 +109,64 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help='wall-clock seconds before an episode counts as hung')
     parser.add_argument('--videos', type=Path,
                         help='write a GIF of the first success and failure of each task here')
+    seq = parser.add_argument_group(
+        'sequential evaluation (vla_bringup.comparison.SequentialMcNemar)',
+        'Evaluate on the seeds of an earlier evaluation A, seed by seed across the tasks, and stop '
+        'as soon as a two-sided sequential probability ratio test on the discordant pairs decides '
+        '(B better, A better, no difference) or at --episodes per task (underpowered). The rule '
+        'is fixed and printed before the first episode and stored in the results JSON.')
+    seq.add_argument('--until-decided', action='store_true',
+                     help='stop when the sequential test decides (needs --against)')
+    seq.add_argument('--against', type=Path, metavar='A.json',
+                     help='the results JSON of the evaluation to compare with (A)')
+    seq.add_argument('--odds', type=float, default=3.0,
+                     help='odds ratio among discordant pairs the test is powered to detect (default 3)')
+    seq.add_argument('--alpha', type=float, default=0.05, help='type-I error, two-sided (default 0.05)')
+    seq.add_argument('--power', type=float, default=0.8, help='power at --odds (default 0.8)')
+
+
+def sequential_plan(args: argparse.Namespace, tasks: list[str]):
+    """``--until-decided --against A.json``: the plan, fixed before the first episode."""
+    if args.against is not None and not args.until_decided:
+        raise CommandError('--against is for --until-decided (to compare two finished '
+                           'evaluations use `vla compare A.json B.json`)')
+    if not args.until_decided:
+        return None
+    if args.against is None:
+        raise CommandError('--until-decided needs --against A.json: the evaluation to compare with')
+    from vla_bringup.comparison import SequentialPlan
+    try:
+        reference = json.loads(args.against.read_text())
+        return SequentialPlan.from_results(reference, tasks, args.seed, args.episodes,
+                                           against=str(args.against), odds=args.odds,
+                                           alpha=args.alpha, power=args.power)
+    except OSError as exc:
+        raise CommandError(f'cannot read --against {args.against}: {exc}') from exc
+    except json.JSONDecodeError as exc:
+        raise CommandError(f'--against {args.against} is not a results JSON: {exc}') from exc
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
     from vla_bringup.evaluation import evaluate
     from vla_common.evaluation import format_table, write_results
-    summary = evaluate(policy=args.policy, checkpoint=args.checkpoint, tasks=task_names(args.tasks),
+    tasks = task_names(args.tasks)
+    plan = sequential_plan(args, tasks)
+    if plan is not None:
+        print(f'sequential rule, fixed before the first episode: {plan.test.rule()}; '
+              f'{len(plan.order)} pairs of {args.against} at most', file=sys.stderr)
+    summary = evaluate(policy=args.policy, checkpoint=args.checkpoint, tasks=tasks,
                        episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
                        episode_timeout=args.episode_timeout, video_dir=args.videos,
-                       video_root=args.json.parent.parent if args.json else None)
+                       video_root=args.json.parent.parent if args.json else None,
+                       sequential=plan)
     print(format_table(summary))
+    if plan is not None:
+        s = summary['sequential']
+        print(f'sequential decision against {args.against}: {s["decision"] or "none"} after '
+              f'{s["pairs"]} of {s["max_pairs"]} pairs (A only {s["a_only"]}, B only '
+              f'{s["b_only"]}); {s["saved_episodes"]} episodes saved')
     if args.json:
         write_results(args.json, summary)
         print(f'results written to {args.json}', file=sys.stderr)

@@ -342,3 +342,53 @@ class SequentialMcNemar:
                 f"way, alpha={self.alpha:g} (alpha/2 per side), power={1 - self.beta:g}, at most "
                 f"{self.max_pairs} pairs; stop when log LR >= {self.upper:.3f} (better) or both "
                 f"<= {self.lower:.3f} (no difference)")
+
+
+@dataclass
+class SequentialPlan:
+    """``vla evaluate --until-decided --against A.json``: B's episodes on A's (task, seed) pairs,
+    seed by seed across the tasks (so a run that stops early still covers every task alike),
+    each pair fed to a :class:`SequentialMcNemar` fixed before the first episode."""
+
+    reference: dict[tuple[str, int], bool]  # A's outcome of every (task, seed)
+    order: list[tuple[str, int]]  # the pairs in the order they are evaluated
+    test: SequentialMcNemar
+    against: str = ''  # where A came from (the report names it)
+
+    @classmethod
+    def from_results(cls, results: Mapping, tasks: Sequence[str], seed: int, episodes: int,
+                     against: str = '', odds: float = 3.0, alpha: float = 0.05,
+                     power: float = 0.8) -> SequentialPlan:
+        """The plan against evaluation ``results`` (A) for B's ``tasks`` and seeds ``seed ..
+        seed + episodes - 1`` (at most), keeping the pairs A has."""
+        outcomes = outcomes_by_task(results)
+        missing = [t for t in tasks if t not in outcomes]
+        if missing:
+            raise ValueError(f'--against {against or "A"} has no episodes of task(s) {missing} '
+                             f'(it has {sorted(outcomes)})')
+        order = [(t, s) for s in range(seed, seed + episodes) for t in tasks if s in outcomes[t]]
+        if not order:
+            raise ValueError(f'--against {against or "A"} has none of the seeds {seed}..'
+                             f'{seed + episodes - 1}: evaluate on the seeds it was evaluated on')
+        reference = {(t, s): outcomes[t][s] for t, s in order}
+        test = SequentialMcNemar(odds=odds, alpha=alpha, beta=1.0 - power, max_pairs=len(order))
+        return cls(reference, order, test, against)
+
+    def run(self, run_one) -> list:
+        """Evaluate the pairs in order with ``run_one(task, seed) -> episode`` (anything with a
+        ``success``) until the test decides; returns B's episodes."""
+        episodes = []
+        for task, seed in self.order:
+            episode = run_one(task, seed)
+            episodes.append(episode)
+            if self.test.update(self.reference[(task, seed)], bool(episode.success)) is not None:
+                break
+        return episodes
+
+    def summary(self) -> dict:
+        """The ``sequential`` entry of the results JSON."""
+        t = self.test
+        return {'rule': t.rule(), 'against': self.against, 'decision': t.decision,
+                'pairs': t.pairs, 'max_pairs': len(self.order), 'a_only': t.a_only,
+                'b_only': t.b_only, 'odds': t.odds, 'alpha': t.alpha, 'power': 1.0 - t.beta,
+                'saved_episodes': len(self.order) - t.pairs}

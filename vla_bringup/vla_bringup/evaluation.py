@@ -25,12 +25,14 @@ from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 
 def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
              seed: int, rtf: float | None, episode_timeout: float, video_dir: Path | None = None,
-             video_root: Path | None = None) -> dict:
+             video_root: Path | None = None, sequential=None) -> dict:
     """Start the scenario on a private ROS domain, run the episodes, return the summary.
 
     A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
     expert the ``sim`` scenario; both on the same seeds.  ``rtf`` None: lock-step simulation;
-    a number: real time at that factor.
+    a number: real time at that factor.  ``sequential`` (a
+    :class:`vla_bringup.comparison.SequentialPlan`): evaluate its pairs in its order until its
+    test decides, instead of ``episodes`` per task.
     """
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
@@ -61,7 +63,8 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
             except SimUnavailable as exc:
                 logs = '\n'.join(f'--- {p.spec.name}:\n{p.output(2000)}' for p in group.processes)
                 raise CommandError(f'{exc}\n{logs}') from exc
-            bar = tqdm(total=len(tasks) * episodes, desc=f'evaluate {policy or checkpoint}',
+            total = len(sequential.order) if sequential is not None else len(tasks) * episodes
+            bar = tqdm(total=total, desc=f'evaluate {policy or checkpoint}',
                        unit='ep', file=sys.stderr)
 
             def progress(result) -> None:
@@ -74,9 +77,19 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
 
             videos = FirstOutcomeVideos(video_dir, video_root) if video_dir is not None else None
             runner.capture_every = VIDEO_FRAME_STRIDE if videos is not None else 0
-            results = run_episodes(
-                lambda task, seed: runner.run_episode(task, seed, wall_timeout=episode_timeout),
-                tasks, episodes, seed, videos=videos, on_episode=progress)
+            if sequential is None:
+                results = run_episodes(
+                    lambda task, seed: runner.run_episode(task, seed, wall_timeout=episode_timeout),
+                    tasks, episodes, seed, videos=videos, on_episode=progress)
+            else:
+                def one(task: str, seed: int):
+                    episode = runner.run_episode(task, seed, wall_timeout=episode_timeout)
+                    if videos is not None:
+                        videos.keep(episode)
+                    episode.frames = []
+                    progress(episode)
+                    return episode
+                results = sequential.run(one)
             bar.close()
         finally:
             runner.close()
@@ -90,7 +103,8 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         simulation=simulation_summary(rtf, runner.status, runner.sim_state),
         controller=(controller_summary(runner.controller_state, runner.overruns_per_minute)
                     if checkpoint is not None else None),
-        machine=machine_info())
+        machine=machine_info(),
+        **({'sequential': sequential.summary()} if sequential is not None else {}))
 
 
 def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict | None) -> dict:
