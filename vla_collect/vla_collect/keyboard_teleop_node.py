@@ -16,7 +16,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 from std_srvs.srv import SetBool, Trigger
 
-from vla_collect.joy_teleop_node import TeleopBase, send_final_hold
+from vla_collect.teleop_base import TeleopBase, send_final_hold
 from vla_collect.teleop import CARTESIAN, key_input
 from vla_common.parameters import describe
 
