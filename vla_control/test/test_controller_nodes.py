@@ -336,3 +336,36 @@ def test_async_inference_keeps_commanding_under_injected_latency(graph, checkpoi
     error = status(probe, lambda v: v['state'] == 'error', 60)
     assert error is not None and 'inference must be sync or async' in error['message'], \
         bad.processes[0].output()
+
+
+def test_the_controller_is_a_managed_lifecycle_node(graph, checkpoints):
+    """With autostart off it holds, unconfigured (no checkpoint loaded), until configured (the
+    checkpoint is loaded and checked) and activated; deactivated, it holds again."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+    probe, start = graph
+    group = start(controller(checkpoints['good'], command='pick up the red cube', autostart=False))
+    node = group.processes[0]
+    feed = Feed(probe)
+    idle = status(probe, lambda v: 'lifecycle state unconfigured' in v['hold_reason'], 60)
+    assert idle is not None and idle['state'] == 'holding', node.output()
+    assert 'loaded' not in node.output(20000)
+
+    def change(transition: int) -> bool:
+        response = probe.call(ChangeState, '/vla_controller/change_state',
+                              ChangeState.Request(transition=Transition(id=transition)), 60)
+        return response is not None and response.success
+
+    assert change(Transition.TRANSITION_CONFIGURE), node.output()
+    assert 'loaded' in node.output(20000)
+    assert status(probe, lambda v: 'lifecycle state inactive' in v['hold_reason']) is not None
+    assert change(Transition.TRANSITION_ACTIVATE), node.output()
+    acting = status(probe, lambda v: v['state'] == 'active' and int(v['actions']) > 5, 30)
+    assert acting is not None, node.output()
+    assert change(Transition.TRANSITION_DEACTIVATE), node.output()
+    held = status(probe, lambda v: 'lifecycle state inactive' in v['hold_reason'])
+    assert held is not None and held['state'] == 'holding', node.output()
+    # the hold that ended the acting: at the measured position
+    np.testing.assert_allclose(probe.messages(REQUEST_TOPIC)[-1].points[0].positions,
+                               feed.position, atol=1e-9)
+    assert not group.dead()

@@ -16,8 +16,13 @@ the joint state is stale (see :class:`vla_control.runtime.ControlLoop`).  Infere
 worker thread (``num_threads`` torch threads) that the control timer signals, so subscriptions
 never wait for it; a tick that finds the previous one still running is counted as an overrun
 (``overruns``, ``overruns_per_minute`` in ``/diagnostics``) and skipped, not queued.  On SIGINT
-(Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the hold before it exits.  A checkpoint that
-does not load or does not fit the robot leaves the node running in an ``error`` state that
+(Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the hold before it exits.
+
+It is a managed lifecycle node: ``configure`` loads and checks the checkpoint, ``activate``
+starts commanding, ``deactivate`` holds, ``cleanup`` drops the checkpoint; with ``autostart``
+(the default, what ``vla deploy``/``evaluate``/``demo`` and ``deploy.launch.py`` rely on) it
+configures and activates itself at start-up.  Until active it holds and says why.  A checkpoint
+that does not load or does not fit the robot leaves the node running in an ``error`` state that
 holds.  With ``lockstep`` (a lock-step simulator) there is no timer: each simulated tick is
 taken once its images and joint state (one header stamp) have arrived and the node clock has
 reached it, and every tick is answered, a hold by re-sending its target, so the simulator never
@@ -40,7 +45,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
@@ -61,7 +67,7 @@ LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
           'error': DiagnosticStatus.ERROR}
 
 
-class VLAController(Node):
+class VLAController(LifecycleNode):
     def __init__(self) -> None:
         super().__init__('vla_controller')
         self.declare_parameter('checkpoint', '')
@@ -97,6 +103,10 @@ class VLAController(Node):
             description='async, tests and benchmarks: s of extra delay per inference'))
         self.declare_parameter('latency_spike', 0.0, ParameterDescriptor(
             description='async, tests and benchmarks: s more on every latency_spike_every-th inference'))
+        self.declare_parameter('autostart', True, ParameterDescriptor(
+            description='configure and activate at start-up (as `vla deploy` and ros2 launch '
+                        'expect); false: stay unconfigured, holding, until `ros2 lifecycle set '
+                        '/vla_controller configure` and `activate`'))
         self.declare_parameter('latency_spike_every', 0)
         self.declare_parameter('encode_every_tick', False, ParameterDescriptor(
             description='benchmarks: encode every frame, also on ticks served from the action '
@@ -125,30 +135,22 @@ class VLAController(Node):
         self.command_changed = bool(self.instruction)
         self.estop = ''
 
-        self.state = 'loading'
+        self.state = 'unconfigured'  # lifecycle state, or 'error' (no usable checkpoint)
         self.error = ''
         self.busy = False
         self.num_threads = max(1, int(p('num_threads').value))
-        self.policy = self._load_policy()
-        self.cameras = list(self.policy.config.extra_cameras) if self.policy is not None else []
-        self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
-        self.loop = ControlLoop(self.policy, self.limits, self.period, self.max_age, self.settle,
-                                self.cameras)
-        self.recording = RolloutRecorder(str(p('record_dir').value), self.limits.joint_names,
-                                         1.0 / self.period, self.cameras)
-        self._set_encode_every_tick(bool(p('encode_every_tick').value))
+        self.policy = None
+        self._use_policy(None)
+        self.encode_every_tick = bool(p('encode_every_tick').value)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        inputs = MutuallyExclusiveCallbackGroup()
+        self.inputs = inputs = MutuallyExclusiveCallbackGroup()
+        self.camera_subs: list = []  # the extra cameras' subscriptions (from the checkpoint)
         self.control_group = MutuallyExclusiveCallbackGroup()
         self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, '/camera/image_raw', self._on_image,
                                  qos_profile_sensor_data, callback_group=inputs)
-        for camera in self.cameras:
-            self.create_subscription(Image, f'/camera/{camera}/image_raw',
-                                     lambda msg, c=camera: self._on_extra_image(c, msg),
-                                     qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(String, '/voice_command', self._on_command, 10,
@@ -169,7 +171,63 @@ class VLAController(Node):
                                         daemon=True)
         self._worker.start()
 
-    # -- start-up -------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and check the checkpoint; a failure leaves the node up, holding, in ``error``."""
+        policy = self._load_policy()
+        if policy is None:
+            return TransitionCallbackReturn.FAILURE
+        with self.lock:
+            self._use_policy(policy)
+        self.camera_subs = [self.create_subscription(
+            Image, f'/camera/{camera}/image_raw', lambda msg, c=camera: self._on_extra_image(c, msg),
+            qos_profile_sensor_data, callback_group=self.inputs) for camera in self.cameras]
+        self.state = 'inactive'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = 'active'  # the next tick acts (after settling when a command is pending)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = 'inactive'  # the next tick holds
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in self.camera_subs:
+            self.destroy_subscription(sub)
+        self.camera_subs = []
+        self._close_recording()
+        with self.lock:
+            policy, self.extra_images = self.policy, {}
+            self._use_policy(None)
+        if policy is not None and hasattr(policy, 'close'):
+            policy.close()
+        self.state = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def _use_policy(self, policy) -> None:
+        """The loop, lock-step ticks and recorder for ``policy`` (None: none, holding)."""
+        self.policy = policy
+        self.cameras = list(policy.config.extra_cameras) if policy is not None else []
+        self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
+        self.loop = ControlLoop(policy, self.limits, self.period, self.max_age, self.settle,
+                                self.cameras)
+        self.recording = RolloutRecorder(str(self.get_parameter('record_dir').value),
+                                         self.limits.joint_names, 1.0 / self.period, self.cameras)
+        self.check_size = policy is not None
+        if policy is not None:
+            self._set_encode_every_tick(self.encode_every_tick)
+            self.command_changed = bool(self.instruction)  # the initial command starts an episode
+
+    def _halt(self) -> str:
+        """Why the controller may not act whatever its inputs ('' = it may)."""
+        if self.state == 'error':
+            return self.error
+        if self.state != 'active':
+            return f'lifecycle state {self.state}: not commanding'
+        return ''
+
     def _load_policy(self):
         """Load and check the checkpoint; on failure the node stays up in the error state."""
         p = self.get_parameter
@@ -186,7 +244,6 @@ class VLAController(Node):
             self.state, self.error = 'error', f'checkpoint {settings.checkpoint!r} not usable: {exc}'
             self.get_logger().error(f'{self.error}; holding (fix the checkpoint and restart)')
             return None
-        self.state = 'active'
         return policy
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -218,8 +275,10 @@ class VLAController(Node):
         image = self._decode(msg, 'camera')
         if image is None:
             return
-        if self.policy is not None and self.state != 'error' and self.image is None:
-            problem = check_image_size(self.policy.config.source_image_size, *image.shape[:2])
+        policy = self.policy
+        if self.check_size and policy is not None and self.state != 'error':  # its first image
+            self.check_size = False
+            problem = check_image_size(policy.config.source_image_size, *image.shape[:2])
             if problem and self.get_parameter('strict_image_size').value:
                 self.state, self.error = 'error', problem + ' (strict_image_size)'
                 self.get_logger().error(f'{self.error}; holding')
@@ -288,12 +347,14 @@ class VLAController(Node):
         self._tick_due.set()
 
     def _work(self) -> None:
-        if self.policy is not None:
-            import torch
-            torch.set_num_threads(self.num_threads)  # this thread's intra-op pool, deliberately
+        threads_set = False
         while not self._stopping.is_set():
             if not self._tick_due.wait(timeout=0.1):
                 continue
+            if self.policy is not None and not threads_set:
+                import torch
+                torch.set_num_threads(self.num_threads)  # this thread's intra-op pool, deliberately
+                threads_set = True
             self._tick_due.clear()
             try:
                 self._tick()
@@ -312,8 +373,7 @@ class VLAController(Node):
         with self.lock:
             snap = Snapshot(self._now(), self.instruction, self.command_time, self.command_changed,
                             self.estop, self.image, self.image_time, dict(self.extra_images),
-                            self.q, self.v, self.state_time, stamp,
-                            self.error if self.state == 'error' else '')
+                            self.q, self.v, self.state_time, stamp, self._halt())
             self.command_changed = False
         result = self.loop.step(snap)
         latency = time.perf_counter() - start
@@ -445,6 +505,9 @@ def main(args=None) -> None:
     executor = SingleThreadedExecutor()
     try:
         node = VLAController()
+        if node.get_parameter('autostart').value and \
+                node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)  # wakes up for a signal within 0.1 s
