@@ -229,3 +229,21 @@ def test_the_learning_rate_defaults_to_the_presets():
     assert lr() == preset_lr('cpu') == 1e-3
     assert lr('--preset', 'clip-bert') == preset_lr('clip-bert') == 5e-4
     assert lr('--preset', 'clip-bert', '--lr', '2e-4') == 2e-4
+
+
+def test_seeds_trains_one_model_per_training_seed(tiny_data, tmp_path):
+    from vla_policy.policy import CheckpointError, resolve_checkpoint
+    out = tmp_path / 'multi'
+    assert main(['--data', str(tiny_data), '--out', str(out), '--steps', '3', '--seeds', '2',
+                 '--seed', '5', *FAST]) == 0
+    summary = json.loads((out / 'seeds.json').read_text())
+    assert summary['seeds'] == [5, 6] and [r['run'] for r in summary['runs']] == ['seed_5', 'seed_6']
+    a = load_file(str(out / 'seed_5' / 'checkpoint' / 'model.safetensors'))
+    b = load_file(str(out / 'seed_6' / 'checkpoint' / 'model.safetensors'))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # different initialisations and batches
+    for seed in (5, 6):
+        cfg = json.loads((out / f'seed_{seed}' / 'train_config.json').read_text())['train']
+        assert cfg['seed'] == seed and cfg['out'] == str(out / f'seed_{seed}')
+    with pytest.raises(CheckpointError, match='--seeds'):
+        resolve_checkpoint(out)
+    assert main(['--data', str(tiny_data), '--out', str(out), '--seeds', '0', *FAST]) == 1

@@ -43,6 +43,7 @@ PARSER = [
     (('--no-augment',), 'no_augment', False, None, None, 0, True, False, '_StoreTrueAction'),
     (('--aug-shift',), 'aug_shift', 0.0625, 'float', None, None, None, False, '_StoreAction'),
     (('--resume',), 'resume', None, None, None, '?', 'auto', False, '_StoreAction'),
+    (('--seeds',), 'seeds', 1, 'int', None, None, None, False, '_StoreAction'),
     (('--device',), 'device', 'auto', None, None, None, None, False, '_StoreAction'),
     (('--seed',), 'seed', 0, 'int', None, None, None, False, '_StoreAction'),
     (('--workers',), 'workers', -1, 'int', None, None, None, False, '_StoreAction'),

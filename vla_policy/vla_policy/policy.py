@@ -393,6 +393,10 @@ def resolve_checkpoint(directory: str | Path) -> Path:
         return directory
     if (directory / 'checkpoint' / CONFIG_FILE).is_file():
         return directory / 'checkpoint'
+    if (directory / 'seeds.json').is_file():
+        runs = sorted(p.name for p in directory.glob('seed_*') if p.is_dir())
+        raise CheckpointError(f'{directory} holds {len(runs)} models trained with --seeds ({", ".join(runs)}): '
+                              f'evaluate each on the same seeds, e.g. {directory / (runs[0] if runs else "seed_0")}')
     raise CheckpointError(f'{directory} is not a VLAPolicy checkpoint: expected {CONFIG_FILE} and {MODEL_FILE} '
                           f'in it (or in {directory}/checkpoint); train one with `vla train --data DIR --out DIR`')
 

@@ -16,6 +16,12 @@ checkpoint, so a slow machine gets fewer steps but a finished schedule. Given bo
 ends with whichever comes first (a step cap on a fast machine, the budget on a slow one). With
 neither, 10 epochs.
 
+Training-seed variance: ``--seeds K`` trains K models on the same data, with seeds SEED ..
+SEED+K-1, into ``OUT/seed_<S>/`` (each a run directory as above; ``--max-minutes`` is per model)
+and writes ``OUT/seeds.json`` (each model's final losses and checkpoint); evaluate each
+checkpoint on the same evaluation seeds to see the spread between training seeds beside the
+per-episode intervals.
+
 Every option but the model's (``--preset``, ``--config``, ``--set``, ``--cameras``, ``--clip-path``,
 ``--bert-path``) and ``--resume`` is a field of ``TrainConfig`` (vla_policy.train_config), from
 which the options are generated; the run itself is a ``Trainer`` (vla_policy.trainer).
@@ -60,7 +66,49 @@ def build_parser() -> argparse.ArgumentParser:
                 [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ('data', 'out')])
     training.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                           help='continue a run (default: OUT/checkpoint) with its optimizer state')
+    training.add_argument('--seeds', type=int, default=1, metavar='K',
+                          help='train K models on the same data (seeds SEED .. SEED+K-1) into '
+                               'OUT/seed_<S>/, with OUT/seeds.json listing them (default 1: one model '
+                               'in OUT)')
     return p
+
+
+def run_seeds(argv: list[str], args: argparse.Namespace, clock: Callable[[], float]) -> dict[str, Any]:
+    """``--seeds K``: K runs of :func:`run` that differ only in --seed and --out."""
+    if args.resume:
+        raise ValueError('--seeds and --resume do not mix: resume one model with --out OUT/seed_<S> --resume')
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise ValueError('--seeds trains the models one after the other; do not start it under torchrun')
+    out, first = Path(args.out), int(args.seed)
+    rest = _without(argv, {'--seeds', '--seed', '--out'})
+    runs = []
+    for seed in range(first, first + args.seeds):
+        log.info('training seed %d (%d of %d)', seed, seed - first + 1, args.seeds)
+        result = run([*rest, '--seed', str(seed), '--out', str(out / f'seed_{seed}')], clock=clock)
+        runs.append({'seed': seed, 'run': f'seed_{seed}', 'checkpoint': f'seed_{seed}/checkpoint',
+                     **{k: result.get(k) for k in ('step', 'loss', 'val_loss', 'elapsed_s')}})
+    summary = {'seeds': [r['seed'] for r in runs], 'runs': runs}
+    losses = [r['val_loss'] for r in runs if r['val_loss'] is not None]
+    if losses:
+        summary['val_loss'] = {'mean': float(sum(losses) / len(losses)), 'min': min(losses),
+                               'max': max(losses)}
+    atomic_write_json(out / 'seeds.json', summary)
+    return {**runs[-1], 'seeds': summary}
+
+
+def _without(argv: list[str], options: set[str]) -> list[str]:
+    """``argv`` without the given options and their values (``--opt V`` or ``--opt=V``)."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        name = item.split('=', 1)[0]
+        if name in options:
+            skip = '=' not in item
+            continue
+        kept.append(item)
+    return kept
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -77,6 +125,10 @@ def run(argv: list[str] | None = None, clock: Callable[[], float] = time.monoton
     ``clock`` is the wall clock a ``--max-minutes`` budget is measured on (tests pass a fake one).
     """
     args = build_parser().parse_args(argv)
+    if args.seeds < 1:
+        raise ValueError(f'--seeds must be >= 1, got {args.seeds}')
+    if args.seeds > 1:
+        return run_seeds(list(sys.argv[1:] if argv is None else argv), args, clock)
     cfg = train_config_from_args(args)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -131,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = {k: result.get(k) for k in ('step', 'loss', 'val_loss', 'elapsed_s')}
         sched = result.get('schedule') or {}
         summary.update({k: sched.get(k) for k in ('progress', 'last_lr', 'last_lr_ratio', 'samples_per_s')})
-        print(f'train: done {json.dumps(summary)}; checkpoint in {Path(build_parser().parse_args(argv).out) / "checkpoint"}')
+        args = build_parser().parse_args(argv)
+        where = (f'{args.seeds} models in {Path(args.out)}/seed_*/checkpoint (seeds.json)' if args.seeds > 1
+                 else f'checkpoint in {Path(args.out) / "checkpoint"}')
+        print(f'train: done {json.dumps(summary)}; {where}')
     return 0
 
 
