@@ -55,10 +55,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
+from vla_control.inputs import InputCache
 from vla_control.loading import PolicySettings, load_policy
+from vla_control.parameters import PARAMETERS, per_joint
 from vla_control.rollouts import RolloutRecorder
-from vla_control.runtime import (ControlLoop, Inputs, LockstepTicks, Snapshot,
-                                 check_image_size)
+from vla_control.runtime import ControlLoop, Inputs, LockstepTicks, check_image_size
 from vla_control.status import TickStats, status_values
 from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
@@ -70,48 +71,10 @@ LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
 class VLAController(LifecycleNode):
     def __init__(self) -> None:
         super().__init__('vla_controller')
-        self.declare_parameter('checkpoint', '')
-        self.declare_parameter('device', 'cpu')
-        self.declare_parameter('num_threads', 1)
-        self.declare_parameter('control_rate', 30.0)
-        self.declare_parameter('action_execution', 'checkpoint')
-        self.declare_parameter('max_observation_age', 0.25)
-        self.declare_parameter('command_settle_time', 0.3)
-        self.declare_parameter('strict_image_size', True)
-        self.declare_parameter('record_dir', '')
-        self.declare_parameter('command', '')
-        self.declare_parameter('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5',
-                                               'joint6', 'gripper'])
-        n = len(self.get_parameter('joint_names').value)
-        self.declare_parameter('joint_lower', [-1e9] * n)
-        self.declare_parameter('joint_upper', [1e9] * n)
-        self.declare_parameter('max_velocity', [2.0] * n)
-        self.declare_parameter('lockstep', False, ParameterDescriptor(
-            description='lock-step simulation: act once per simulated tick, when that tick\'s '
-                        'images and joint state (one header stamp) have all arrived and the node '
-                        'clock has reached it, and answer every tick (a hold re-sends its target), '
-                        'instead of on a timer; read at start-up'))
-        self.declare_parameter('inference', 'sync', ParameterDescriptor(
-            description='sync: the tick runs the model when its action queue is empty (the robot '
-                        'waits for it); async: a worker thread predicts chunks on the newest '
-                        'observation beside the tick, joined to the plan by `stitching`'))
-        self.declare_parameter('stitching', 'crossfade', ParameterDescriptor(
-            description='async: queue | latency | crossfade | ensemble (vla_control.chunking)'))
-        self.declare_parameter('max_chunk_age', 1.0, ParameterDescriptor(
-            description='async: s; a chunk computed from an older observation is discarded'))
-        self.declare_parameter('injected_latency', 0.0, ParameterDescriptor(
-            description='async, tests and benchmarks: s of extra delay per inference'))
-        self.declare_parameter('latency_spike', 0.0, ParameterDescriptor(
-            description='async, tests and benchmarks: s more on every latency_spike_every-th inference'))
-        self.declare_parameter('autostart', True, ParameterDescriptor(
-            description='configure and activate at start-up (as `vla deploy` and ros2 launch '
-                        'expect); false: stay unconfigured, holding, until `ros2 lifecycle set '
-                        '/vla_controller configure` and `activate`'))
-        self.declare_parameter('latency_spike_every', 0)
-        self.declare_parameter('encode_every_tick', False, ParameterDescriptor(
-            description='benchmarks: encode every frame, also on ticks served from the action '
-                        'queue (the cost before lazy encoding; the actions are the same). '
-                        'Settable at run time'))
+        for name, default, text in PARAMETERS:
+            if default is None:  # one value per joint
+                default = per_joint(name, len(self.get_parameter('joint_names').value))
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
         p = self.get_parameter
         self.limits = SafetyLimits.from_values(p('joint_names').value, p('joint_lower').value,
                                                p('joint_upper').value, p('max_velocity').value)
@@ -121,19 +84,9 @@ class VLAController(LifecycleNode):
         self.lockstep = bool(p('lockstep').value)
         self.stats = TickStats(self.period)
         self.faults = FaultLog()
-        self.lock = threading.Lock()
-
+        self.lock = threading.Lock()  # the lock-step ticks
         # latest inputs (written by subscription callbacks, read by the tick)
-        self.image: np.ndarray | None = None
-        self.image_time: float | None = None
-        self.extra_images: dict[str, tuple[np.ndarray, float]] = {}  # camera -> (image, arrival)
-        self.q: np.ndarray | None = None
-        self.v: np.ndarray | None = None
-        self.state_time: float | None = None
-        self.instruction = str(p('command').value).strip()  # initial command, '' = wait for one
-        self.command_time: float | None = self._now() if self.instruction else None
-        self.command_changed = bool(self.instruction)
-        self.estop = ''
+        self.cache = InputCache(str(p('command').value), self._now())
 
         self.state = 'unconfigured'  # lifecycle state, or 'error' (no usable checkpoint)
         self.error = ''
@@ -198,8 +151,9 @@ class VLAController(LifecycleNode):
             self.destroy_subscription(sub)
         self.camera_subs = []
         self._close_recording()
+        self.cache.drop_extra_images()
         with self.lock:
-            policy, self.extra_images = self.policy, {}
+            policy = self.policy
             self._use_policy(None)
         if policy is not None and hasattr(policy, 'close'):
             policy.close()
@@ -218,7 +172,7 @@ class VLAController(LifecycleNode):
         self.check_size = policy is not None
         if policy is not None:
             self._set_encode_every_tick(self.encode_every_tick)
-            self.command_changed = bool(self.instruction)  # the initial command starts an episode
+            self.cache.restart_command()  # the initial command starts an episode
 
     def _halt(self) -> str:
         """Why the controller may not act whatever its inputs ('' = it may)."""
@@ -284,15 +238,13 @@ class VLAController(LifecycleNode):
                 self.get_logger().error(f'{self.error}; holding')
             elif problem:
                 self.get_logger().warning(problem + '; resizing')
-        with self.lock:
-            self.image, self.image_time = image, self._now()
+        self.cache.put_image(image, self._now())
         self._observed('image', msg.header.stamp)
 
     def _on_extra_image(self, camera: str, msg: Image) -> None:
         image = self._decode(msg, f'{camera} camera')
         if image is not None:
-            with self.lock:
-                self.extra_images[camera] = (image, self._now())
+            self.cache.put_image(image, self._now(), camera)
             self._observed(f'image_{camera}', msg.header.stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -302,8 +254,7 @@ class VLAController(LifecycleNode):
         except ValueError as exc:
             self._fault('bad joint state', f'ignored joint state: {exc}')
             return
-        with self.lock:
-            self.q, self.v, self.state_time = q, v, self._now()
+        self.cache.put_joint_state(q, v, self._now())
         self._observed('joint_state', msg.header.stamp)
 
     def _observed(self, what: str, stamp) -> None:
@@ -318,13 +269,12 @@ class VLAController(LifecycleNode):
         # instruction for each episode): the policy forgets its history, the robot settles.
         text = msg.data.strip()
         with self.lock:
-            if not text and not self.instruction:
-                return
             now = self._now()
             retick = self.lockstep and self.ticker.due is not None
             if retick:
                 now = max(now, self.ticker.due)  # the clock of a lock-step sim comes after its tick
-            self.instruction, self.command_time, self.command_changed = text, now, True
+            if not self.cache.put_command(text, now):
+                return
             if retick:
                 # answer the current tick again, now under the new command (the simulator
                 # follows the newest command of a tick it has not stepped yet)
@@ -332,10 +282,7 @@ class VLAController(LifecycleNode):
         self.get_logger().info(f'new command: {text!r}' if text else 'command cleared')
 
     def _on_estop(self, msg: String) -> None:
-        with self.lock:
-            if self.estop and not msg.data:  # cleared: start over like a new command
-                self.command_time, self.command_changed = self._now(), True
-            self.estop = msg.data
+        self.cache.put_estop(msg.data, self._now())  # cleared: start over like a new command
 
     # -- the control loop -----------------------------------------------------------------------
     def _on_timer(self) -> None:
@@ -370,11 +317,7 @@ class VLAController(LifecycleNode):
             stamp = self._await_clock()
             if stamp is None:
                 return
-        with self.lock:
-            snap = Snapshot(self._now(), self.instruction, self.command_time, self.command_changed,
-                            self.estop, self.image, self.image_time, dict(self.extra_images),
-                            self.q, self.v, self.state_time, stamp, self._halt())
-            self.command_changed = False
+        snap = self.cache.take(self._now(), stamp, self._halt())
         result = self.loop.step(snap)
         latency = time.perf_counter() - start
         if result.new_command:
@@ -454,7 +397,7 @@ class VLAController(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         level, message, values = status_values(
             self.state, self.error, self.loop, self.stats, now=self._now(),
-            instruction=self.instruction, period=self.period, faults=self.faults,
+            instruction=self.cache.instruction, period=self.period, faults=self.faults,
             num_threads=self.num_threads, encode_every_tick=self.encode_every_tick,
             policy=self.policy)
         status = DiagnosticStatus(level=LEVELS[level], name='vla_control: vla_controller',
@@ -472,11 +415,10 @@ class VLAController(LifecycleNode):
         self._worker.join(timeout=2.0)
         if self.policy is not None and hasattr(self.policy, 'close'):
             self.policy.close()
-        with self.lock:
-            q = self.q
-            inputs = Inputs(self._now(), self.instruction, self.command_time, self.image_time,
-                            self.state_time, self.estop)
-        target, how = self.loop.hold_target(inputs, q) if self.loop.actions else (None, '')
+        snap = self.cache.take(self._now())
+        inputs = Inputs(snap.now, snap.instruction, snap.command_time, snap.image_time,
+                        snap.state_time, snap.estop)
+        target, how = self.loop.hold_target(inputs, snap.q) if self.loop.actions else (None, '')
         if target is not None and rclpy.ok(context=self.context):
             try:
                 self._publish_target(target)

@@ -1,0 +1,58 @@
+"""``vla_controller``'s parameters: name, default and meaning (what ``ros2 param describe
+/vla_controller NAME`` shows).  ``vla_bringup/config/controller.yaml`` sets them for the
+bring-up; joint names, bounds and speed limits come from ``robot.yaml``.  All but
+``encode_every_tick`` are read at start-up (``checkpoint`` and what shapes the policy at
+``configure``)."""
+from __future__ import annotations
+
+from typing import Any
+
+JOINT_NAMES = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
+
+#: (name, default, description); a default of None: one value per joint (see :func:`per_joint`)
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    ('checkpoint', '', 'checkpoint directory (or a training run directory holding checkpoint/); '
+     'loaded and checked at configure'),
+    ('device', 'cpu', 'torch device: cpu, cuda, cuda:1'),
+    ('num_threads', 1, 'torch CPU threads for inference'),
+    ('control_rate', 30.0, 'Hz of the control loop (node clock: sim time with use_sim_time)'),
+    ('action_execution', 'checkpoint', 'checkpoint (as trained), ensemble (temporal ensembling) '
+     'or queue (action chunks)'),
+    ('max_observation_age', 0.25, 's: hold when the newest image or joint state is older'),
+    ('command_settle_time', 0.3, 's: hold after a new command (or an e-stop reset) before acting'),
+    ('strict_image_size', True, 'true: an image size other than the training data\'s is an '
+     'error; false: resize'),
+    ('record_dir', '', 'directory for an HDF5 episode per command (observations and predicted '
+     'actions); \'\' = off'),
+    ('command', '', 'initial language command (\'\' = wait for one on /voice_command)'),
+    ('joint_names', JOINT_NAMES, 'the joints commanded, in the order of the policy\'s actions'),
+    ('joint_lower', None, 'rad (m for a gripper): lower bound per joint'),
+    ('joint_upper', None, 'rad (m for a gripper): upper bound per joint'),
+    ('max_velocity', None, 'rad/s (m/s): the most one tick may move each joint'),
+    ('lockstep', False, 'lock-step simulation: act once per simulated tick, when that tick\'s '
+     'images and joint state (one header stamp) have all arrived and the node clock has reached '
+     'it, and answer every tick (a hold re-sends its target), instead of on a timer; read at '
+     'start-up'),
+    ('inference', 'sync', 'sync: the tick runs the model when its action queue is empty (the '
+     'robot waits for it); async: a worker thread predicts chunks on the newest observation '
+     'beside the tick, joined to the plan by `stitching`'),
+    ('stitching', 'crossfade', 'async: queue | latency | crossfade | ensemble '
+     '(vla_control.chunking)'),
+    ('max_chunk_age', 1.0, 'async: s; a chunk computed from an older observation is discarded'),
+    ('injected_latency', 0.0, 'async, tests and benchmarks: s of extra delay per inference'),
+    ('latency_spike', 0.0, 'async, tests and benchmarks: s more on every '
+     'latency_spike_every-th inference'),
+    ('latency_spike_every', 0, 'async, tests and benchmarks: every how many inferences a '
+     'latency_spike comes (0 = never)'),
+    ('encode_every_tick', False, 'benchmarks: encode every frame, also on ticks served from the '
+     'action queue (the cost before lazy encoding; the actions are the same). Settable at run '
+     'time'),
+    ('autostart', True, 'configure and activate at start-up (as `vla deploy` and ros2 launch '
+     'expect); false: stay unconfigured, holding, until `ros2 lifecycle set /vla_controller '
+     'configure` and `activate`'),
+)
+
+
+def per_joint(name: str, n: int) -> list[float]:
+    """The default of a per-joint parameter for ``n`` joints (no bound, 2 rad/s)."""
+    return {'joint_lower': [-1e9] * n, 'joint_upper': [1e9] * n, 'max_velocity': [2.0] * n}[name]
