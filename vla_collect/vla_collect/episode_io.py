@@ -35,6 +35,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from vla_common.files import fsync_dir
+
 SCHEMA_VERSION = 1
 TMP_SUFFIX = '.tmp'
 EPISODE_PATTERN = re.compile(r'^episode_(\d+)\.hdf5$')
@@ -103,19 +105,6 @@ def temp_path_for(path: str | Path) -> Path:
     """Where an episode is written before it gets its final name."""
     path = Path(path)
     return path.with_name(path.name + TMP_SUFFIX)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _link_no_overwrite(src: Path, dst: Path) -> None:
@@ -350,7 +339,7 @@ class EpisodeWriter:
             with open(self.temp_path, 'rb+') as fh:
                 os.fsync(fh.fileno())
             _link_no_overwrite(self.temp_path, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except FileExistsError as exc:
             raise EpisodeWriteError(f'{self.path} appeared while recording; the episode is kept '
                                     f'as {self.temp_path}') from exc
