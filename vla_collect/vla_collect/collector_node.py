@@ -129,27 +129,23 @@ class CollectorNode(Node):
         # The command subscription first: when a busy recorder finds the command of tick t and
         # the observations of tick t+1 waiting together, the executor serves subscriptions in
         # creation order, and the command must be paired before tick t+1 starts (lock-step).
-        self.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
-                                 self._on_command, 10)
-        self.create_subscription(Image, '/camera/image_raw',
-                                 lambda m: self._on_image(IMAGE, m), qos_profile_sensor_data)
-        for camera in cameras:
-            self.create_subscription(Image, f'/camera/{camera}/image_raw',
-                                     lambda m, c=camera: self._on_image(f'{IMAGE}_{c}', m),
-                                     qos_profile_sensor_data)
-        self.create_subscription(JointState, '/joint_states', self._on_joint_state,
-                                 qos_profile_sensor_data)
-        self.create_subscription(Joy, '/joy', self._on_joy, 10)
-        self.create_subscription(String, '/voice_command', self._on_voice_command, 10)
+        streams = [(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
+                    self._on_command, 10),
+                   (Image, '/camera/image_raw', lambda m: self._on_image(IMAGE, m),
+                    qos_profile_sensor_data),
+                   *((Image, f'/camera/{c}/image_raw',
+                      lambda m, c=c: self._on_image(f'{IMAGE}_{c}', m), qos_profile_sensor_data)
+                     for c in cameras),
+                   (JointState, '/joint_states', self._on_joint_state, qos_profile_sensor_data),
+                   (Joy, '/joy', self._on_joy, 10),
+                   (String, '/voice_command', self._on_voice_command, 10)]
+        for msg_type, topic, callback, qos in streams:
+            self.create_subscription(msg_type, topic, callback, qos)
         if self.record_bag:
             # the bag takes the bytes as they came over DDS (as `ros2 bag record` does), from
-            # subscriptions of their own: nothing is deserialized and serialized again
-            raw = [(JointTrajectory, '/joint_trajectory_controller/joint_trajectory', 10),
-                   (Image, '/camera/image_raw', qos_profile_sensor_data),
-                   *((Image, f'/camera/{c}/image_raw', qos_profile_sensor_data) for c in cameras),
-                   (JointState, '/joint_states', qos_profile_sensor_data),
-                   (Joy, '/joy', 10), (String, '/voice_command', 10)]
-            for msg_type, topic, qos in raw:
+            # subscriptions of their own on the same topics: nothing is deserialized and
+            # serialized again
+            for msg_type, topic, _callback, qos in streams:
                 name = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
                 self.create_subscription(msg_type, topic,
                                          lambda data, t=topic, n=name: self._on_raw(t, n, data),

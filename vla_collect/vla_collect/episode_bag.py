@@ -67,11 +67,11 @@ class EpisodeBag:
     def write(self, topic: str, msgtype: str, time_ns: int, data: bytes) -> None:
         """One serialized (CDR) message of ``msgtype`` (e.g. ``sensor_msgs/msg/Image``) received
         at ``time_ns`` (node clock, ns)."""
-        from rosbags.typesys import Stores, get_typestore
         if self._writer is None:
             self._writer = self._open()
         connection = self._connections.get(topic)
         if connection is None:
+            from rosbags.typesys import Stores, get_typestore
             try:
                 connection = self._writer.add_connection(
                     topic, msgtype, typestore=get_typestore(Stores.LATEST))
