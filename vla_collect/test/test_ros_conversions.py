@@ -16,10 +16,13 @@ def test_joint_state_reordered_and_missing_joints_reported():
     np.testing.assert_array_equal(pos, [1.0, 2.0])
     np.testing.assert_array_equal(vel, [0.1, 0.2])
     pos, vel = joint_state_to_arrays(JointState(name=['a', 'b'], position=[1.0, 2.0]), ['a', 'b'])
-    np.testing.assert_array_equal(vel, [0.0, 0.0])
-    with pytest.raises(MissingJointError, match=r"lacks joint\(s\) \['gripper'\]"):
+    np.testing.assert_array_equal(vel, [0.0, 0.0])  # the recorder stores unknown velocities as 0
+    pos, vel = joint_state_to_arrays(JointState(name=['a', 'b'], position=[1.0, 2.0],
+                                                velocity=[float('nan'), 0.5]), ['a', 'b'])
+    np.testing.assert_array_equal(vel, [0.0, 0.5])
+    with pytest.raises(MissingJointError, match=r"missing joint\(s\) \['gripper'\]"):
         joint_state_to_arrays(msg, ['a', 'gripper'])
-    with pytest.raises(ValueError, match='3 names but 2 positions'):
+    with pytest.raises(ValueError, match='2 positions for 3 names'):
         joint_state_to_arrays(JointState(name=['a', 'b', 'c'], position=[1.0, 2.0]), ['a'])
     with pytest.raises(ValueError, match=r"non-finite positions for \['b'\]"):
         joint_state_to_arrays(JointState(name=['a', 'b'], position=[1.0, float('nan')]), ['a', 'b'])

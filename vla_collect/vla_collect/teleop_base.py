@@ -10,9 +10,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_collect.ros_conversions import joint_state_to_arrays
 from vla_collect.teleop import JogController, load_kinematics
-from vla_common.messages import trajectory_msg
+from vla_common.messages import parse_joint_state, trajectory_msg
 from vla_common.parameters import describe
 
 
@@ -57,7 +56,7 @@ class TeleopBase(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
-            positions, _ = joint_state_to_arrays(msg, self.joint_names)
+            positions, _ = parse_joint_state(msg, self.joint_names)
         except ValueError as exc:
             self.get_logger().warning(f'/joint_states ignored: {exc}', throttle_duration_sec=5.0)
             return

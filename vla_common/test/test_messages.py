@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 
-from vla_common.messages import (ImageConversionError, duration_msg, image_to_rgb, rgb_to_image_msg,
-                                 time_msg, to_seconds, trajectory_msg)
+from vla_common.messages import (ImageConversionError, JointStateError, MissingJointError,
+                                 duration_msg, image_to_rgb, joint_index, joint_state_arrays,
+                                 known_velocities, parse_joint_state, rgb_to_image_msg, time_msg,
+                                 to_seconds, trajectory_msg)
 
 
 @pytest.mark.parametrize('seconds, sec, nanosec', [
@@ -81,3 +83,54 @@ def test_bad_images_name_the_fault():
         image_to_rgb(Image(height=0, width=5, encoding='rgb8', step=15, data=b''))
     with pytest.raises(ImageConversionError, match='uint8 RGB'):
         rgb_to_image_msg(np.zeros((4, 5), np.uint8))
+
+
+# -- joint states -----------------------------------------------------------------------------
+ROBOT = ['a', 'b', 'gripper']
+
+
+def test_joint_state_is_read_in_robot_order_and_extra_joints_are_ignored():
+    msg = JointState(name=['finger', 'gripper', 'b', 'a'], position=[9.0, 0.04, 0.2, 0.1],
+                     velocity=[9.0, 0.0, -0.1, 0.3])
+    q, v = parse_joint_state(msg, ROBOT)
+    np.testing.assert_array_equal(q, [0.1, 0.2, 0.04])
+    np.testing.assert_array_equal(v, [0.3, -0.1, 0.0])
+    assert q.dtype == np.float64 and v.dtype == np.float64
+
+
+def test_absent_velocities_are_none_and_zeros_only_when_asked():
+    q, v = parse_joint_state(JointState(name=ROBOT, position=[0.0, 1.0, 0.02]), ROBOT)
+    assert v is None
+    np.testing.assert_array_equal(known_velocities(v, 3), [0.0, 0.0, 0.0])
+    q, v = joint_state_arrays(ROBOT, [0.0, 0.0, 0.0], [0.5, float('nan'), -0.1], ROBOT)
+    assert np.isnan(v[1])  # as measured: "unknown" for the safety layer to estimate
+    np.testing.assert_array_equal(known_velocities(v, 3), [0.5, 0.0, -0.1])
+
+
+def test_a_missing_joint_is_named_with_the_expected_names():
+    with pytest.raises(MissingJointError) as err:
+        parse_joint_state(JointState(name=['b', 'a'], position=[0.0, 0.0]), ROBOT)
+    text = str(err.value)
+    assert "missing joint(s) ['gripper']" in text and "expected all of ['a', 'b', 'gripper']" in text
+    assert "it names ['b', 'a']" in text
+    assert err.value.kind == 'joint state missing joints' and isinstance(err.value, ValueError)
+    with pytest.raises(MissingJointError, match=r"JointTrajectory is missing joint\(s\) \['b'\]"):
+        joint_index(['a'], ['a', 'b'], 'JointTrajectory')
+    assert joint_index(['b', 'a', 'b'], ['a', 'b']) == [1, 0]  # the first of repeated names
+
+
+@pytest.mark.parametrize('names, positions, velocities, match', [
+    (ROBOT, [0.0, 0.0], [], '2 positions for 3 names'),
+    (ROBOT, [0.0, 0.0, 0.0], [0.0], '1 velocities for 3 names'),
+    (ROBOT, [0.0, float('nan'), 0.0], [], r"non-finite positions for \['b'\]"),
+    (ROBOT, [0.0, 0.0, float('inf')], [], r"non-finite positions for \['gripper'\]"),
+])
+def test_malformed_joint_states_are_errors(names, positions, velocities, match):
+    with pytest.raises(JointStateError, match=match) as err:
+        joint_state_arrays(names, positions, velocities, ROBOT)
+    assert err.value.kind == 'malformed joint state'
+
+
+def test_non_finite_positions_pass_when_the_caller_judges_them():
+    q, v = joint_state_arrays(ROBOT, [0.0, float('nan'), 0.0], [], ROBOT, require_finite=False)
+    assert np.isnan(q[1]) and v is None

@@ -1,5 +1,6 @@
 """ROS message <-> Python value conversions that every package needs: stamps and durations in
-seconds, ``JointTrajectory`` commands and ``sensor_msgs/Image`` frames.
+seconds, ``JointState`` readings in the robot's joint order, ``JointTrajectory`` commands and
+``sensor_msgs/Image`` frames.
 
 Dependency-light on purpose (numpy and message types only; no cv_bridge, whose PyPI release is
 ROS 1 code that fails on NumPy 2).  The image functions also read rosbags' message objects,
@@ -11,13 +12,27 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 #: encodings image_to_rgb converts, with their channel count
 SUPPORTED_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
 _NS = 1_000_000_000
+
+
+class JointStateError(ValueError):
+    """A joint state that cannot be read in the robot's joint order; ``kind`` names the fault
+    for counting, the message names the joints and the sizes."""
+
+    kind = 'malformed joint state'
+
+
+class MissingJointError(JointStateError):
+    """A message lacks joints the robot is configured with; the message names them and the
+    expected names."""
+
+    kind = 'joint state missing joints'
 
 
 class ImageConversionError(ValueError):
@@ -46,6 +61,66 @@ def duration_msg(seconds: float) -> Duration:
     """A Duration of ``seconds``, to the nearest nanosecond (negative: ``sec`` < 0, ``nanosec`` >= 0)."""
     sec, nanosec = _split(seconds)
     return Duration(sec=sec, nanosec=nanosec)
+
+
+# -- joint states -----------------------------------------------------------------------------
+def joint_index(names: Sequence[str], joint_names: Sequence[str], what: str = 'joint state') -> list[int]:
+    """Where each of ``joint_names`` is in ``names`` (the first of repeated names); raises
+    :class:`MissingJointError` naming every joint ``names`` lacks and the expected names."""
+    lookup: dict[str, int] = {}
+    for i, name in enumerate(names):
+        lookup.setdefault(str(name), i)
+    missing = [n for n in joint_names if n not in lookup]
+    if missing:
+        raise MissingJointError(f'{what} is missing joint(s) {missing}; it names {[str(n) for n in names]}, '
+                                f'expected all of {list(joint_names)}')
+    return [lookup[n] for n in joint_names]
+
+
+def joint_state_arrays(names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
+                       joint_names: Sequence[str], *, require_finite: bool = True,
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions (N,) and velocities (N,) -- or None when the message has none -- as float64
+    arrays in ``joint_names`` order, from a joint state's ``name``, ``position`` and ``velocity``.
+
+    Extra joints (fingers, a mobile base) are ignored.  Raises :class:`MissingJointError` naming
+    every joint of ``joint_names`` the message lacks (a position is never filled in), and
+    :class:`JointStateError` when ``position`` (or a non-empty ``velocity``) does not match
+    ``name`` in length or, with ``require_finite``, a position is NaN or inf (the safety layer
+    passes ``require_finite=False``: it latches on them).  Velocities are returned as measured,
+    NaN included (drivers use it for "unknown"); callers that want zeros for what is unknown say
+    so with :func:`known_velocities`.
+    """
+    names = list(names)
+    if len(positions) != len(names):
+        raise JointStateError(f'joint state has {len(positions)} positions for {len(names)} names')
+    index = joint_index(names, joint_names)
+    q = np.asarray(positions, dtype=np.float64)[index]
+    if require_finite and not np.all(np.isfinite(q)):
+        bad = [joint_names[i] for i in np.flatnonzero(~np.isfinite(q))]
+        raise JointStateError(f'joint state has non-finite positions for {bad}: {q.tolist()}')
+    if len(velocities) == 0:
+        return q, None
+    if len(velocities) != len(names):
+        raise JointStateError(f'joint state has {len(velocities)} velocities for {len(names)} names')
+    return q, np.asarray(velocities, dtype=np.float64)[index]
+
+
+def parse_joint_state(msg: JointState, joint_names: Sequence[str], *, require_finite: bool = True,
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`joint_state_arrays` of a ``sensor_msgs/JointState`` (or a rosbag's message
+    object, which carries the same fields)."""
+    return joint_state_arrays(msg.name, msg.position, msg.velocity, joint_names,
+                              require_finite=require_finite)
+
+
+def known_velocities(velocities: np.ndarray | None, n: int) -> np.ndarray:
+    """Velocities with what is unknown as zero: none at all (an empty ``velocity``) gives
+    zeros, a NaN or inf velocity reads as 0 (what the recorder and the controller store)."""
+    if velocities is None:
+        return np.zeros(n)
+    v = np.asarray(velocities, dtype=np.float64)
+    return np.where(np.isfinite(v), v, 0.0)
 
 
 # -- commands ---------------------------------------------------------------------------------

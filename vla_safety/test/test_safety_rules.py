@@ -108,7 +108,12 @@ def test_joint_state_arrays_reorders_and_ignores_extra_joints(limits):
     np.testing.assert_allclose(v, [0.3, -0.1, 0.0])
     q, v = joint_state_arrays(NAMES, [0, 0, 0], [], limits)
     assert v is None
-    assert 'missing joint(s) [\'gripper\']' in str(joint_state_arrays(['a', 'b'], [0, 0], [], limits))
+    fault = joint_state_arrays(['a', 'b'], [0, 0], [], limits)
+    assert fault.kind == 'joint state missing joints' and "missing joint(s) ['gripper']" in str(fault)
+    assert fault.kind == 'joint state missing joints' and "expected all of ['a', 'b', 'gripper']" in str(fault)
+    q, _ = joint_state_arrays(NAMES, [0, math.nan, 0], [], limits)  # judged by check_joint_state
+    assert math.isnan(q[1])
+    assert joint_state_arrays(NAMES, [0, 0], [], limits).kind == 'malformed joint state'
     assert '2 positions for 3 names' in str(joint_state_arrays(NAMES, [0, 0], [], limits))
     assert '1 velocities for 3 names' in str(joint_state_arrays(NAMES, [0, 0, 0], [0], limits))
 

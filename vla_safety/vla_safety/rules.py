@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_common.messages import JointStateError
+from vla_common.messages import joint_state_arrays as parse_arrays
+
 #: the course's joint position limit (|q|, rad) and joint speed limit (|dq/dt|, rad/s)
 DEFAULT_POSITION_LIMIT = 3.5
 DEFAULT_VELOCITY_LIMIT = 2.0
@@ -268,25 +271,14 @@ def joint_state_arrays(names: Sequence[str], positions: Sequence[float],
                        ) -> tuple[np.ndarray, np.ndarray | None] | Fault:
     """Positions (N,) and velocities (N,) or None in robot order, or why the message is unusable.
 
-    Extra joints (fingers, a mobile base) are ignored; missing joints and a position list
-    whose length differs from the name list are faults.  An empty velocity list is allowed.
+    :func:`vla_common.messages.joint_state_arrays` with its errors as a :class:`Fault` (kind
+    'joint state missing joints' or 'malformed joint state'): extra joints are ignored, an
+    empty velocity list gives None, non-finite values are kept (the checks below judge them).
     """
-    names = list(names)
-    if len(positions) != len(names):
-        return Fault('malformed joint state',
-                     f'joint state has {len(positions)} positions for {len(names)} names')
-    missing = [n for n in limits.joint_names if n not in names]
-    if missing:
-        return Fault('joint state missing joints', f'joint state is missing joint(s) {missing}; '
-                     f'expected all of {list(limits.joint_names)}')
-    order = [names.index(n) for n in limits.joint_names]
-    q = np.asarray(positions, dtype=np.float64)[order]
-    if len(velocities) == 0:
-        return q, None
-    if len(velocities) != len(names):
-        return Fault('malformed joint state',
-                     f'joint state has {len(velocities)} velocities for {len(names)} names')
-    return q, np.asarray(velocities, dtype=np.float64)[order]
+    try:
+        return parse_arrays(names, positions, velocities, limits.joint_names, require_finite=False)
+    except JointStateError as exc:
+        return Fault(exc.kind, str(exc))
 
 
 def _first_violation(values: np.ndarray, limit: np.ndarray, names, what: str,

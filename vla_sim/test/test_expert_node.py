@@ -43,7 +43,7 @@ def test_joint_state_with_fewer_positions_than_names_is_refused_not_fatal():
             joints.publish(JointState(name=names, position=q[:3]))  # 3 positions for 7 names
             time.sleep(0.1)
         assert proc.alive(), proc.output()
-        assert 'refused /joint_states with 3 positions for 7 names' in proc.output()
+        assert 'refused /joint_states: joint state has 3 positions for 7 names' in proc.output()
         assert not commands, 'no command without a usable joint state'
         joints.publish(JointState(name=names, position=q))
         assert wait_for(lambda: len(commands) > 0, 10), proc.output()

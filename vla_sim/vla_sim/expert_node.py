@@ -24,7 +24,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_common.messages import trajectory_msg
+from vla_common.messages import parse_joint_state, trajectory_msg
 from vla_common.parameters import describe
 from vla_sim.env import JOINT_NAMES
 from vla_sim.expert import ScriptedExpert
@@ -88,19 +88,11 @@ class ExpertNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         if self.source.status is not None and 'joint_positions' in self.source.status:
             return  # the status carries the joint positions of its own tick (see _on_status)
-        names = list(msg.name)
-        missing = [n for n in JOINT_NAMES if n not in names]
-        problem = (f'without all of {list(JOINT_NAMES)}: {names}' if missing else
-                   f'with {len(msg.position)} positions for {len(names)} names'
-                   if len(msg.position) != len(names) else '')
-        positions = np.asarray(msg.position, dtype=np.float64)
-        if not problem:
-            positions = positions[[names.index(n) for n in JOINT_NAMES]]
-            if not np.all(np.isfinite(positions)):
-                problem = f'with non-finite positions {positions.tolist()}'
-        if problem:
+        try:
+            positions, _ = parse_joint_state(msg, JOINT_NAMES)
+        except ValueError as exc:
             self.refused_joint_states += 1
-            self.get_logger().warning(f'refused /joint_states {problem} ({self.refused_joint_states} '
+            self.get_logger().warning(f'refused /joint_states: {exc} ({self.refused_joint_states} '
                                       'refused so far)', throttle_duration_sec=5.0)
             return
         self.source.joint_positions = positions
