@@ -23,7 +23,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vla_collect.episode_io import EpisodeWriter, next_episode_path
+from vla_collect.episode_schema import next_episode_path
+from vla_collect.episode_writer import EpisodeWriter
 
 #: ALOHA's bimanual joint order (two 6-DoF ViperX arms with grippers)
 ALOHA_JOINT_NAMES = [f'{side}_{joint}' for side in ('left', 'right') for joint in

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from vla_collect import dataset_import
-from vla_collect.episode_io import (EpisodeFormatError, list_episodes, list_interrupted,
-                                    load_valid_episodes, open_episode, recover_episode,
-                                    validate_episode)
+from vla_collect.episode_reader import load_valid_episodes, open_episode
+from vla_collect.episode_recovery import recover_episode
+from vla_collect.episode_schema import (EpisodeFormatError, list_episodes, list_interrupted,
+                                        validate_episode)
 from vla_common.files import atomic_path, atomic_write_json, write_gif
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from vla_collect.episode_io import TMP_SUFFIX
+from vla_collect.episode_schema import TMP_SUFFIX
 
 #: storage plugins by the name the ``bag_storage`` parameter takes
 STORAGES = ('mcap', 'sqlite3')

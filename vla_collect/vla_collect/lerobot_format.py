@@ -49,8 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from vla_collect.episode_io import (EpisodeWriter, load_valid_episodes, next_episode_path,
-                                    open_episode)
+from vla_collect.episode_reader import load_valid_episodes, open_episode
+from vla_collect.episode_schema import next_episode_path
+from vla_collect.episode_writer import EpisodeWriter
 
 CODEBASE_VERSION = 'v3.0'
 STATE = 'observation.state'

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from vla_collect.episode_io import (DEFAULT_MIN_FREE_BYTES, EpisodeWriteError, EpisodeWriter,
-                                    next_episode_path)
+from vla_collect.episode_schema import EpisodeWriteError, next_episode_path
+from vla_collect.episode_writer import DEFAULT_MIN_FREE_BYTES, EpisodeWriter
 
 log = logging.getLogger(__name__)
 
