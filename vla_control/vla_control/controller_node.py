@@ -53,7 +53,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_common.messages import image_to_rgb, to_seconds, trajectory_msg
+from vla_common.messages import (image_to_rgb, known_velocities, parse_joint_state, to_seconds,
+                                 trajectory_msg)
 from vla_common.qos import LATCHED
 from vla_control.inputs import InputCache
 from vla_control.loading import PolicySettings, load_policy
@@ -248,13 +249,12 @@ class VLAController(LifecycleNode):
             self._observed(f'image_{camera}', msg.header.stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:
-        from vla_collect.ros_conversions import joint_state_to_arrays
         try:
-            q, v = joint_state_to_arrays(msg, self.limits.joint_names)
+            q, v = parse_joint_state(msg, self.limits.joint_names)
         except ValueError as exc:
             self._fault('bad joint state', f'ignored joint state: {exc}')
             return
-        self.cache.put_joint_state(q, v, self._now())
+        self.cache.put_joint_state(q, known_velocities(v, len(q)), self._now())
         self._observed('joint_state', msg.header.stamp)
 
     def _observed(self, what: str, stamp) -> None:
@@ -311,12 +311,16 @@ class VLAController(LifecycleNode):
                 self.busy = False
 
     def _tick(self) -> None:
-        start = time.perf_counter()
         stamp = None
         if self.lockstep:
+            waited = time.perf_counter()
             stamp = self._await_clock()
+            self.stats.clock_waited(time.perf_counter() - waited)
             if stamp is None:
                 return
+        # the latency of a tick: from its complete observation (in lock-step, once the node
+        # clock has reached the tick; that wait is the simulator's, counted apart) to its action
+        start = time.perf_counter()
         snap = self.cache.take(self._now(), stamp, self._halt())
         result = self.loop.step(snap)
         latency = time.perf_counter() - start

@@ -18,6 +18,7 @@ class TickStats:
         window = max(30, int(10 / period))
         self.meter = RateMeter(window=window)  # every acting tick
         self.inference_meter = RateMeter(window=window)  # ticks that ran the model
+        self.clock_wait_meter = RateMeter(window=window)  # lock-step: waits for /clock per tick
         self.overrun_rate = EventRate(60.0)
         self.overruns = self.inferences = 0
 
@@ -26,6 +27,11 @@ class TickStats:
         if predicted:
             self.inferences += 1
             self.inference_meter.add(start, latency)
+
+    def clock_waited(self, seconds: float) -> None:
+        """Lock-step: how long a tick waited for the node clock to reach its stamp (not part of
+        its latency: a real-time robot has no such wait)."""
+        self.clock_wait_meter.add(0.0, seconds)
 
     def overrun(self, now: float) -> None:
         self.overruns += 1
@@ -53,6 +59,7 @@ def status_values(state: str, error: str, loop: ControlLoop, stats: TickStats, *
               # ... and per tick that ran the model (encoded and predicted a chunk)
               ('inference_latency_p50_ms', f'{i50:.2f}'),
               ('inference_latency_p99_ms', f'{i99:.2f}'),
+              ('clock_wait_p99_ms', f'{stats.clock_wait_meter.percentiles_ms()[1]:.2f}'),
               ('achieved_rate_hz', f'{stats.meter.rate_hz():.2f}'),
               ('control_rate_hz', f'{1 / period:g}'), ('ticks', loop.ticks),
               ('actions', loop.actions), ('inferences', stats.inferences),
