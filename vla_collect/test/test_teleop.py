@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_collect.recorder import ButtonEdges
+from vla_collect.joy_buttons import ButtonEdges
 from vla_collect.teleop import (CARTESIAN, JogController, JogInput, JoyMapping, key_input,
                                 load_kinematics)
 

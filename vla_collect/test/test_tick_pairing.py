@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from vla_collect.recorder import ACTION, IMAGE, JOINT_STATES, Recorder, RecorderError, TickPairing
+from vla_collect.recorder import Recorder, RecorderError
+from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES, TickPairing
 
 DT = 1.0 / 30.0
 OBS = [IMAGE, JOINT_STATES]

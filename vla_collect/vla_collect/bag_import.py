@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from vla_collect.recorder import ACTION, IMAGE, JOINT_STATES, Recorder, RecorderError
+from vla_collect.recorder import Recorder, RecorderError
+from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 JOINT_STATE_TYPE = 'sensor_msgs/msg/JointState'
