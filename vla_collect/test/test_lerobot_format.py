@@ -16,8 +16,10 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from vla_collect.dataset_cli import main as dataset_main  # noqa: E402
 from vla_collect.episode_io import EpisodeWriter, list_episodes, open_episode, validate_episode  # noqa: E402
-from vla_collect.lerobot_format import (LeRobotFormatError, VideoSettings, export_lerobot,  # noqa: E402
-                                        import_lerobot, psnr)
+from vla_collect.lerobot_export import export_lerobot  # noqa: E402
+from vla_collect.lerobot_import import import_lerobot  # noqa: E402
+from vla_collect.lerobot_meta import LeRobotFormatError  # noqa: E402
+from vla_collect.lerobot_video import VideoSettings, psnr  # noqa: E402
 
 JOINTS = ['joint1', 'joint2', 'joint3', 'gripper']
 ACTIONS = ['joint1', 'joint2', 'joint3', 'gripper_cmd']

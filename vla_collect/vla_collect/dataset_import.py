@@ -126,7 +126,8 @@ def _import_lerobot(args: argparse.Namespace) -> dict:
     import yaml
 
     from vla_collect.dataset_cli import DatasetError
-    from vla_collect.lerobot_format import LeRobotFormatError, import_lerobot
+    from vla_collect.lerobot_import import import_lerobot
+    from vla_collect.lerobot_meta import LeRobotFormatError
     if args.fps is not None:
         raise DatasetError('--fps does not apply to --format lerobot: the dataset\'s fps '
                            '(meta/info.json) is kept')
@@ -144,7 +145,9 @@ def _import_lerobot(args: argparse.Namespace) -> dict:
 
 def run_export(args: argparse.Namespace) -> int:
     from vla_collect.dataset_cli import DatasetError
-    from vla_collect.lerobot_format import LeRobotFormatError, VideoSettings, export_lerobot
+    from vla_collect.lerobot_export import export_lerobot
+    from vla_collect.lerobot_meta import LeRobotFormatError
+    from vla_collect.lerobot_video import VideoSettings
     try:
         settings = VideoSettings(codec=args.video_codec, crf=args.crf, gop=args.gop,
                                  pix_fmt=args.pix_fmt)
