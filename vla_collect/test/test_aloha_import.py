@@ -6,28 +6,13 @@ import pytest
 from vla_collect.aloha_import import ALOHA_JOINT_NAMES, AlohaImportError, import_aloha
 from vla_collect.dataset_cli import main as dataset_main
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
-
-
-def write_aloha(path, steps=12, cameras=('top', 'left_wrist'), qvel=True, seed=0):
-    rng = np.random.default_rng(seed)
-    data = {'qpos': rng.normal(size=(steps, 14)), 'action': rng.normal(size=(steps, 14)),
-            'qvel': rng.normal(size=(steps, 14)),
-            'images': {c: rng.integers(0, 256, size=(steps, 24, 32, 3), dtype=np.uint8) for c in cameras}}
-    with h5py.File(path, 'w') as f:
-        f.attrs['sim'] = True
-        f['observations/qpos'] = data['qpos']
-        if qvel:
-            f['observations/qvel'] = data['qvel']
-        for c, images in data['images'].items():
-            f[f'observations/images/{c}'] = images
-        f['action'] = data['action']
-    return data
+from vla_collect.testing import write_aloha_file
 
 
 def test_aloha_files_convert_losslessly(tmp_path):
     src = tmp_path / 'aloha'
     src.mkdir()
-    truth = [write_aloha(src / f'episode_{i}.hdf5', seed=i) for i in range(2)]
+    truth = [write_aloha_file(src / f'episode_{i}.hdf5', seed=i) for i in range(2)]
     report = import_aloha([src], tmp_path / 'out', 'transfer the cube', progress=False)
     assert not report['failed'] and len(report['episodes']) == 2
     for path, data in zip(list_episodes(tmp_path / 'out'), truth):
@@ -47,8 +32,8 @@ def test_aloha_files_convert_losslessly(tmp_path):
 def test_bad_aloha_files_name_the_problem_and_leave_nothing(tmp_path, capsys):
     src = tmp_path / 'aloha'
     src.mkdir()
-    write_aloha(src / 'good.hdf5')
-    write_aloha(src / 'truncated.hdf5', steps=200)
+    write_aloha_file(src / 'good.hdf5')
+    write_aloha_file(src / 'truncated.hdf5', steps=200)
     raw = (src / 'truncated.hdf5').read_bytes()
     (src / 'truncated.hdf5').write_bytes(raw[: len(raw) // 2])
     with h5py.File(src / 'no_action.hdf5', 'w') as f:
@@ -64,7 +49,7 @@ def test_bad_aloha_files_name_the_problem_and_leave_nothing(tmp_path, capsys):
 
 
 def test_instruction_is_required(tmp_path, capsys):
-    write_aloha(tmp_path / 'e.hdf5')
+    write_aloha_file(tmp_path / 'e.hdf5')
     assert dataset_main(['import', '--format', 'aloha', str(tmp_path / 'e.hdf5'),
                          str(tmp_path / 'out'), '--quiet']) == 1
     assert 'no instruction' in capsys.readouterr().err

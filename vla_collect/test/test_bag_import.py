@@ -6,94 +6,13 @@ import pytest
 
 pytest.importorskip('rosbags', reason='rosbags is in requirements.txt')
 
-from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from rosbags.rosbag2 import StoragePlugin  # noqa: E402
 
 from vla_collect.bag_import import TICK_TOLERANCE, BagImportError, BagMapping, import_bags  # noqa: E402
 from vla_collect.dataset_cli import main as dataset_main  # noqa: E402
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode  # noqa: E402
-from vla_sim import JOINT_NAMES, ScriptedExpert, SimEnv  # noqa: E402
-
-TS = get_typestore(Stores.ROS2_JAZZY)
-T = TS.types
-FPS = 30.0
-MAPPING = {'image': '/camera/image_raw', 'cameras': {'wrist': '/camera/wrist/image_raw'},
-           'joint_states': '/joint_states', 'action': '/vla/command',
-           'instruction': '/voice_command', 'fps': FPS}
-
-
-def _header(t):
-    sec = int(t)
-    return T['std_msgs/msg/Header'](stamp=T['builtin_interfaces/msg/Time'](
-        sec=sec, nanosec=int(round((t - sec) * 1e9))), frame_id='')
-
-
-def _image(rgb, t, compressed=False):
-    if compressed:
-        import cv2
-        ok, png = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
-        return T['sensor_msgs/msg/CompressedImage'](header=_header(t), format='png',
-                                                    data=png.reshape(-1))
-    return T['sensor_msgs/msg/Image'](header=_header(t), height=rgb.shape[0], width=rgb.shape[1],
-                                      encoding='rgb8', is_bigendian=0, step=rgb.shape[1] * 3,
-                                      data=np.ascontiguousarray(rgb).reshape(-1))
-
-
-def _trajectory(action, t):
-    point = T['trajectory_msgs/msg/JointTrajectoryPoint'](
-        positions=np.asarray(action, np.float64), velocities=np.zeros(0), accelerations=np.zeros(0),
-        effort=np.zeros(0), time_from_start=T['builtin_interfaces/msg/Duration'](sec=0, nanosec=33_333_333))
-    return T['trajectory_msgs/msg/JointTrajectory'](header=_header(t), joint_names=list(JOINT_NAMES),
-                                                    points=[point])
-
-
-def simulated_episode(steps=40, seed=3):
-    """Ground truth per tick: front and wrist image, q, dq, and the expert's answer to them."""
-    env = SimEnv(image_size=32, cameras=('front', 'wrist'))
-    obs = env.reset(task='pick_red', seed=seed)
-    expert = ScriptedExpert(env)
-    expert.reset()
-    ticks = []
-    for _ in range(steps):
-        action = expert.act(obs)
-        ticks.append({'image': obs['image'], 'image_wrist': obs['image_wrist'],
-                      'q': obs['joint_positions'].copy(), 'dq': obs['joint_velocities'].copy(),
-                      'action': np.asarray(action, np.float64)})
-        obs, _, _, _ = env.step(action)
-    return ticks
-
-
-def write_bag(path, ticks, storage=StoragePlugin.MCAP, t0=100.0, compressed=False,
-              drop_topic=None, skip_ticks=()):
-    """The topics a recorder sees, stamped like a live graph: the frame and joint state of tick k
-    at t0 + k/fps, the command that answers them 5 ms later."""
-    image_type = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
-    topics = {'/camera/image_raw': image_type, '/camera/wrist/image_raw': image_type,
-              '/joint_states': 'sensor_msgs/msg/JointState',
-              '/vla/command': 'trajectory_msgs/msg/JointTrajectory',
-              '/voice_command': 'std_msgs/msg/String'}
-    with Writer(path, version=9, storage_plugin=storage) as writer:
-        conns = {topic: writer.add_connection(topic, msgtype, typestore=TS)
-                 for topic, msgtype in topics.items() if topic != drop_topic}
-
-        def put(topic, msg, t):
-            if topic in conns:
-                writer.write(conns[topic], int(round(t * 1e9)),
-                             TS.serialize_cdr(msg, topics[topic]))
-
-        put('/voice_command', T['std_msgs/msg/String'](data='pick up the red cube'), t0 - 0.5)
-        for k, tick in enumerate(ticks):
-            if k in skip_ticks:
-                continue
-            t = t0 + k / FPS
-            put('/camera/image_raw', _image(tick['image'], t, compressed), t)
-            put('/camera/wrist/image_raw', _image(tick['image_wrist'], t, compressed), t)
-            put('/joint_states', T['sensor_msgs/msg/JointState'](
-                header=_header(t), name=list(JOINT_NAMES), position=np.asarray(tick['q'], np.float64),
-                velocity=np.asarray(tick['dq'], np.float64),
-                effort=np.zeros(0)), t)
-            put('/vla/command', _trajectory(tick['action'], t + 0.005), t + 0.005)
-    return path
+from vla_collect.testing import BAG_FPS, BAG_MAPPING, simulated_episode, write_bag  # noqa: E402
+from vla_sim import JOINT_NAMES  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -104,17 +23,17 @@ def ticks():
 @pytest.mark.parametrize('storage', [StoragePlugin.MCAP, StoragePlugin.SQLITE3])
 def test_bag_round_trip_gives_the_recorded_steps(ticks, tmp_path, storage):
     bag = write_bag(tmp_path / 'bag', ticks, storage)
-    report = import_bags([bag], tmp_path / 'out', BagMapping.from_dict(MAPPING), progress=False)
+    report = import_bags([bag], tmp_path / 'out', BagMapping.from_dict(BAG_MAPPING), progress=False)
     (path,) = list_episodes(tmp_path / 'out')
     assert validate_episode(path) == []
     with open_episode(path) as ep:
-        assert ep.language_command == 'pick up the red cube' and ep.success and ep.fps == FPS
+        assert ep.language_command == 'pick up the red cube' and ep.success and ep.fps == BAG_FPS
         assert ep.joint_names == list(JOINT_NAMES)
         stamps = ep.file['/timestamps'][:]
         # each step holds the latest frame/state and the latest command at its tick, as the
         # live recorder pairs them: the tick's frame with the command that answered it
-        frame_times = np.array([int(round((100.0 + k / FPS) * 1e9)) * 1e-9 for k in range(len(ticks))])
-        command_times = np.array([int(round((100.0 + k / FPS + 0.005) * 1e9)) * 1e-9
+        frame_times = np.array([int(round((100.0 + k / BAG_FPS) * 1e9)) * 1e-9 for k in range(len(ticks))])
+        command_times = np.array([int(round((100.0 + k / BAG_FPS + 0.005) * 1e9)) * 1e-9
                                   for k in range(len(ticks))])
         for i, t in enumerate(stamps):
             frame = ticks[int(np.searchsorted(frame_times, t + TICK_TOLERANCE, side='right')) - 1]
@@ -134,7 +53,7 @@ def test_single_mcap_file_compressed_images_and_the_cli(ticks, tmp_path, capsys)
     (mcap,) = bag.glob('*.mcap')
     mapping = tmp_path / 'mapping.yaml'
     import yaml
-    mapping.write_text(yaml.safe_dump({**MAPPING, 'instruction': None}))
+    mapping.write_text(yaml.safe_dump({**BAG_MAPPING, 'instruction': None}))
     out = tmp_path / 'out'
     assert dataset_main(['import', '--format', 'rosbag', str(mcap), str(out), '--mapping',
                          str(mapping), '--instruction', 'grab it']) == 0
@@ -150,26 +69,26 @@ def test_single_mcap_file_compressed_images_and_the_cli(ticks, tmp_path, capsys)
 def test_a_gap_splits_episodes_and_stale_steps_are_counted(ticks, tmp_path):
     bag = write_bag(tmp_path / 'bag', ticks, skip_ticks=set(range(18, 24)))  # 0.2 s silence
     report = import_bags([bag], tmp_path / 'out',
-                         BagMapping.from_dict({**MAPPING, 'split': 'gap', 'gap': 0.1}), progress=False)
+                         BagMapping.from_dict({**BAG_MAPPING, 'split': 'gap', 'gap': 0.1}), progress=False)
     assert len(list_episodes(tmp_path / 'out')) == 2
     assert [e['ended_by'].split()[0] for e in report.episodes] == ['gap', 'end']
     stale = import_bags([write_bag(tmp_path / 'b2', ticks, skip_ticks={10, 11, 12, 13, 14, 15, 16, 17})],
-                        tmp_path / 'out2', BagMapping.from_dict(MAPPING), progress=False)
+                        tmp_path / 'out2', BagMapping.from_dict(BAG_MAPPING), progress=False)
     assert stale.as_dict()['dropped_steps'] > 0
     assert any(k.startswith('stale') for k in stale.episodes[0]['drop_reasons'])
 
 
 def test_bad_bags_and_mappings_are_clear_errors(ticks, tmp_path):
-    mapping = BagMapping.from_dict(MAPPING)
+    mapping = BagMapping.from_dict(BAG_MAPPING)
     bag = write_bag(tmp_path / 'bag', ticks[:5], drop_topic='/camera/wrist/image_raw')
     with pytest.raises(BagImportError, match='/camera/wrist/image_raw is not in the bag'):
         import_bags([bag], tmp_path / 'out', mapping, progress=False)
     with pytest.raises(BagImportError, match='is sensor_msgs/msg/Image, expected'):
         import_bags([write_bag(tmp_path / 'b2', ticks[:5])], tmp_path / 'out',
-                    BagMapping.from_dict({**MAPPING, 'cameras': {}, 'action': '/camera/wrist/image_raw'}),
+                    BagMapping.from_dict({**BAG_MAPPING, 'cameras': {}, 'action': '/camera/wrist/image_raw'}),
                     progress=False)
     with pytest.raises(BagImportError, match='more than one stream'):
-        BagMapping.from_dict({**MAPPING, 'image': '/voice_command'})
+        BagMapping.from_dict({**BAG_MAPPING, 'image': '/voice_command'})
     with pytest.raises(BagImportError, match='no such bag'):
         import_bags([tmp_path / 'nothing'], tmp_path / 'out', mapping, progress=False)
     junk = tmp_path / 'junk.mcap'
@@ -177,7 +96,7 @@ def test_bad_bags_and_mappings_are_clear_errors(ticks, tmp_path):
     with pytest.raises(BagImportError, match='not a readable rosbag2 bag'):
         import_bags([junk], tmp_path / 'out', mapping, progress=False)
     with pytest.raises(BagImportError, match='unknown key'):
-        BagMapping.from_dict({**MAPPING, 'camera': 'x'})
+        BagMapping.from_dict({**BAG_MAPPING, 'camera': 'x'})
     with pytest.raises(BagImportError, match='missing topic'):
         BagMapping.from_dict({'image': '/a'})
     assert list_episodes(tmp_path / 'out') == [] and not list((tmp_path / 'out').glob('*.tmp'))
