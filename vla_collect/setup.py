@@ -17,7 +17,15 @@ setup(
     maintainer_email='maintainers@vla-ros2.dev',
     description='Teleoperation (joystick, keyboard) and the synchronised 30 Hz demonstration recorder writing HDF5 episodes, plus dataset tools.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest', 'pytest-timeout', 'pillow'], 'mp4': ['imageio-ffmpeg']},
+    extras_require={
+        'test': ['pytest', 'pytest-timeout', 'pillow'],
+        'mp4': ['imageio-ffmpeg'],
+        # LeRobot's own LeRobotDataset, the reference reader of `vla dataset export --format
+        # lerobot` (the export and import need only pyarrow and av).  lerobot 0.4.4, the last
+        # release for Python 3.11, pins torch<2.11: install it in a separate venv (as
+        # benchmarks/check_lerobot_load.py does), not beside the project's torch.
+        'lerobot': ['lerobot>=0.4.4,<0.5'],
+    },
     entry_points={
         'console_scripts': [
             'teleop_collector = vla_collect.collector_node:main',

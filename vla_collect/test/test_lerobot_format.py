@@ -251,8 +251,9 @@ def _lerobot_python() -> str | None:
 def test_lerobot_loads_the_exported_dataset(episodes, tmp_path, codec):
     python = _lerobot_python()
     if python is None:
-        pytest.skip('the lerobot package is not importable (pip install lerobot, or make the check '
-                    'venv with benchmarks/check_lerobot_load.py and set LEROBOT_PYTHON)')
+        pytest.skip('the lerobot package is not importable (the extra: pip install '
+                    '"./vla_collect[lerobot]" in a venv of its own, or make the check venv with '
+                    'benchmarks/check_lerobot_load.py and set LEROBOT_PYTHON)')
     out = tmp_path / 'lerobot'
     export_lerobot(episodes, out, VideoSettings(codec), progress=False)
     script = Path(__file__).resolve().parents[2] / 'benchmarks' / 'check_lerobot_load.py'
