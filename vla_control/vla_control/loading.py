@@ -24,6 +24,7 @@ class PolicySettings:
     injected_latency: float = 0.0
     latency_spike: float = 0.0
     latency_spike_every: int = 0
+    traced: bool = True  # predictions through frozen TorchScript graphs (vla_policy.traced)
 
 
 def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: float,
@@ -48,11 +49,12 @@ def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: fl
     if mode != 'checkpoint':
         policy.config.temporal_ensemble = mode == 'ensemble'
     policy.reset()
+    eager = policy.trace_for_inference() if settings.traced else 'eager by request'
     policy = _maybe_async(policy, settings, len(names), period, clock, log)
     cfg = policy.config
     log('info', f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} '
         f'px, {"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
-        f'{cfg.chunk_size}) for {names} at {1 / period:g} Hz')
+        f'{cfg.chunk_size}, {"traced" if not eager else eager}) for {names} at {1 / period:g} Hz')
     return policy
 
 

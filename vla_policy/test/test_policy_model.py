@@ -293,3 +293,33 @@ def test_read_only_frames_of_the_model_size_are_accepted(tmp_path):
         warnings.simplefilter('error')
         action = policy.select_action({**obs, 'image': view})
     assert np.array_equal(action, VLAPolicy.from_pretrained(tmp_path / 'ck').select_action(obs))
+
+
+@pytest.mark.parametrize('n_obs_steps', [1, 3])
+def test_traced_inference_acts_as_eager_and_is_dropped_when_the_weights_can_change(tmp_path, n_obs_steps):
+    """trace_for_inference() runs predictions through frozen TorchScript graphs: every action and
+    chunk equals eager PyTorch's (new instructions included); train(), load_state_dict and device
+    moves drop the graphs, whose weights are constants."""
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16, n_obs_steps=n_obs_steps,
+                                extra_cameras=['wrist'], n_action_steps=2)
+    traced, eager = VLAPolicy.from_pretrained(ckpt), VLAPolicy.from_pretrained(ckpt)
+    assert traced.trace_for_inference() == '' and traced.traced and not eager.traced
+    frames = _two_camera_frames(np.random.default_rng(5), 9)
+    for t, obs in enumerate(frames):
+        if t >= 5:
+            obs = {**obs, 'instruction': 'put the green cube on the red cube'}
+        np.testing.assert_allclose(traced.select_action(obs), eager.select_action(obs), atol=1e-5)
+        np.testing.assert_allclose(traced.predict_chunk(obs), eager.predict_chunk(obs), atol=1e-5)
+    traced.train()
+    assert not traced.traced
+    assert traced.trace_for_inference() == ''
+    traced.load_state_dict(eager.state_dict())
+    assert not traced.traced
+    assert traced.trace_for_inference() == '' and traced.to('cpu', torch.float64) is traced and not traced.traced
+
+
+def test_traced_inference_is_for_the_cnn_encoder():
+    cfg = preset('tiny-clip-bert', joint_names=JOINTS, state_dim=7, action_names=JOINTS, action_dim=7)
+    policy = VLAPolicy(cfg)
+    why = policy.trace_for_inference()
+    assert 'cnn' in why and not policy.traced

@@ -55,12 +55,13 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> tu
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
                         video_dir: Path | None = None, progress: bool = True,
                         inference: dict[str, Any] | None = None,
-                        video_root: Path | None = None) -> dict[str, Any]:
+                        video_root: Path | None = None, traced: bool = True) -> dict[str, Any]:
     """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON
     (``vla_common.evaluation.summarize``, ``runner: "in-process"``).
 
     ``inference`` overrides inference settings of the config (temporal_ensemble, n_action_steps,
     ensemble_decay).  ``video_root``: the directory GIF paths in the results are relative to.
+    ``traced``: predict through frozen TorchScript graphs (the same actions, less CPU time).
     """
     import torch
     from tqdm import tqdm
@@ -76,6 +77,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
             raise ValueError(f'{key} is not an inference setting')
         setattr(cfg, key, value)
     cfg.__post_init__()  # validate the overrides
+    eager = policy.trace_for_inference() if traced else 'eager by request'
     size = cfg.source_image_size[0] if cfg.source_image_size else 224
     if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
         size = max(cfg.source_image_size)  # the simulator renders square images
@@ -105,7 +107,8 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
         results, policy=f'checkpoint:{checkpoint}', runner='in-process', episodes_per_task=episodes,
         seed=seed, latency_ms=latency_summary(latencies), machine=machine_info(),
         checkpoint_metadata={k: policy.metadata.get(k) for k in ('step', 'elapsed_s', 'cpu_s', 'metrics')},
-        inference={k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')})
+        inference={**{k: getattr(cfg, k) for k in ('temporal_ensemble', 'n_action_steps', 'ensemble_decay')},
+                   'traced': not eager})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--temporal-ensemble', action='store_true', help='blend overlapping chunks every tick')
     p.add_argument('--n-action-steps', type=int, help='queue mode: actions served per predicted chunk')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: fastest per sample)')
+    p.add_argument('--eager', action='store_true',
+                   help='run the model in eager PyTorch instead of traced TorchScript graphs (same actions, slower)')
     return p
 
 
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             inference['n_action_steps'] = args.n_action_steps
         summary = evaluate_checkpoint(args.checkpoint, tasks, args.episodes, args.seed, args.videos,
                                       inference=inference,
-                                      video_root=args.json.parent.parent if args.json else None)
+                                      video_root=args.json.parent.parent if args.json else None,
+                                      traced=not args.eager)
     except (CheckpointError, IncompatibleCheckpoint, ValueError) as exc:
         print(f'evaluate: error: {exc}', file=sys.stderr)
         return 1
