@@ -19,7 +19,8 @@ cameras): p99 < 20 ms and >= 29.5 Hz achieved.  The node processes run with
     ./run.sh bench bench_controller.py --preset clip-bert --device cuda --cameras none
 
 It ends with ``select_action`` timed alone in the bench process (``--offline``), the two modes
-called in turn, for the cost without ROS around it.
+(traced, as the controller runs them) and the eager model called in turn, for the cost without
+ROS around it and what tracing saves.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-MODES = {'old': True, 'new': False}  # mode -> encode_every_tick
-LABELS = {'old': 'encode every tick (before)', 'new': 'encode on prediction (now)'}
+MODES = {'old': True, 'new': False, 'eager': False}  # mode -> encode_every_tick
+LABELS = {'old': 'encode every tick (before)', 'new': 'encode on prediction (now)',
+          'eager': 'on prediction, eager PyTorch'}
 
 
 def make_checkpoint(preset_name: str, out: Path, image_size: int, cameras: list[str]) -> Path:
@@ -87,9 +89,12 @@ def offline(checkpoint: Path, calls: int, modes: list[str], threads: int) -> Non
     from vla_policy import VLAPolicy
     torch.set_num_threads(threads)
     policies = {}
-    for mode in modes:
+    for mode in [*modes, 'eager']:  # the controller's (traced) modes, and the eager model beside
         policies[mode] = VLAPolicy.from_pretrained(checkpoint)
         policies[mode].encode_every_frame = MODES[mode]
+        if mode != 'eager':
+            policies[mode].trace_for_inference()  # as the controller loads it
+    modes = [*modes, 'eager']
     cfg = policies[modes[0]].config
     rng = np.random.default_rng(0)
     size = cfg.source_image_size or [224, 224]

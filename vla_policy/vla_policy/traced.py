@@ -6,7 +6,7 @@ PyTorch spends most of a prediction dispatching a few hundred small operators fr
 Tracing the two halves once (one frame of ``B=1``, the policy's history length) and freezing
 them (weights folded in as constants, operators fused) runs the same arithmetic with far less
 overhead: on a 2-core AVX2 CPU about half the time per prediction (``benchmarks/
-bench_inference.py`` prints the figure), with outputs equal to eager within float rounding
+bench_controller.py`` prints both, called in turn), with outputs equal to eager within float rounding
 (checked when traced).  TorchScript rather than ``torch.compile``: it needs no C++ compiler on
 the robot's computer and traces in about a second.
 
