@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -56,6 +55,7 @@ from vla_collect.episode_bag import STORAGES, EpisodeBag, EpisodeBagError
 from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
                                   RecorderError, TickPairing, TickStep)
 from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
+from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
 from vla_common.parameters import describe
 from vla_common.qos import LATCHED
@@ -125,7 +125,8 @@ class CollectorNode(Node):
 
         self.status_pub = self.create_publisher(String, '~/status', LATCHED)
         self.tick_pub = self.create_publisher(Header, '~/tick', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = DiagnosticsPublisher(self, 'vla_collect: teleop_collector',
+                                                str(p('robot_name')))
         # The command subscription first: when a busy recorder finds the command of tick t and
         # the observations of tick t+1 waiting together, the executor serves subscriptions in
         # creation order, and the command must be paired before tick t+1 starts (lock-step).
@@ -380,21 +381,15 @@ class CollectorNode(Node):
         status['next_language_command'] = self.language_command
         self.status_pub.publish(String(data=json.dumps(status)))
         if status['last_error']:
-            level, message = DiagnosticStatus.ERROR, status['last_error']
+            level, message = 'error', status['last_error']
         elif status['state'] == 'recording' and status['dropped']:
-            level, message = DiagnosticStatus.WARN, f'recording, {status["dropped"]} steps dropped'
+            level, message = 'warn', f'recording, {status["dropped"]} steps dropped'
         else:
-            level, message = DiagnosticStatus.OK, status['state']
+            level, message = 'ok', status['state']
         values = {k: v for k, v in status.items() if k not in ('stream_age_s', 'last_episode', 'bag')}
         values.update({f'bag_{k}': v for k, v in status.get('bag', {}).items()})
         values.update({f'age_{k}': v for k, v in status['stream_age_s'].items()})
-        diag = DiagnosticStatus(level=level, name='vla_collect: teleop_collector',
-                                hardware_id=str(self.get_parameter('robot_name').value),
-                                message=message,
-                                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        msg = DiagnosticArray(status=[diag])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diagnostics.publish(level, message, values)
 
 
 def main(args=None) -> None:

@@ -39,7 +39,6 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -53,6 +52,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import (image_to_rgb, known_velocities, parse_joint_state, to_seconds,
                                  trajectory_msg)
 from vla_common.qos import LATCHED
@@ -64,9 +64,6 @@ from vla_control.runtime import ControlLoop, Inputs, LockstepTicks, check_image_
 from vla_control.status import TickStats, status_values
 from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
-
-LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
-          'error': DiagnosticStatus.ERROR}
 
 
 class VLAController(LifecycleNode):
@@ -102,7 +99,7 @@ class VLAController(LifecycleNode):
         self.camera_subs: list = []  # the extra cameras' subscriptions (from the checkpoint)
         self.control_group = MutuallyExclusiveCallbackGroup()
         self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = DiagnosticsPublisher(self, 'vla_control: vla_controller', 'vla_controller')
         self.create_subscription(Image, '/camera/image_raw', self._on_image,
                                  qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
@@ -404,12 +401,7 @@ class VLAController(LifecycleNode):
             instruction=self.cache.instruction, period=self.period, faults=self.faults,
             num_threads=self.num_threads, encode_every_tick=self.encode_every_tick,
             policy=self.policy)
-        status = DiagnosticStatus(level=LEVELS[level], name='vla_control: vla_controller',
-                                  message=message, hardware_id='vla_controller')
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diagnostics.publish(level, message, values)
 
     def shutdown(self) -> None:
         """Fail safe on exit: hold the robot (as a hold does: at the fresh measured position,

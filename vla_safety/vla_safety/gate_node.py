@@ -19,7 +19,6 @@ import time
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration as RclpyDuration
@@ -31,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import time_msg, to_seconds, trajectory_msg
 from vla_common.parameters import describe
 from vla_common.qos import LATCHED
@@ -117,7 +117,7 @@ class CommandGate(Node):
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.out_pub = self.create_publisher(JointTrajectory, str(p('output_topic')), 10)
         self.stop_pub = self.create_publisher(String, STOP_REQUEST_TOPIC, 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = DiagnosticsPublisher(self, 'vla_safety: command_gate', 'command_gate')
         # Creation order is priority: rclpy's executor runs the ready subscriptions of one wait
         # in the order they were created.  The joint state first (a stop starts from the newest
         # measurement: one that moved the robot out of bounds must not be held at the old
@@ -218,23 +218,18 @@ class CommandGate(Node):
     def _publish_diagnostics(self) -> None:
         blocked = self.core.blocked_reason()
         if self.core.latched:
-            level, message = DiagnosticStatus.ERROR, blocked
+            level, message = 'error', blocked
         elif blocked:
-            level, message = DiagnosticStatus.WARN, blocked
+            level, message = 'warn', blocked
         elif self.core.q is None:
-            level, message = DiagnosticStatus.WARN, 'no /joint_states yet'
+            level, message = 'warn', 'no /joint_states yet'
         else:
-            level, message = DiagnosticStatus.OK, 'forwarding'
-        status = DiagnosticStatus(level=level, name='vla_safety: command_gate', message=message,
-                                  hardware_id='command_gate')
+            level, message = 'ok', 'forwarding'
         values = list(self.core.counts.items()) + [('refused', self.core.faults.total)]
         values += [(f'refused: {kind}', count) for kind, count in self.core.faults.counts.items()]
         values += [('monitor_session', self.core.session or ''),
                    ('latched', self.core.latched or 'none')]
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diagnostics.publish(level, message, values)
 
     def send_final_hold(self) -> None:
         """Fail safe on exit: a controlled stop, and a moment for DDS to deliver it."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
@@ -26,6 +25,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import to_seconds
 from vla_common.parameters import describe
 from vla_common.qos import LATCHED
@@ -68,7 +68,7 @@ class SafetyMonitor(Node):
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.estop_pub = self.create_publisher(String, '/emergency_stop', LATCHED)
         self.heartbeat_pub = self.create_publisher(String, HEARTBEAT_TOPIC, HEARTBEAT_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = DiagnosticsPublisher(self, 'vla_safety: safety_monitor', 'safety_monitor')
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
         self.create_subscription(String, STOP_REQUEST_TOPIC, self._on_stop_request, 10)
@@ -133,11 +133,11 @@ class SafetyMonitor(Node):
     def _publish_diagnostics(self) -> None:
         core = self.core
         if core.stopped:
-            level, message = DiagnosticStatus.ERROR, f'emergency stop: {core.stopped}'
+            level, message = 'error', f'emergency stop: {core.stopped}'
         elif core.last_state is None:
-            level, message = DiagnosticStatus.WARN, 'no /joint_states yet'
+            level, message = 'warn', 'no /joint_states yet'
         else:
-            level, message = DiagnosticStatus.OK, 'ok'
+            level, message = 'ok', 'ok'
         age = '' if core.last_state is None else f'{self._steady_now() - core.last_state:.3f}'
         values = [('emergency_stop', core.stopped or 'none'), *core.counts.items(),
                   ('joint_state_age_s', age), ('session', core.session),
@@ -148,12 +148,7 @@ class SafetyMonitor(Node):
             values.append(('max_abs_position', f'{float(np.max(np.abs(core.q))):.3f}'))
         if core.v is not None:
             values.append(('max_abs_velocity', f'{float(np.max(np.abs(core.v))):.3f}'))
-        status = DiagnosticStatus(level=level, name='vla_safety: safety_monitor', message=message,
-                                  hardware_id='safety_monitor')
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diagnostics.publish(level, message, values)
 
 
 def main(args=None) -> None:
