@@ -10,12 +10,12 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
     ],
-    install_requires=['setuptools', 'numpy', 'imageio'],
+    install_requires=['setuptools', 'numpy', 'imageio', 'PyYAML'],
     zip_safe=False,
     maintainer='vla_ros2 maintainers',
     maintainer_email='maintainers@vla-ros2.dev',
     description='What every vla_ros2 package shares (the lowest layer, rclpy and messages only): the node '
-                'process launcher, QoS profiles, message conversions, success-rate statistics, test probes '
+                'process launcher, QoS profiles, message conversions, the /diagnostics helper, the robot description (robot.yaml), success-rate statistics, test probes '
                 'and atomic file writes.',
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'pytest-timeout', 'pillow']},

@@ -57,7 +57,7 @@ from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Reco
 from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
-from vla_common.parameters import describe
+from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
 
 
@@ -65,7 +65,8 @@ class CollectorNode(Node):
     def __init__(self) -> None:
         super().__init__('teleop_collector')
         d = self.declare_parameter
-        d('joint_names', ['joint1'], describe('the recorded joints, in state order', read_only=True))
+        declare_robot_parameters(self, {  # default: the robot description's (robot.yaml)
+            'joint_names': describe('the recorded joints, in state order', read_only=True)})
         d('action_names', [''], describe("action vector order (['']: joint_names, absolute joint "
                                          'targets)', read_only=True))
         d('output_dir', 'vla_data', describe('episodes go to <output_dir>/episode_NNNNNN.hdf5',

@@ -12,7 +12,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.teleop import JogController, load_kinematics
 from vla_common.messages import parse_joint_state, trajectory_msg
-from vla_common.parameters import describe
+from vla_common.parameters import declare_robot_parameters, describe
 
 
 class TeleopBase(Node):
@@ -21,10 +21,11 @@ class TeleopBase(Node):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         d = self.declare_parameter
-        d('joint_names', ['joint1'], describe('the robot joints, in action order', read_only=True))
-        d('joint_lower', [0.0], describe('lower joint bounds of the targets (rad, gripper m)', read_only=True))
-        d('joint_upper', [1.0], describe('upper joint bounds of the targets', read_only=True))
-        d('max_velocity', [1.0], describe('joint speed limits (rad/s, gripper m/s)', read_only=True))
+        declare_robot_parameters(self, {  # defaults: the robot description (robot.yaml)
+            'joint_names': describe('the robot joints, in action order', read_only=True),
+            'joint_lower': describe('lower joint bounds of the targets (rad, gripper m)', read_only=True),
+            'joint_upper': describe('upper joint bounds of the targets', read_only=True),
+            'max_velocity': describe('joint speed limits (rad/s, gripper m/s)', read_only=True)})
         d('rate', 30.0, describe('command rate (Hz, node clock)', 0.1, 1000.0, read_only=True))
         d('gripper_joint', 'gripper', describe("the joint the gripper controls drive ('': none)",
                                                read_only=True))

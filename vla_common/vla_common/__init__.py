@@ -6,8 +6,13 @@ rclpy and ROS message packages only: no torch, MuJoCo or HDF5, and no import of 
 - :mod:`vla_common.launching`  node processes without ``ros2 launch`` (NodeSpec, NodeGroup),
   private ROS domains, ``wait_for`` (no rclpy import)
 - :mod:`vla_common.qos`        QoS profiles shared across topics (``LATCHED``)
-- :mod:`vla_common.messages`   stamps/durations <-> seconds, ``trajectory_msg``, Image <-> RGB
-- :mod:`vla_common.parameters` ``describe``: parameter descriptors (description, range, read-only)
+- :mod:`vla_common.messages`   stamps/durations <-> seconds, the joint-state parser, ``trajectory_msg``,
+  Image <-> RGB
+- :mod:`vla_common.diagnostics` ``DiagnosticsPublisher``: a node's status on ``/diagnostics``
+- :mod:`vla_common.parameters` ``describe``: parameter descriptors (description, range, read-only);
+  ``declare_robot_parameters``: the robot's parameters with one set of defaults
+- :mod:`vla_common.robot`      the robot description (joints, bounds, speeds) read once from ``robot.yaml``
+  (no rclpy import)
 - :mod:`vla_common.files`      atomic file writes (bytes, text, JSON, any writer's path)
 - :mod:`vla_common.stats`      success-rate statistics (Wilson interval; no rclpy import)
 - :mod:`vla_common.testing`    ``GraphProbe``, the probe node tests and benchmarks drive a graph with

@@ -7,6 +7,10 @@ A ``read_only`` parameter can be given at launch (``-p``, a YAML file) but not c
 node runs (``ros2 param set`` is refused by rclpy).  Ranges are inclusive and checked by rclpy on
 every value, launch-time overrides included: float bounds give a ``FloatingPointRange``, int bounds
 an ``IntegerRange`` (the bounds must match the parameter's type).
+
+The robot's own parameters (``joint_names``, ``joint_lower``, ``joint_upper``, ``max_velocity``)
+take their defaults from one place, the robot description (:mod:`vla_common.robot`):
+:func:`declare_robot_parameters`.
 """
 from __future__ import annotations
 
@@ -28,3 +32,29 @@ def describe(text: str, low: float | int | None = None, high: float | int | None
     else:
         descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
     return descriptor
+
+
+#: the robot's parameters, in declaration order (joint_names first: the others follow its joints)
+ROBOT_PARAMETERS = ('joint_names', 'joint_lower', 'joint_upper', 'max_velocity')
+
+
+def robot_default(name: str, joint_names=None):
+    """The default of one of :data:`ROBOT_PARAMETERS`: the robot description's value
+    (:func:`vla_common.robot.robot_defaults`, read from ``robot.yaml``) for ``joint_names``, or
+    an uninitialised double array (``Parameter.Type.DOUBLE_ARRAY``: the node must be given it)
+    when ``joint_names`` names a joint the description does not have."""
+    from rclpy.parameter import Parameter
+
+    from vla_common.robot import robot_defaults
+    default = robot_defaults(joint_names)[name]
+    return Parameter.Type.DOUBLE_ARRAY if default is None else default
+
+
+def declare_robot_parameters(node, descriptors) -> None:
+    """Declare those of :data:`ROBOT_PARAMETERS` that ``descriptors`` (name ->
+    ParameterDescriptor) lists, with the robot description's values as defaults (the same in
+    every node); the per-joint ones follow the node's ``joint_names``."""
+    for name in ROBOT_PARAMETERS:
+        if name in descriptors:
+            names = None if name == 'joint_names' else node.get_parameter('joint_names').value
+            node.declare_parameter(name, robot_default(name, names), descriptors[name])

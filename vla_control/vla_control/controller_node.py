@@ -70,8 +70,9 @@ class VLAController(LifecycleNode):
     def __init__(self) -> None:
         super().__init__('vla_controller')
         for name, default, text in PARAMETERS:
-            if default is None:  # one value per joint
-                default = per_joint(name, len(self.get_parameter('joint_names').value))
+            if default is None:  # the robot description's (robot.yaml); joint_names comes first
+                names = None if name == 'joint_names' else self.get_parameter('joint_names').value
+                default = per_joint(name, names)
             self.declare_parameter(name, default, ParameterDescriptor(description=text))
         p = self.get_parameter
         self.limits = SafetyLimits.from_values(p('joint_names').value, p('joint_lower').value,

@@ -1,15 +1,17 @@
 """``vla_controller``'s parameters: name, default and meaning (what ``ros2 param describe
 /vla_controller NAME`` shows).  ``vla_bringup/config/controller.yaml`` sets them for the
-bring-up; joint names, bounds and speed limits come from ``robot.yaml``.  All but
+bring-up; joint names, bounds and speed limits come from ``robot.yaml``, which is also where
+their defaults come from (:mod:`vla_common.robot`, the same defaults in every node).  All but
 ``encode_every_tick`` are read at start-up (``checkpoint`` and what shapes the policy at
 ``configure``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-JOINT_NAMES = ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper']
+from vla_common.parameters import robot_default
 
-#: (name, default, description); a default of None: one value per joint (see :func:`per_joint`)
+#: (name, default, description); a default of None: the robot description's (see :func:`per_joint`)
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('checkpoint', '', 'checkpoint directory (or a training run directory holding checkpoint/); '
      'loaded and checked at configure'),
@@ -25,7 +27,7 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('record_dir', '', 'directory for an HDF5 episode per command (observations and predicted '
      'actions); \'\' = off'),
     ('command', '', 'initial language command (\'\' = wait for one on /voice_command)'),
-    ('joint_names', JOINT_NAMES, 'the joints commanded, in the order of the policy\'s actions'),
+    ('joint_names', None, 'the joints commanded, in the order of the policy\'s actions'),
     ('joint_lower', None, 'rad (m for a gripper): lower bound per joint'),
     ('joint_upper', None, 'rad (m for a gripper): upper bound per joint'),
     ('max_velocity', None, 'rad/s (m/s): the most one tick may move each joint'),
@@ -53,6 +55,8 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
 )
 
 
-def per_joint(name: str, n: int) -> list[float]:
-    """The default of a per-joint parameter for ``n`` joints (no bound, 2 rad/s)."""
-    return {'joint_lower': [-1e9] * n, 'joint_upper': [1e9] * n, 'max_velocity': [2.0] * n}[name]
+def per_joint(name: str, joint_names: Sequence[str] | None) -> Any:
+    """The default of a robot parameter (``joint_names``; ``joint_lower``, ``joint_upper``,
+    ``max_velocity`` for the node's ``joint_names``): the robot description's values
+    (``robot.yaml``), as every node's; none (the value must be given) for a joint it lacks."""
+    return robot_default(name, None if name == 'joint_names' else joint_names)

@@ -32,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import time_msg, to_seconds, trajectory_msg
-from vla_common.parameters import describe
+from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
@@ -47,16 +47,14 @@ class CommandGate(Node):
     def __init__(self) -> None:
         super().__init__('command_gate')
         d = self.declare_parameter
-        d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
-          describe('the robot joints, in action order', read_only=True))
+        # the robot's joints, bounds and speeds: defaults from the robot description (robot.yaml)
+        declare_robot_parameters(self, {
+            'joint_names': describe('the robot joints, in action order', read_only=True),
+            'joint_lower': describe('lower command bounds (rad, gripper m); may only rise at run time'),
+            'joint_upper': describe('upper command bounds; may only fall at run time'),
+            'max_velocity': describe('fastest commanded joint speed (rad/s, gripper m/s); may '
+                                     'only fall at run time')})
         n = len(self.get_parameter('joint_names').value)
-        # The course's JOINT_BOUNDS (robot.yaml sets the same values for every node).
-        d('joint_lower', [-3.14, -1.57, -2.5, -3.14, -2.0, -3.14, 0.0][:n],
-          describe('lower command bounds (rad, gripper m); may only rise at run time'))
-        d('joint_upper', [3.14, 1.57, 2.5, 3.14, 2.0, 3.14, 0.08][:n],
-          describe('upper command bounds; may only fall at run time'))
-        d('max_velocity', [2.0] * n, describe('fastest commanded joint speed (rad/s, gripper '
-                                              'm/s); may only fall at run time'))
         d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
           describe('|measured position| above this latches the stop here at once (the '
                    "monitor's rule, one hop sooner); may only fall at run time"))

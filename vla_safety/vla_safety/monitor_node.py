@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import to_seconds
-from vla_common.parameters import describe
+from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
 from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
@@ -39,12 +39,14 @@ class SafetyMonitor(Node):
     def __init__(self) -> None:
         super().__init__('safety_monitor')
         d = self.declare_parameter
-        d('joint_names', ['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6', 'gripper'],
-          describe('the robot joints, in action order', read_only=True))
+        # the robot's joints (and its bounds and speeds, unused here): defaults from the robot
+        # description (robot.yaml), as in every node
+        declare_robot_parameters(self, {
+            'joint_names': describe('the robot joints, in action order', read_only=True),
+            'joint_lower': describe('command bounds (unused here)', read_only=True),
+            'joint_upper': describe('command bounds (unused here)', read_only=True),
+            'max_velocity': describe("the gate's speed (unused here)", read_only=True)})
         n = len(self.get_parameter('joint_names').value)
-        d('joint_lower', [-1e9] * n, describe('command bounds (unused here)', read_only=True))
-        d('joint_upper', [1e9] * n, describe('command bounds (unused here)', read_only=True))
-        d('max_velocity', [1e9] * n, describe('the gate\'s speed (unused here)', read_only=True))
         d('position_limit', [DEFAULT_POSITION_LIMIT] * n,
           describe('|measured position| above this latches the stop; may only fall at run time'))
         d('velocity_limit', [DEFAULT_VELOCITY_LIMIT] * n,
