@@ -5,7 +5,8 @@ requested commands, holds the robot with a controlled stop, and follows the safe
 heartbeat (:mod:`vla_safety.heartbeat`).  Every method takes ``now``, the node clock in seconds
 (sim time in simulation), and, for liveness, ``steady``, a monotonic wall clock in seconds; it
 returns a :class:`GateOutput` that says what to publish and what to log.  Arrays are in the
-robot's joint order.
+robot's joint order.  Its settings (:class:`GateConfig`, the run-time tightening) and output
+types are in :mod:`vla_safety.gate_config`.
 
 Rules (docs/safety.md has the reasons):
 
@@ -19,7 +20,7 @@ Rules (docs/safety.md has the reasons):
 * a measured state beyond ``position_limit`` or ``velocity_limit`` (the monitor's rule, checked
   here too) latches the stop at once, one hop sooner than the monitor's /emergency_stop and
   before any command queued behind that joint state can be forwarded;
-* a stop is a controlled stop (:func:`vla_safety.rules.stop_trajectory`): decelerate within
+* a stop is a controlled stop (:mod:`vla_safety.stopping`): decelerate within
   ``max_acceleration`` and ``max_velocity`` and hold inside the bounds; a robot at rest
   inside the bounds holds its measured position;
 * a late heartbeat (``heartbeat_timeout``) holds the robot until the same monitor session is
@@ -29,96 +30,22 @@ Rules (docs/safety.md has the reasons):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+# the settings and the output types live in gate_config; importable from here as before
+from vla_safety.gate_config import (COUNTS, RUNTIME_LIMITS, GateConfig, GateOutput, Trajectory,
+                                    tighten)
 from vla_safety.heartbeat import Heartbeat, stop_request
-from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits, check_command,
-                              check_joint_state, check_times, clip_to_bounds, joint_state_arrays,
-                              limit_trajectory,
-                              sample_trajectory, stop_trajectory, tightening_fault,
-                              to_robot_order, VelocityEstimator)
+from vla_safety.rules import (Fault, FaultLog, VelocityEstimator, check_command, check_joint_state,
+                              check_times, clip_to_bounds, fill_velocities, joint_state_arrays,
+                              limit_trajectory, sample_trajectory, to_robot_order)
+from vla_safety.stopping import measured_now, path_velocity, stop_path
 
-
-@dataclass(frozen=True)
-class GateConfig:
-    """The gate's settings (``safety.yaml``: ``command_gate``)."""
-
-    # joint names, bounds (targets are clipped into them), max_velocity, and the measured-state
-    # limits (position_limit, velocity_limit) that latch the stop
-    limits: SafetyLimits
-    max_acceleration: np.ndarray  # (N,) deceleration of a controlled stop (rad/s^2, m/s^2)
-    rate: float = 30.0  # control rate (Hz): the most a path may move at once is one tick's worth
-    require_monitor: bool = True  # forward nothing until a heartbeat says the monitor runs
-    reanchor_time: float = 0.15  # s at max_velocity: a joint further off its command re-anchors
-    jump_time: float = 0.1  # s at max_velocity: a bigger step between two states is a jump
-    hold_time: float = 1.0 / 30.0  # time_from_start of a one-point hold
-    joint_state_timeout: float = 0.15  # s (node clock): an older measured position is stale
-    heartbeat_timeout: float = 0.125  # s (steady): a silent monitor for longer holds the robot
-    heartbeat_latch_timeout: float = 1.0  # s (steady): ... and for longer latches the stop
-    deadman_timeout: float = 0.0  # s (steady): an operator deadman silent for longer holds; 0: off
-
-    def __post_init__(self) -> None:
-        accel = np.asarray(self.max_acceleration, dtype=np.float64).reshape(-1)
-        if accel.size == 1:
-            accel = np.full(self.limits.n, float(accel[0]))
-        if accel.size != self.limits.n or not np.all(np.isfinite(accel)) or np.any(accel <= 0):
-            raise SafetyConfigError(f'max_acceleration must be one finite value > 0 or one per '
-                                    f'joint ({self.limits.n}), got {accel.tolist()}')
-        object.__setattr__(self, 'max_acceleration', accel)
-        positive = {'rate': self.rate, 'hold_time': self.hold_time,
-                    'joint_state_timeout': self.joint_state_timeout,
-                    'heartbeat_timeout': self.heartbeat_timeout,
-                    'heartbeat_latch_timeout': self.heartbeat_latch_timeout}
-        nonnegative = {'reanchor_time': self.reanchor_time, 'jump_time': self.jump_time,
-                       'deadman_timeout': self.deadman_timeout}
-        for name, value in positive.items():
-            if not (math.isfinite(value) and value > 0):
-                raise SafetyConfigError(f'{name} must be finite and > 0, got {value!r}')
-        for name, value in nonnegative.items():
-            if not (math.isfinite(value) and value >= 0):
-                raise SafetyConfigError(f'{name} must be finite and >= 0, got {value!r}')
-        if self.heartbeat_latch_timeout < self.heartbeat_timeout:
-            raise SafetyConfigError(f'heartbeat_latch_timeout ({self.heartbeat_latch_timeout}) '
-                                    f'must be >= heartbeat_timeout ({self.heartbeat_timeout})')
-
-    @property
-    def tick(self) -> float:
-        return 1.0 / self.rate
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """A command for the robot: ``positions[k]`` due ``times[k]`` s after it starts."""
-
-    times: np.ndarray  # (P,) time_from_start, s, increasing
-    positions: np.ndarray  # (P, N) robot joint order
-    # node time (s) the rate limit planned it from: stamp it with this, not a later clock
-    # reading (a later, varying stamp would shift some targets later than others and so
-    # speed the path up between them); None: unknown
-    start: float | None = None
-
-
-@dataclass
-class GateOutput:
-    """What one call asks the node to do."""
-
-    trajectory: Trajectory | None = None  # forward to the robot
-    stop_request: str = ''  # ask the monitor to latch a stop (heartbeat.stop_request JSON)
-    log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
-
-
-#: parameters that may change at run time, and which direction widens them
-RUNTIME_LIMITS = {'max_velocity': 'larger', 'max_acceleration': 'larger',
-                  'joint_lower': 'smaller', 'joint_upper': 'larger',
-                  'position_limit': 'larger', 'velocity_limit': 'larger',
-                  'joint_state_timeout': 'larger', 'heartbeat_timeout': 'larger',
-                  'heartbeat_latch_timeout': 'larger'}
+__all__ = ['GateConfig', 'GateCore', 'GateOutput', 'RUNTIME_LIMITS', 'Trajectory']
 
 
 class GateCore:
@@ -127,9 +54,7 @@ class GateCore:
     def __init__(self, config: GateConfig) -> None:
         self.config = config
         self.faults = FaultLog()
-        self.counts = dict.fromkeys(('forwarded', 'clipped', 'rate_limited', 'reanchored',
-                                     'state_jumps', 'blocked', 'holds', 'estops', 'stale_holds',
-                                     'ignored_clears', 'clock_jumps', 'own_stalls', 'limit_stops'), 0)
+        self.counts = dict.fromkeys(COUNTS, 0)
         # measured state (the last finite one) and when it arrived (node clock)
         self.q: np.ndarray | None = None
         self.v: np.ndarray | None = None
@@ -195,8 +120,7 @@ class GateCore:
         estimate = self.velocity.update(stamp if stamp else now, q)
         estimated = v is None or not np.all(np.isfinite(v))
         if estimated:
-            fallback = estimate if estimate is not None else np.zeros_like(q)
-            v = fallback if v is None else np.where(np.isfinite(v), v, fallback)
+            v = fill_velocities(v, estimate, q)
         jumped = self.fresh(now) and np.any(np.abs(q - self.q) > self._jump)
         if jumped and estimated:
             v = np.zeros_like(q)  # a difference across a jump is no velocity: hold, not brake
@@ -367,32 +291,10 @@ class GateCore:
     # -- parameters -------------------------------------------------------------------------
     def set_parameters(self, changes: dict[str, Any]) -> str | None:
         """Apply run-time changes, or say why not (only tightening is allowed)."""
-        cfg, limits = self.config, self.config.limits
-        current = {'max_velocity': limits.max_velocity, 'max_acceleration': cfg.max_acceleration,
-                   'joint_lower': limits.lower, 'joint_upper': limits.upper,
-                   'position_limit': limits.position_limit, 'velocity_limit': limits.velocity_limit,
-                   'joint_state_timeout': cfg.joint_state_timeout,
-                   'heartbeat_timeout': cfg.heartbeat_timeout,
-                   'heartbeat_latch_timeout': cfg.heartbeat_latch_timeout}
-        for name, value in changes.items():
-            if name not in RUNTIME_LIMITS:
-                return f'{name} is read at start-up only'
-            refusal = tightening_fault(name, np.atleast_1d(current[name]), value,
-                                       RUNTIME_LIMITS[name])
-            if refusal:
-                return refusal
-        merged = {**current, **changes}
-        try:
-            new_limits = SafetyLimits.from_values(
-                limits.joint_names, merged['joint_lower'], merged['joint_upper'],
-                merged['max_velocity'], merged['position_limit'], merged['velocity_limit'])
-            self.config = dataclasses.replace(
-                cfg, limits=new_limits, max_acceleration=merged['max_acceleration'],
-                joint_state_timeout=float(merged['joint_state_timeout']),
-                heartbeat_timeout=float(merged['heartbeat_timeout']),
-                heartbeat_latch_timeout=float(merged['heartbeat_latch_timeout']))
-        except (SafetyConfigError, TypeError, ValueError) as exc:
-            return str(exc)
+        result = tighten(self.config, changes)
+        if isinstance(result, str):
+            return result
+        self.config = result
         return None
 
     # -- internals --------------------------------------------------------------------------
@@ -440,12 +342,6 @@ class GateCore:
         start, times, points, sent = self.last
         return sample_trajectory(start, times, points, now - sent)
 
-    def _commanded_velocity(self, now: float, dt: float = 1e-3) -> np.ndarray:
-        """The speed of the last forwarded trajectory at ``now`` (zero once it has ended)."""
-        start, times, points, sent = self.last
-        ahead = sample_trajectory(start, times, points, now - sent + dt)
-        return (ahead - sample_trajectory(start, times, points, now - sent)) / dt
-
     def _forward(self, start: np.ndarray, times: np.ndarray, points: np.ndarray,
                  now: float) -> Trajectory:
         self.last = (start, times, points, now)
@@ -454,25 +350,13 @@ class GateCore:
         return Trajectory(times=times, positions=points, start=now)
 
     def _measured_now(self, now: float, commanded: np.ndarray | None) -> np.ndarray:
-        """Where the robot is now by its measurement: the measured position moved on by the
-        measured velocity for the measurement's age (its stamp's when that is plausible, else
-        its arrival's; at most one tick), but per joint not past the commanded position (a
-        robot lags its command: the command is closer when it lies between the measurement and
-        the extrapolation; a joint measured at or beyond its command stays where measured).  Under load the
-        measurement lags the robot by latency x speed; a stop from the bare measurement would
-        command the arm back by that much."""
+        """Where the robot is now by its measurement (:func:`vla_safety.stopping.measured_now`),
+        dated by its stamp when that is plausible, else by its arrival; at most one tick."""
         age = now - self.q_time
         if self.q_stamp is not None and 0.0 <= now - self.q_stamp <= self.config.joint_state_timeout:
             age = max(age, now - self.q_stamp)
         age = min(max(age, 0.0), self.config.tick)
-        vmax = self.config.limits.max_velocity
-        velocity = np.zeros_like(self.q) if self.v is None else np.clip(self.v, -vmax, vmax)
-        ahead = velocity * age
-        if commanded is not None:
-            # not past the command: a robot measured at or beyond it is held where measured
-            toward = (commanded - self.q) * np.sign(ahead)
-            ahead = np.sign(ahead) * np.minimum(np.abs(ahead), np.maximum(toward, 0.0))
-        return self.q + ahead
+        return measured_now(self.q, self.v, age, self.config.limits.max_velocity, commanded)
 
     def _stop(self, now: float, from_reference: bool = False) -> Trajectory | None:
         """A controlled stop from the measured state, extrapolated to now (or the last command
@@ -483,16 +367,16 @@ class GateCore:
             start = self._measured_now(now, commanded)
             velocity = self.v if self.v is not None else np.zeros_like(start)
         elif commanded is not None:
-            start, velocity = commanded, self._commanded_velocity(now)
+            path_start, times, points, sent = self.last  # brake from the commanded speed
+            start, velocity = commanded, path_velocity(path_start, times, points, now - sent)
         elif self.q is not None:
             start, velocity = self.q, np.zeros_like(self.q)
         else:
             return None
         cfg = self.config
-        times, points = stop_trajectory(start, velocity, cfg.limits.lower, cfg.limits.upper,
-                                        cfg.limits.max_velocity, cfg.max_acceleration, cfg.tick)
-        if len(times) == 1 and np.allclose(points[0], start, atol=1e-12):
-            times = np.array([cfg.hold_time])  # at rest inside the bounds: hold where it is
+        times, points = stop_path(start, velocity, cfg.limits.lower, cfg.limits.upper,
+                                  cfg.limits.max_velocity, cfg.max_acceleration, cfg.tick,
+                                  cfg.hold_time)
         self.counts['holds'] += 1
         return self._forward(np.asarray(start, dtype=np.float64), times, points, now)
 

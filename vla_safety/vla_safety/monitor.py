@@ -25,8 +25,8 @@ import numpy as np
 
 from vla_safety.heartbeat import Heartbeat, new_session, parse_stop_request
 from vla_safety.rules import (Fault, FaultLog, SafetyConfigError, SafetyLimits,
-                              VelocityEstimator, check_joint_state, joint_state_arrays,
-                              tightening_fault)
+                              VelocityEstimator, check_joint_state, fill_velocities,
+                              joint_state_arrays, tightening_fault)
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,7 @@ class MonitorCore:
                                   'checking the velocity estimated from the positions instead'),
                             out, 'joint state')
             self.counts['estimated_velocities'] += 1
-            fallback = estimate if estimate is not None else np.zeros_like(q)
-            v = fallback if v is None else np.where(np.isfinite(v), v, fallback)
+            v = fill_velocities(v, estimate, q)
         self.q, self.v, self.last_state = q, v, now
         self.counts['joint_states'] += 1
         self.violation = check_joint_state(q, v, self.config.limits)

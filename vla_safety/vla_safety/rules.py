@@ -182,50 +182,6 @@ def limit_trajectory(reference: np.ndarray, times: np.ndarray, positions: np.nda
     return out, any_limited
 
 
-def stop_trajectory(start: np.ndarray, velocity: np.ndarray, lower: np.ndarray,
-                    upper: np.ndarray, max_velocity: np.ndarray, max_acceleration: np.ndarray,
-                    dt: float, max_time: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
-    """A controlled stop: from ``start`` moving at ``velocity`` to rest inside the bounds.
-
-    Each joint decelerates at ``max_acceleration`` to where it comes to rest (its braking
-    distance ahead), then, if that point is outside ``[lower, upper]``, moves to the nearest
-    bound with speed at most ``max_velocity`` and acceleration at most ``max_acceleration``
-    (a trapezoidal profile, sampled every ``dt``).  The last point is inside the bounds; a
-    joint that starts outside them moves back from where it is, never further out.  Returns
-    ``(times (P,), points (P, N))`` with ``times = dt, 2 dt, ...``; a joint at rest inside the
-    bounds stays where it is (a robot at rest gets one point: ``start``).
-    """
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f'dt must be finite and > 0, got {dt}')
-    x = np.asarray(start, dtype=np.float64).copy()
-    vmax = np.asarray(max_velocity, dtype=np.float64)
-    amax = np.asarray(max_acceleration, dtype=np.float64)
-    v = np.clip(np.nan_to_num(np.asarray(velocity, dtype=np.float64)), -vmax, vmax)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f'a stop must start at a finite position, got {x.tolist()}')
-    # braking distance in steps of dt at amax: v dt + (v - a dt) dt + ... = v^2 / 2a + v dt / 2
-    target = np.clip(x + v * (np.abs(v) / (2.0 * amax) + dt / 2.0), lower, upper)
-    # a joint already outside its bounds moves back from where it is (never jumps to the bound)
-    envelope_low, envelope_high = np.minimum(lower, x), np.maximum(upper, x)
-    points = []
-    for _ in range(max(1, int(np.ceil(max_time / dt)))):
-        error = target - x
-        if np.all(np.abs(error) < 1e-9) and np.all(np.abs(v) <= amax * dt + 1e-12):
-            break
-        # the fastest speed from which the joint can still brake to the target at amax in
-        # steps of dt (the inverse of the braking distance above), and no faster than reaching
-        # the target within this step
-        brake = np.sqrt((amax * dt / 2.0) ** 2 + 2.0 * amax * np.abs(error)) - amax * dt / 2.0
-        wanted = np.sign(error) * np.minimum.reduce([vmax, brake, np.abs(error) / dt])
-        v = np.clip(wanted, v - amax * dt, v + amax * dt)
-        x = np.clip(x + v * dt, envelope_low, envelope_high)
-        points.append(x.copy())
-    if not points:
-        return np.array([dt]), x[None]
-    points[-1] = target
-    return dt * np.arange(1, len(points) + 1), np.array(points)
-
-
 def tightening_fault(name: str, current: Sequence[float], proposed: Sequence[float],
                      wider: str = 'larger') -> str | None:
     """Why a run-time change of a limit is refused (it widens it), or None.
@@ -321,6 +277,14 @@ class FaultLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def fill_velocities(measured: np.ndarray | None, estimate: np.ndarray | None,
+                    q: np.ndarray) -> np.ndarray:
+    """The measured velocities with what the driver left out (none at all, or NaN) taken from
+    the ``estimate`` (:class:`VelocityEstimator`), or zero while there is none yet."""
+    fallback = estimate if estimate is not None else np.zeros_like(q)
+    return fallback if measured is None else np.where(np.isfinite(measured), measured, fallback)
 
 
 class VelocityEstimator:
