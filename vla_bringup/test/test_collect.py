@@ -149,3 +149,63 @@ def test_lockstep_collection_pairs_each_frame_with_the_command_that_answered_it(
                   and np.abs(requests[other] - requests[t]).max() > 1e-4
                   and np.abs(actions[i] - requests[other]).max() <= 1e-5]
     assert len(neighbours) <= result.timeouts, (neighbours, result.timeouts)
+
+
+def test_exec_noise_records_the_experts_clean_command():
+    from vla_bringup.scenarios import EXPERT_LABEL_TOPIC, ROBOT_COMMAND_TOPIC, collection_scenario
+    specs = {s.name: s for s in collection_scenario({'exec_noise': '0.02', 'lockstep': True}, '/d')}
+    assert specs['scripted_expert'].parameters['exec_noise'] == 0.02
+    assert specs['teleop_collector'].remappings == ((ROBOT_COMMAND_TOPIC, EXPERT_LABEL_TOPIC),)
+    plain = {s.name: s for s in collection_scenario({'lockstep': True}, '/d')}
+    assert 'exec_noise' not in plain['scripted_expert'].parameters
+    assert plain['teleop_collector'].remappings == ()
+
+
+@pytest.mark.ros
+def test_lockstep_collection_with_exec_noise_labels_each_step_with_the_clean_command(tmp_path):
+    """DART-style collection: the robot executes the expert's command plus noise, the episode
+    records the expert's clean command of the same tick (its label), and says which noise ran."""
+    import os
+
+    import numpy as np
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_bringup.collect import Collection
+    from vla_bringup.episodes import private_context
+    from vla_bringup.scenarios import EXPERT_LABEL_TOPIC, REQUEST_TOPIC, collection_scenario
+    from vla_common.launching import NodeGroup
+
+    out = tmp_path / 'demos'
+    specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True, 'exec_noise': 0.01},
+                                str(out))
+    with NodeGroup(specs) as group:
+        context = private_context(int(os.environ['ROS_DOMAIN_ID']))
+        collection = Collection(context, {'exec_noise': 0.01})
+        seen = {REQUEST_TOPIC: {}, EXPERT_LABEL_TOPIC: {}}  # topic -> {tick: positions}
+        for topic, store in seen.items():
+            collection.runner.node.create_subscription(
+                JointTrajectory, topic, lambda m, store=store: store.__setitem__(
+                    round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
+                    np.asarray(m.points[0].positions)), 50)
+        try:
+            collection.wait_ready(timeout=90.0)
+            collection.wait_flowing(timeout=60.0)
+            result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
+        finally:
+            collection.close()
+            context.try_shutdown()
+        logs = '\n'.join(f'--- {p.spec.name}\n{p.output(1500)}' for p in group.processes)
+    assert result.path and result.success and result.estops == 0, (result, logs)
+    requests, labels = seen[REQUEST_TOPIC], seen[EXPERT_LABEL_TOPIC]
+    with open_episode(result.path) as ep:
+        assert float(ep.attrs['exec_noise']) == 0.01
+        ticks = np.round(ep.timestamps[:] * 30).astype(int)
+        actions = ep.actions[:]
+    both = [(i, t) for i, t in enumerate(ticks) if t in labels and t in requests]
+    assert len(both) >= len(ticks) - 2
+    is_label = [np.abs(actions[i] - labels[t]).max() < 1e-5 for i, t in both]
+    assert np.mean(is_label) >= 0.95, np.mean(is_label)
+    noisy = [np.abs(requests[t] - labels[t]).max() > 1e-4 for _, t in both]
+    assert np.mean(noisy) >= 0.5, np.mean(noisy)  # the robot got the noisy command
+    # the labels move as the expert's own commands do: at most max_joint_speed / 30 per tick
+    assert np.abs(np.diff(actions[:, :6], axis=0)).max() <= 1.5 / 30 + 1e-4

@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also keep the raw topics of each episode in a rosbag2 (MCAP) '
                              'directory beside it, episode_NNNNNN.bag (re-cut them later with '
                              '`vla dataset import --format rosbag`)')
+    parser.add_argument('--exec-noise', type=float, default=0.0, metavar='RAD',
+                        help='std (rad) of Gaussian noise the scripted expert adds to the arm targets '
+                             'it executes, while the recorder keeps its clean command as the action '
+                             '(DART-style demonstrations that show the way back to the path; '
+                             'default 0: none)')
     parser.add_argument('--only-successes', action='store_true',
                         help='discard episodes in which the expert failed (default: keep them, '
                              'with success=false)')
@@ -102,7 +107,7 @@ def plan(tasks: list[str], episodes: int, seed: int, done: set[tuple[str, int]]
 class Collection:
     """Drives the simulator (through :class:`EpisodeRunner`) and the recorder's services."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context, metadata: dict | None = None) -> None:
         from rcl_interfaces.srv import SetParameters
         from std_msgs.msg import Header
         from std_srvs.srv import SetBool, Trigger
@@ -110,6 +115,7 @@ class Collection:
 
         from vla_bringup.episodes import EpisodeRunner
         self.runner = EpisodeRunner(node_name='vla_collect_driver', context=context)
+        self.metadata = dict(metadata or {})  # more attributes of every episode
         node = self.runner.node
         # the driver keeps no camera frames (the recorder does): drop the runner's camera
         # subscription, one 150 kB delivery and copy less per simulated tick
@@ -172,7 +178,7 @@ class Collection:
         result = self._call(self.params_srv, SetParameters.Request(parameters=[
             string('language_command', instruction),
             string('episode_metadata', json.dumps({'task': task, 'seed': seed,
-                                                   'source': 'scripted_expert'}))]),
+                                                   'source': 'scripted_expert', **self.metadata}))]),
             'setting the recorder language command')
         refused = [r.reason for r in result.results if not r.successful]
         if refused:
@@ -297,7 +303,7 @@ class Collection:
 
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
             episode_timeout: float, only_successes: bool = False, tail: float = 0.5,
-            record_bag: bool = False) -> list[Recorded]:
+            record_bag: bool = False, exec_noise: float = 0.0) -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now.
 
     ``rtf`` None: lock-step simulation; a number: real time at that factor."""
@@ -307,6 +313,8 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
     if tail < 0:
         raise CommandError(f'--tail must be >= 0 s, got {tail}')
+    if not 0.0 <= exec_noise <= 1.0:
+        raise CommandError(f'--exec-noise must be a std in [0, 1] rad, got {exec_noise}')
     out = out.expanduser().resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -322,7 +330,7 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
     if not todo:
         return []
     values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None, 'record_bag': record_bag}
+              'lockstep': rtf is None, 'record_bag': record_bag, 'exec_noise': exec_noise}
     specs = collection_scenario(values, str(out))
     env = isolated_ros_env()
     from tqdm import tqdm
@@ -330,7 +338,7 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
     from vla_bringup.episodes import SimUnavailable, private_context
     with domain_held(env), NodeGroup(specs, env=env) as group:
         context = private_context(int(env['ROS_DOMAIN_ID']))
-        collection = Collection(context)
+        collection = Collection(context, {'exec_noise': exec_noise} if exec_noise else None)
         recorded: list[Recorded] = []
         try:
             try:
@@ -390,6 +398,6 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
                        args.real_time_factor, args.episode_timeout, args.only_successes, args.tail,
-                       args.record_bag)
+                       args.record_bag, args.exec_noise)
     print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0

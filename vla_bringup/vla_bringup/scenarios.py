@@ -16,6 +16,7 @@ from vla_common.launching import NodeSpec
 
 #: topic the robot obeys (ros2_control's joint_trajectory_controller)
 ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
+EXPERT_LABEL_TOPIC = '/scripted_expert/label'  # the expert's clean command when it executes noise
 #: topic every command source publishes its *requested* command on
 REQUEST_TOPIC = '/vla/command'
 #: the recorder's acknowledgement of each lock-step tick (std_msgs/Header)
@@ -102,9 +103,17 @@ def sim_time_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
 
 def expert_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
     """The scripted expert as the command source (simulation only: it needs privileged state)."""
+    parameters = sim_time_parameters(args)
+    if exec_noise(args):
+        parameters['exec_noise'] = exec_noise(args)
     return [NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
                      param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
-                     parameters=sim_time_parameters(args))]
+                     parameters=parameters)]
+
+
+def exec_noise(args: Mapping[str, Any]) -> float:
+    """The std (rad) of the noise the scripted expert executes (0: none)."""
+    return float(_value(args.get('exec_noise', 0.0)) or 0.0)
 
 
 def safety_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
@@ -150,10 +159,12 @@ def recorder_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
         parameters['language_command'] = str(args['language_command'])
     if 'record_bag' in args:
         parameters['record_bag'] = bool(_value(args['record_bag']))
+    # an expert executing noise: record its clean command (DART), not the noisy one the robot got
+    remap = ((ROBOT_COMMAND_TOPIC, EXPERT_LABEL_TOPIC),) if exec_noise(args) else ()
     return [NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
                      'teleop_collector',
                      param_files=(config_file('robot.yaml'), config_file('collect.yaml')),
-                     parameters=parameters)]
+                     parameters=parameters, remappings=remap)]
 
 
 def teleop_scenario(args: Mapping[str, Any]) -> list[NodeSpec]:

@@ -5,6 +5,12 @@ the joint positions of the same tick; ``/joint_states`` where a status has none)
 teleoperator would.  It restarts its plan whenever the simulator starts a new episode.
 Simulation only: a real robot has no privileged state.
 
+With ``exec_noise`` > 0 the executed command carries Gaussian noise while the clean command goes
+out on ``~/label`` (``/scripted_expert/label``), which ``vla collect --exec-noise`` records as
+the action (DART, Laskey et al. 2017): the demonstrations visit states a little off the
+expert's path, labelled with how the expert gets back, which is what a cloned policy needs after
+its own small errors.
+
 On sim time (``use_sim_time``, the simulator's ``/clock``) the command of a tick is computed from
 that tick's status: when the timer fires before the status stamped with the same clock time has
 arrived, the expert acts on its arrival, so with a lock-step simulator the command published after
@@ -27,7 +33,7 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_common.messages import parse_joint_state, trajectory_msg
 from vla_common.parameters import describe
 from vla_sim.env import JOINT_NAMES
-from vla_sim.expert import ScriptedExpert
+from vla_sim.expert import QUIET_PHASES, ScriptedExpert
 from vla_sim.kinematics import ArmKinematics
 
 
@@ -66,6 +72,12 @@ class ExpertNode(Node):
         d('noise', 0.0, describe('std (rad) of random perturbations of the arm targets, for more '
                                  'diverse demonstrations', 0.0, 10.0, read_only=True))
         d('noise_seed', 0, describe('seed of the noise', 0, 2**63 - 1, read_only=True))
+        d('exec_noise', 0.0, describe(
+            'std (rad) of Gaussian noise on the executed arm targets (not while closing on, placing '
+            'or releasing a cube), drawn per episode from (noise_seed, the episode\'s seed); the '
+            'clean command goes out on ~/label for the recorder: DART-style demonstrations, whose '
+            'states wander off the expert\'s path and whose labels show the way back', 0.0, 1.0,
+            read_only=True))
         rate = float(self.get_parameter('rate').value)
         if rate <= 0:
             raise ValueError(f'rate must be > 0, got {rate}')
@@ -80,6 +92,11 @@ class ExpertNode(Node):
         self.on_sim_time = bool(self.get_parameter('use_sim_time').value)
         self.refused_joint_states = 0
         self.command_pub = self.create_publisher(JointTrajectory, '/vla/command', 10)
+        self.exec_noise = float(self.get_parameter('exec_noise').value)
+        self.noise_seed = int(self.get_parameter('noise_seed').value)
+        self.noise_rng = np.random.default_rng(self.noise_seed)
+        self.label_pub = (self.create_publisher(JointTrajectory, '~/label', 10)
+                          if self.exec_noise > 0 else None)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
         self.create_subscription(String, '/sim/task_status', self._on_status, 10)
@@ -114,6 +131,8 @@ class ExpertNode(Node):
         if status['episode'] != self.episode:
             self.episode = status['episode']
             self.expert.reset()
+            # the same noise for the same episode seed, on any machine and in any order
+            self.noise_rng = np.random.default_rng([self.noise_seed, int(status.get('seed', 0))])
         self._act()
 
     def _tick(self) -> None:
@@ -130,8 +149,15 @@ class ExpertNode(Node):
             return  # this tick's status is still on its way: act when it arrives
         self.due = None
         action = self.expert.act()
-        self.command_pub.publish(trajectory_msg(JOINT_NAMES, [self.period], action[None],
-                                                self.get_clock().now().to_msg()))
+        stamp = self.get_clock().now().to_msg()
+        executed = action
+        if self.label_pub is not None:
+            noise = self.noise_rng.normal(0.0, self.exec_noise, size=6)  # every tick: one stream
+            if self.expert.phase not in QUIET_PHASES:
+                executed = action.copy()
+                executed[:6] += noise
+            self.label_pub.publish(trajectory_msg(JOINT_NAMES, [self.period], action[None], stamp))
+        self.command_pub.publish(trajectory_msg(JOINT_NAMES, [self.period], executed[None], stamp))
 
 
 def main(args=None) -> None:
