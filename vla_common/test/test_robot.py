@@ -88,3 +88,20 @@ def test_built_in_code_it_checks_the_same():
                                                                       'max_velocity')
     with pytest.raises(KeyError):
         robot.per_joint('position_limit')
+
+
+def test_without_a_description_the_robot_parameters_must_be_given(tmp_path, monkeypatch):
+    from rclpy.parameter import Parameter
+
+    from vla_common.parameters import robot_default
+    from vla_common.robot import RobotDescriptionNotFound
+    assert robot_default('joint_upper') == list(default_robot().joint_upper)
+    assert robot_default('joint_lower', ['joint1', 'unknown']) == Parameter.Type.DOUBLE_ARRAY
+    monkeypatch.setenv(ROBOT_YAML_ENV, str(tmp_path / 'nowhere.yaml'))
+    with pytest.raises(RobotDescriptionNotFound):
+        default_robot()
+    assert robot_default('joint_names') == Parameter.Type.STRING_ARRAY
+    assert robot_default('max_velocity', ['a']) == Parameter.Type.DOUBLE_ARRAY
+    monkeypatch.setenv(ROBOT_YAML_ENV, str(_write(tmp_path / 'bad.yaml', {'joint_names': ['a']})))
+    with pytest.raises(RobotDescriptionError, match='lacks'):  # a broken file is an error
+        robot_default('joint_names')

@@ -41,13 +41,19 @@ ROBOT_PARAMETERS = ('joint_names', 'joint_lower', 'joint_upper', 'max_velocity')
 def robot_default(name: str, joint_names=None):
     """The default of one of :data:`ROBOT_PARAMETERS`: the robot description's value
     (:func:`vla_common.robot.robot_defaults`, read from ``robot.yaml``) for ``joint_names``, or
-    an uninitialised double array (``Parameter.Type.DOUBLE_ARRAY``: the node must be given it)
-    when ``joint_names`` names a joint the description does not have."""
+    an uninitialised array type (``Parameter.Type``: the node must be given the value) when
+    ``joint_names`` names a joint the description does not have or no description is found
+    (a node installed without ``vla_bringup``)."""
     from rclpy.parameter import Parameter
 
-    from vla_common.robot import robot_defaults
-    default = robot_defaults(joint_names)[name]
-    return Parameter.Type.DOUBLE_ARRAY if default is None else default
+    from vla_common.robot import RobotDescriptionNotFound, robot_defaults
+    try:
+        default = robot_defaults(joint_names)[name]
+    except RobotDescriptionNotFound:
+        default = None
+    if default is None:
+        return Parameter.Type.STRING_ARRAY if name == 'joint_names' else Parameter.Type.DOUBLE_ARRAY
+    return default
 
 
 def declare_robot_parameters(node, descriptors) -> None:

@@ -35,6 +35,10 @@ class RobotDescriptionError(ValueError):
     """A robot description that cannot be used; the message names the file and the fault."""
 
 
+class RobotDescriptionNotFound(RobotDescriptionError):
+    """No robot description file where :func:`default_robot` looks; the message says where."""
+
+
 @dataclass(frozen=True)
 class RobotDescription:
     """One robot: its joints in action order and, per joint, the command bounds (rad, gripper m)
@@ -143,7 +147,7 @@ def _load_default(candidates: tuple[Path, ...]) -> RobotDescription:
     for path in candidates:
         if path.is_file():
             return load_robot(path)
-    raise RobotDescriptionError(
+    raise RobotDescriptionNotFound(
         f'no robot description found (looked in {[str(p) for p in candidates]}); install '
         f'vla_bringup or set {ROBOT_YAML_ENV} to your robot.yaml')
 

@@ -1,6 +1,5 @@
 """The controlled stop without ROS: where it starts, its braking profile, the one-point hold."""
 import numpy as np
-import pytest
 
 from vla_safety.rules import fill_velocities
 from vla_safety.stopping import measured_now, path_velocity, stop_path, stop_trajectory
