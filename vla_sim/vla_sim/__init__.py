@@ -1,11 +1,14 @@
 """vla_sim: a MuJoCo table-top arm, its tasks and a scripted expert, with no ROS dependency.
 
-The ROS node (``vla_sim.sim_node``) is a thin adapter around :class:`SimEnv`.
+The ROS node (``vla_sim.sim_node``) is a thin adapter around :class:`SimEnv`. ``TASKS`` are the
+cube table's four tasks (what "all tasks" means everywhere); ``WORKBENCH_TASKS`` a second scene
+(one fixed camera, small targets, pushing, a button); ``ALL_TASKS`` both, by name.
 """
 
 from vla_sim.env import JOINT_NAMES, SimEnv
-from vla_sim.expert import ScriptedExpert
 from vla_sim.kinematics import ArmKinematics
-from vla_sim.tasks import TASKS, Task
+from vla_sim.tasks import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, Task
+from vla_sim.workbench_expert import ScriptedExpert  # the cube expert, dispatching workbench tasks
 
-__all__ = ["ArmKinematics", "JOINT_NAMES", "ScriptedExpert", "SimEnv", "TASKS", "Task"]
+__all__ = ["ALL_TASKS", "ArmKinematics", "JOINT_NAMES", "SUITES", "ScriptedExpert", "SimEnv", "TASKS",
+           "Task", "WORKBENCH_TASKS"]

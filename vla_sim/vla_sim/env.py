@@ -18,7 +18,9 @@ import mujoco
 import numpy as np
 
 from vla_sim.kinematics import ARM_JOINT_NAMES, SCENE_XML, TCP_SITE
-from vla_sim.tasks import CUBE_SIZE, TABLE_HEIGHT, TASKS, Task
+from vla_sim.tasks import ALL_TASKS, CUBE_SIZE, TABLE_HEIGHT, Task
+from vla_sim.workbench import OBJECT_NAMES as WORKBENCH_OBJECTS
+from vla_sim.workbench import WORKBENCH_XML, WorkbenchState
 
 JOINT_NAMES: tuple[str, ...] = (*ARM_JOINT_NAMES, "gripper")
 FINGER_JOINTS = ("finger_left", "finger_right")
@@ -46,6 +48,12 @@ class SimEnv:
     ``render_images=False`` skips rendering (``obs["image"]`` is None) for fast rollouts.
     ``cameras`` names the MJCF cameras to observe: the first fills ``obs["image"]``, every
     other one ``obs["image_<name>"]`` (e.g. ``cameras=("front", "wrist")``).
+
+    A task of another scene (``Task.scene``, e.g. the workbench tasks of ``ALL_TASKS``) makes
+    ``reset`` load that scene's model; the cameras it observes are then those of ``cameras``
+    the scene has (the workbench has only "front": no wrist camera), and ``object_names`` and
+    ``privileged_state()["objects"]`` name that scene's objects. ``xml_path`` replaces the
+    table-top scene only.
     """
 
     def __init__(
@@ -60,7 +68,24 @@ class SimEnv:
             raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
         if not np.isfinite(control_hz) or control_hz <= 0:
             raise ValueError(f"control_hz must be a positive number, got {control_hz!r}")
-        self.model = mujoco.MjModel.from_xml_path(str(xml_path))
+        self._control_hz = control_hz
+        self._requested_cameras = tuple(cameras)
+        self._scene_xml = {"tabletop": Path(xml_path), "workbench": WORKBENCH_XML}
+        self.scene = "tabletop"
+        self._workbench: WorkbenchState | None = None
+        self.image_size = int(image_size)
+        self.render_images = bool(render_images)
+        self._renderers: dict[int, mujoco.Renderer] = {}
+        self._bind(mujoco.MjModel.from_xml_path(str(xml_path)), xml_path)
+
+        self.task: Task | None = None
+        self.seed: int | None = None
+        self.elapsed_steps = 0
+
+    def _bind(self, model: mujoco.MjModel, xml_path: str | Path) -> None:
+        """Take ``model`` as the simulated scene: look up its joints, actuators, cameras and objects."""
+        control_hz, cameras = self._control_hz, self._requested_cameras
+        self.model = model
         self.data = mujoco.MjData(self.model)
         m = self.model
 
@@ -72,10 +97,10 @@ class SimEnv:
                 f" use e.g. 30, 60, 20 or 10"
             )
         self.dt = self.n_substeps * m.opt.timestep
-        self.image_size = int(image_size)
-        self.render_images = bool(render_images)
         all_cameras = tuple(m.camera(i).name for i in range(m.ncam))
         cameras = tuple(cameras)
+        if self.scene != "tabletop":  # observe the requested cameras this scene has
+            cameras = tuple(c for c in cameras if c in all_cameras) or all_cameras[:1]
         unknown = [c for c in cameras if c not in all_cameras]
         if not cameras or unknown:
             raise ValueError(f"unknown camera(s) {unknown or list(cameras)}; expected names from {list(all_cameras)}")
@@ -94,24 +119,37 @@ class SimEnv:
         self._arm_vadr = np.array([m.jnt_dofadr[j] for j in arm_ids])
         self._finger_qadr = np.array([m.jnt_qposadr[j] for j in finger_ids])
         self._finger_vadr = np.array([m.jnt_dofadr[j] for j in finger_ids])
-        self._obj_qadr = {o: int(m.jnt_qposadr[jid(o)]) for o in OBJECT_NAMES}
-        self._obj_vadr = {o: int(m.jnt_dofadr[jid(o)]) for o in OBJECT_NAMES}
-        self._obj_body = {o: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, o) for o in OBJECT_NAMES}
+        if self.scene == "tabletop":
+            self._workbench = None
+            self._obj_qadr = {o: int(m.jnt_qposadr[jid(o)]) for o in OBJECT_NAMES}
+            self._obj_vadr = {o: int(m.jnt_dofadr[jid(o)]) for o in OBJECT_NAMES}
+            self._obj_body = {o: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, o) for o in OBJECT_NAMES}
+            self.object_names: tuple[str, ...] = OBJECT_NAMES
+        else:
+            self._workbench = WorkbenchState(m)
+            self._obj_body = dict(self._workbench.contact_bodies)
+            self.object_names = WORKBENCH_OBJECTS
         self._body_names = tuple(m.body(i).name for i in range(m.nbody))
         self._tcp = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, TCP_SITE)
 
         self.joint_names: tuple[str, ...] = JOINT_NAMES
-        self.object_names: tuple[str, ...] = OBJECT_NAMES
         gripper_range = m.jnt_range[finger_ids].sum(axis=0)
         self.action_low = np.concatenate([m.jnt_range[arm_ids, 0], gripper_range[:1]])
         self.action_high = np.concatenate([m.jnt_range[arm_ids, 1], gripper_range[1:]])
         self.action_low.flags.writeable = False
         self.action_high.flags.writeable = False
 
-        self.task: Task | None = None
-        self.seed: int | None = None
-        self.elapsed_steps = 0
-        self._renderers: dict[int, mujoco.Renderer] = {}
+    def _use_scene(self, scene: str) -> None:
+        """Load ``scene``'s model if another one is loaded (the renderers go with the old model)."""
+        if scene == self.scene:
+            return
+        if scene not in self._scene_xml:
+            raise ValueError(f"unknown scene {scene!r}; expected one of {sorted(self._scene_xml)}")
+        xml_path = self._scene_xml[scene]
+        model = mujoco.MjModel.from_xml_path(str(xml_path))
+        self.close()
+        self.scene = scene
+        self._bind(model, xml_path)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -125,14 +163,15 @@ class SimEnv:
 
         ``seed=None`` draws a fresh seed (recorded in ``env.seed``).
         """
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(TASKS))}")
+        if task not in ALL_TASKS:
+            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(ALL_TASKS))}")
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         seed = int(seed)
         rng = np.random.default_rng(seed)
+        self._use_scene(ALL_TASKS[task].scene)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
 
@@ -141,13 +180,16 @@ class SimEnv:
         d.qpos[self._finger_qadr] = HOME_GRIPPER / 2
         d.ctrl[:6] = q_arm
         d.ctrl[6] = HOME_GRIPPER
-        for name, (xy, yaw) in zip(OBJECT_NAMES, self._sample_cubes(rng)):
-            adr = self._obj_qadr[name]
-            d.qpos[adr : adr + 3] = (xy[0], xy[1], TABLE_HEIGHT + CUBE_SIZE / 2)
-            d.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+        if self._workbench is not None:
+            self._workbench.place(rng, d)
+        else:
+            for name, (xy, yaw) in zip(OBJECT_NAMES, self._sample_cubes(rng)):
+                adr = self._obj_qadr[name]
+                d.qpos[adr : adr + 3] = (xy[0], xy[1], TABLE_HEIGHT + CUBE_SIZE / 2)
+                d.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
         mujoco.mj_forward(m, d)
 
-        self.task = TASKS[task]
+        self.task = ALL_TASKS[task]
         self.seed = seed
         self.elapsed_steps = 0
         return self._observation()
@@ -210,7 +252,9 @@ class SimEnv:
         """
         d = self.data
         objects = {}
-        for name in OBJECT_NAMES:
+        if self._workbench is not None:
+            objects = self._workbench.objects(d)
+        for name in OBJECT_NAMES if self._workbench is None else ():
             qa, va = self._obj_qadr[name], self._obj_vadr[name]
             objects[name] = {
                 "pos": d.qpos[qa : qa + 3].copy(),
@@ -230,11 +274,11 @@ class SimEnv:
 
     def _object_contacts(self) -> dict[str, tuple[str, ...]]:
         d, m = self.data, self.model
-        touching: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
+        touching: dict[str, set[str]] = {name: set() for name in self._obj_body}
         if d.ncon:
             bodies = m.geom_bodyid[d.contact.geom[: d.ncon]]  # (ncon, 2)
             for b1, b2 in bodies:
-                for obj in OBJECT_NAMES:
+                for obj in self._obj_body:
                     ob = self._obj_body[obj]
                     if b1 == ob:
                         touching[obj].add(self._body_names[b2])

@@ -24,6 +24,9 @@ GRIPPER_BODIES = (*FINGERS, "link6")  # everything of the gripper that can touch
 
 State = Mapping[str, Any]
 
+# The skills the scripted expert has in each scene (assets/scene.xml, assets/workbench.xml).
+SCENE_KINDS: dict[str, tuple[str, ...]] = {"tabletop": ("pick", "stack"), "workbench": ("reach", "push", "press")}
+
 
 def _pos(state: State, obj: str) -> np.ndarray:
     return np.asarray(state["objects"][obj]["pos"], dtype=np.float64)
@@ -105,13 +108,19 @@ class Task:
     objects: tuple[str, ...]  # objects the instruction refers to, the one to move first
     success_fn: Callable[[State], bool]
     reward_fn: Callable[[State], float]
-    kind: str  # "pick" or "stack": which skill the scripted expert runs
+    kind: str  # "pick" or "stack" (table-top), "reach", "push" or "press" (workbench): the expert's skill
+    scene: str = "tabletop"  # which MJCF scene SimEnv loads for the task: a key of SCENES
 
     def __post_init__(self) -> None:
         if self.max_steps <= 0:
             raise ValueError(f"task {self.name!r}: max_steps must be positive, got {self.max_steps}")
-        if self.kind not in ("pick", "stack"):
-            raise ValueError(f"task {self.name!r}: kind must be 'pick' or 'stack', got {self.kind!r}")
+        kinds = SCENE_KINDS.get(self.scene)
+        if kinds is None:
+            raise ValueError(f"task {self.name!r}: unknown scene {self.scene!r}; expected one of {sorted(SCENE_KINDS)}")
+        if self.kind not in kinds:
+            raise ValueError(f"task {self.name!r}: kind must be 'pick' or 'stack', got {self.kind!r}"
+                             if self.scene == "tabletop" else
+                             f"task {self.name!r}: kind must be one of {kinds} in scene {self.scene!r}, got {self.kind!r}")
 
     def success(self, state: State) -> bool:
         """Whether the privileged state satisfies the task."""
@@ -151,3 +160,31 @@ def _stack(top_color: str, bottom_color: str) -> Task:
 TASKS: dict[str, Task] = {
     t.name: t for t in (_pick("red"), _pick("green"), _pick("blue"), _stack("green", "red"))
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The workbench scene (vla_sim.workbench): one fixed camera, small targets, contact and an
+# articulated button. Its tasks live in their own registry so that every "all tasks" in the
+# project (TASKS: vla collect/evaluate/demo --tasks all, the benchmarks) keeps meaning the four
+# cube tasks above, and the demo's data do not change; SimEnv and ScriptedExpert accept the
+# names of ALL_TASKS.
+def _workbench_tasks() -> dict[str, Task]:
+    from vla_sim import workbench as wb
+
+    tasks = (
+        Task(name="reach_marker", instruction="touch the red marker with the gripper", max_steps=150,
+             objects=("marker",), success_fn=wb.reach_success, reward_fn=wb.reach_reward, kind="reach",
+             scene="workbench"),
+        Task(name="push_to_goal", instruction="push the blue puck onto the green goal", max_steps=450,
+             objects=("puck", "goal"), success_fn=wb.push_success, reward_fn=wb.push_reward, kind="push",
+             scene="workbench"),
+        Task(name="press_button", instruction="press the yellow button", max_steps=180,
+             objects=("button",), success_fn=wb.press_success, reward_fn=wb.press_reward, kind="press",
+             scene="workbench"),
+    )
+    return {t.name: t for t in tasks}
+
+
+WORKBENCH_TASKS: dict[str, Task] = _workbench_tasks()
+ALL_TASKS: dict[str, Task] = {**TASKS, **WORKBENCH_TASKS}  # every task SimEnv can reset to
+SUITES: dict[str, tuple[str, ...]] = {"tabletop": tuple(TASKS), "workbench": tuple(WORKBENCH_TASKS)}
