@@ -51,3 +51,19 @@ def test_a_node_enforces_ranges_and_read_only_and_lists_what_lacks_a_description
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_set_parameters_request_types_follow_the_values():
+    from rcl_interfaces.msg import ParameterType
+
+    from vla_common.parameters import set_parameters_request
+    request = set_parameters_request({'task': 'pick_red', 'seed': 3, 'rate': 30.0, 'lockstep': True,
+                                      'max_velocity': [1.0, 2.0], 'names': ['a', 'b']})
+    got = {p.name: p.value for p in request.parameters}
+    assert got['task'].type == ParameterType.PARAMETER_STRING and got['task'].string_value == 'pick_red'
+    assert got['seed'].type == ParameterType.PARAMETER_INTEGER and got['seed'].integer_value == 3
+    assert got['rate'].type == ParameterType.PARAMETER_DOUBLE and got['rate'].double_value == 30.0
+    assert got['lockstep'].type == ParameterType.PARAMETER_BOOL and got['lockstep'].bool_value
+    assert got['max_velocity'].type == ParameterType.PARAMETER_DOUBLE_ARRAY
+    assert list(got['max_velocity'].double_array_value) == [1.0, 2.0]
+    assert list(got['names'].string_array_value) == ['a', 'b']

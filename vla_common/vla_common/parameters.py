@@ -64,3 +64,12 @@ def declare_robot_parameters(node, descriptors) -> None:
         if name in descriptors:
             names = None if name == 'joint_names' else node.get_parameter('joint_names').value
             node.declare_parameter(name, robot_default(name, names), descriptors[name])
+
+
+def set_parameters_request(values):
+    """A ``rcl_interfaces/SetParameters`` request for ``values`` (name -> Python value: bool, int,
+    float, str or a list of one of them; the type follows the value, as ``ros2 param set``)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    return SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()
+                                             for name, value in values.items()])

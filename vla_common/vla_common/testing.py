@@ -132,10 +132,10 @@ class GraphProbe:
     def set_parameters(self, node_name: str, values: dict[str, Any], timeout: float = 10.0):
         """Set parameters of another node through its ``set_parameters`` service."""
         from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
-                                                    for k, v in values.items()])
-        return self.call(SetParameters, f'/{node_name}/set_parameters', request, timeout)
+
+        from vla_common.parameters import set_parameters_request
+        return self.call(SetParameters, f'/{node_name}/set_parameters',
+                         set_parameters_request(values), timeout)
 
     def parameter_descriptors(self, node_name: str, timeout: float = 10.0) -> dict[str, Any]:
         """Every parameter of another node with its ``ParameterDescriptor`` (what
