@@ -5,13 +5,14 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import mujoco
 import numpy as np
 import pytest
 
 from vla_sim import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, ScriptedExpert, SimEnv, Task
 from vla_sim import workbench as wb
 
-NAMES = ("reach_marker", "push_to_goal", "press_button")
+NAMES = ("reach_marker", "push_to_goal", "press_button", "open_drawer")
 EXPERT_KEYS = ("task", "dt", "joint_positions", "ee_pos")  # plus objects' pos and quat
 
 
@@ -35,7 +36,7 @@ def test_registry_keeps_the_cube_tasks_apart():
     assert SUITES == {"tabletop": tuple(TASKS), "workbench": tuple(WORKBENCH_TASKS)}
     assert all(t.scene == "tabletop" for t in TASKS.values())
     assert all(t.scene == "workbench" for t in WORKBENCH_TASKS.values())
-    assert {t.kind for t in WORKBENCH_TASKS.values()} == {"reach", "push", "press"}
+    assert {t.kind for t in WORKBENCH_TASKS.values()} == {"reach", "push", "press", "open"}
     with pytest.raises(ValueError, match="kind"):
         dataclasses.replace(TASKS["pick_red"], kind="push")
     with pytest.raises(ValueError, match="scene"):
@@ -88,6 +89,9 @@ def test_layouts_stay_in_their_regions(fast_env):
         assert wb.GOAL_X[0] <= goal[0] <= wb.GOAL_X[1] and wb.GOAL_Y[0] <= goal[1] <= wb.GOAL_Y[1]
         assert wb.PUSH_DIST[0] - 1e-9 <= np.linalg.norm(goal[:2] - puck[:2]) <= wb.PUSH_DIST[1] + 1e-9
         assert wb.BUTTON_Y[0] <= button[1] <= wb.BUTTON_Y[1]
+        handle = objects["drawer"]["pos"]
+        assert wb.CABINET_Y[0] <= handle[1] <= wb.CABINET_Y[1] and np.isclose(handle[2], wb.HANDLE_HEIGHT)
+        assert objects["drawer"]["opening"][0] == 0.0
         assert np.isclose(button[2], wb.BUTTON_TOP, atol=1e-3)  # released at reset
         assert objects["button"]["depth"][0] < 1e-3
         assert not fast_env.task.success(fast_env.privileged_state())
@@ -95,17 +99,18 @@ def test_layouts_stay_in_their_regions(fast_env):
 
 
 def _state(ee=(0.4, 0.0, 0.2), marker=(0.4, 0.0, 0.1), puck=(0.4, -0.1, wb.PUCK_HALF_HEIGHT), goal=(0.5, -0.1, 0.0),
-           puck_vel=(0.0, 0.0, 0.0), depth=0.0):
+           puck_vel=(0.0, 0.0, 0.0), depth=0.0, opening=0.0):
     def obj(pos, vel=(0.0, 0.0, 0.0), **extra):
         return {"pos": np.array(pos, dtype=float), "quat": np.array([1.0, 0, 0, 0]), "linvel": np.array(vel), **extra}
 
     return {"ee_pos": np.array(ee), "objects": {
         "marker": obj(marker), "puck": obj(puck, puck_vel), "goal": obj(goal),
-        "button": obj((0.4, 0.15, wb.BUTTON_TOP - depth), depth=np.array([depth]))}}
+        "button": obj((0.4, 0.15, wb.BUTTON_TOP - depth), depth=np.array([depth])),
+        "drawer": obj((0.53 - opening, 0.0, wb.HANDLE_HEIGHT), opening=np.array([opening]))}}
 
 
 def test_success_checks():
-    reach, push, press = (WORKBENCH_TASKS[n] for n in NAMES)
+    reach, push, press, drawer = (WORKBENCH_TASKS[n] for n in NAMES)
     assert reach.success(_state(ee=(0.4, 0.0, 0.105))) and reach.reward(_state(ee=(0.4, 0.0, 0.105))) == 1.0
     assert not reach.success(_state(ee=(0.4, 0.0, 0.112)))  # 1.2 cm off a 1 cm marker
     assert 0.0 < reach.reward(_state(ee=(0.4, 0.0, 0.112))) < 1.0
@@ -117,12 +122,29 @@ def test_success_checks():
     assert 0.0 < far < near < 1.0
     assert press.success(_state(depth=0.009)) and not press.success(_state(depth=0.006))
     assert 0.0 < press.reward(_state(depth=0.004)) < 1.0
+    assert drawer.success(_state(opening=0.065)) and not drawer.success(_state(opening=0.05))
+    assert 0.0 < drawer.reward(_state(opening=0.0)) < drawer.reward(_state(opening=0.05)) < 1.0
+
+
+def test_drawer_is_articulated(fast_env):
+    """Pulled out in the physics, the drawer registers and stays open (no spring)."""
+    fast_env.reset(task="open_drawer", seed=2)
+    m, d = fast_env.model, fast_env.data
+    adr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "drawer")]
+    before = fast_env.privileged_state()["objects"]["drawer"]["pos"]
+    d.qpos[adr] = 0.07
+    mujoco.mj_forward(m, d)
+    state = fast_env.privileged_state()
+    assert fast_env.task.success(state)
+    assert np.allclose(state["objects"]["drawer"]["pos"], before - (0.07, 0.0, 0.0))  # the handle came along
+    hold = fast_env.joint_positions()
+    for _ in range(15):
+        fast_env.step(hold)
+    assert fast_env.privileged_state()["objects"]["drawer"]["opening"][0] > 0.06
 
 
 def test_button_is_articulated(fast_env):
     """Pressing the cap down in the physics registers; released, the spring pushes it back."""
-    import mujoco
-
     fast_env.reset(task="press_button", seed=2)
     m, d = fast_env.model, fast_env.data
     adr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "button")]

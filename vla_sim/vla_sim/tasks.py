@@ -25,7 +25,7 @@ GRIPPER_BODIES = (*FINGERS, "link6")  # everything of the gripper that can touch
 State = Mapping[str, Any]
 
 # The skills the scripted expert has in each scene (assets/scene.xml, assets/workbench.xml).
-SCENE_KINDS: dict[str, tuple[str, ...]] = {"tabletop": ("pick", "stack"), "workbench": ("reach", "push", "press")}
+SCENE_KINDS: dict[str, tuple[str, ...]] = {"tabletop": ("pick", "stack"), "workbench": ("reach", "push", "press", "open")}
 
 
 def _pos(state: State, obj: str) -> np.ndarray:
@@ -108,7 +108,7 @@ class Task:
     objects: tuple[str, ...]  # objects the instruction refers to, the one to move first
     success_fn: Callable[[State], bool]
     reward_fn: Callable[[State], float]
-    kind: str  # "pick" or "stack" (table-top), "reach", "push" or "press" (workbench): the expert's skill
+    kind: str  # "pick" or "stack" (table-top); "reach", "push", "press" or "open" (workbench): the expert's skill
     scene: str = "tabletop"  # which MJCF scene SimEnv loads for the task: a key of SCENES
 
     def __post_init__(self) -> None:
@@ -163,8 +163,8 @@ TASKS: dict[str, Task] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The workbench scene (vla_sim.workbench): one fixed camera, small targets, contact and an
-# articulated button. Its tasks live in their own registry so that every "all tasks" in the
+# The workbench scene (vla_sim.workbench): one fixed camera, small targets, contact and
+# articulated objects (a button, a drawer). Its tasks live in their own registry so that every "all tasks" in the
 # project (TASKS: vla collect/evaluate/demo --tasks all, the benchmarks) keeps meaning the four
 # cube tasks above, and the demo's data do not change; SimEnv and ScriptedExpert accept the
 # names of ALL_TASKS.
@@ -180,6 +180,9 @@ def _workbench_tasks() -> dict[str, Task]:
              scene="workbench"),
         Task(name="press_button", instruction="press the yellow button", max_steps=180,
              objects=("button",), success_fn=wb.press_success, reward_fn=wb.press_reward, kind="press",
+             scene="workbench"),
+        Task(name="open_drawer", instruction="pull the drawer open by its handle", max_steps=240,
+             objects=("drawer",), success_fn=wb.open_success, reward_fn=wb.open_reward, kind="open",
              scene="workbench"),
     )
     return {t.name: t for t in tasks}

@@ -3,8 +3,9 @@
 A second scene family beside the cube table, built to differ from it where generalisation is
 tested: one fixed camera and no wrist camera, small visual targets (a 1 cm marker floating above
 the table, a 1 cm dot at the centre of the goal disc), a contact-rich task (pushing a puck, which
-is never grasped) and an articulated one (a spring-loaded button). Positions are drawn from the
-seed: the marker in 3 dimensions, the puck, the goal and the button in 2.
+is never grasped) and articulated ones (a spring-loaded button, a drawer pulled open by its
+handle). Positions are drawn from the seed: the marker in 3 dimensions, the puck, the goal, the
+button and the cabinet in 2.
 
 Nothing here imports ``vla_sim.tasks`` (which registers the workbench tasks from these checks);
 the functions read the dictionary of ``SimEnv.privileged_state()`` like the cube tasks do.
@@ -22,8 +23,8 @@ WORKBENCH_XML = Path(__file__).resolve().parent / "assets" / "workbench.xml"
 CAMERAS: tuple[str, ...] = ("front",)  # the scene's only camera
 
 # What privileged_state()["objects"] holds in this scene (each with pos, quat, linvel).
-OBJECT_NAMES: tuple[str, ...] = ("marker", "puck", "goal", "button")
-CONTACT_OBJECTS: tuple[str, ...] = ("puck", "button")  # bodies whose contacts are reported
+OBJECT_NAMES: tuple[str, ...] = ("marker", "puck", "goal", "button", "drawer")
+CONTACT_OBJECTS: tuple[str, ...] = ("puck", "button", "drawer")  # bodies whose contacts are reported
 
 # Geometry (must match assets/workbench.xml).
 MARKER_RADIUS = 0.005  # m, 1 cm sphere
@@ -33,21 +34,29 @@ GOAL_RADIUS = 0.03  # m, the green disc
 BUTTON_TOP = 0.037  # m, z of the released button cap's top (housing 0.025 + cap 0.012)
 BUTTON_RADIUS = 0.012  # m
 BUTTON_TRAVEL = 0.014  # m
+CABINET_HALF_DEPTH = 0.06  # m, cabinet centre to its front face (towards the robot, -x)
+HANDLE_OFFSET = 0.055  # m, drawer front face to the handle bar's axis (-x)
+HANDLE_GAP = (0.01, 0.049)  # m, free space behind the bar, measured from its axis towards the drawer front
+HANDLE_HEIGHT = 0.04  # m, z of the handle bar's axis
+DRAWER_TRAVEL = 0.10  # m
 
 # Layout regions (m). The marker floats above everything else (the fingertips stay above the
-# puck and the button housing when the tool centre is at the marker); the button sits on the
-# robot's left, the puck and the goal on its right, so a push never runs into the button.
-MARKER_X, MARKER_Y, MARKER_Z = (0.28, 0.52), (-0.20, 0.20), (0.07, 0.20)
-PUCK_X, PUCK_Y = (0.32, 0.48), (-0.18, 0.02)
-GOAL_X, GOAL_Y = (0.28, 0.55), (-0.22, 0.05)
+# puck, the button housing and the handle when the tool centre is at the marker); the button
+# sits on the robot's left, the puck and the goal on its right, so a push never runs into the
+# button; the cabinet stands at the far side, beyond where a push or a reach goes.
+MARKER_X, MARKER_Y, MARKER_Z = (0.28, 0.50), (-0.20, 0.20), (0.07, 0.20)
+PUCK_X, PUCK_Y = (0.32, 0.44), (-0.18, 0.02)
+GOAL_X, GOAL_Y = (0.28, 0.46), (-0.22, 0.05)
 PUSH_DIST = (0.08, 0.15)  # m, puck centre to goal centre at reset
 BUTTON_X, BUTTON_Y = (0.30, 0.50), (0.12, 0.22)
+CABINET_X, CABINET_Y = (0.64, 0.68), (-0.10, 0.10)
 LAYOUT_MAX_TRIES = 10_000
 
 # Success thresholds.
 REACH_TOL = 0.01  # m, tool-centre point to marker centre
 PUSH_TOL = 0.02  # m, puck centre to goal centre (horizontal); the puck then lies mostly on the disc
 PRESS_DEPTH = 0.008  # m, button cap pushed down at least this far
+OPEN_DISTANCE = 0.06  # m, drawer pulled out at least this far
 STILL_SPEED = 0.05  # m/s, a pushed puck moving slower than this is at rest
 
 State = Mapping[str, Any]
@@ -55,7 +64,7 @@ State = Mapping[str, Any]
 
 # ---------------------------------------------------------------------- layout (SimEnv.reset)
 def sample_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Positions of marker (x, y, z), puck, goal and button (x, y) drawn from ``rng``."""
+    """Positions of marker (x, y, z), puck, goal, button and cabinet (x, y) drawn from ``rng``."""
     marker = np.array([rng.uniform(*MARKER_X), rng.uniform(*MARKER_Y), rng.uniform(*MARKER_Z)])
     for _ in range(LAYOUT_MAX_TRIES):
         puck = np.array([rng.uniform(*PUCK_X), rng.uniform(*PUCK_Y)])
@@ -66,7 +75,8 @@ def sample_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
     else:  # pragma: no cover - the regions make this practically impossible
         raise RuntimeError("could not place the push goal inside its region")
     button = np.array([rng.uniform(*BUTTON_X), rng.uniform(*BUTTON_Y)])
-    return {"marker": marker, "puck": puck, "goal": goal, "button": button}
+    cabinet = np.array([rng.uniform(*CABINET_X), rng.uniform(*CABINET_Y)])
+    return {"marker": marker, "puck": puck, "goal": goal, "button": button, "cabinet": cabinet}
 
 
 class WorkbenchState:
@@ -82,13 +92,17 @@ class WorkbenchState:
             return mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
 
         self._mocap = {name: int(m.body_mocapid[body(b)]) for name, b in
-                       (("marker", "marker"), ("goal", "goal"), ("button", "button_housing"))}
+                       (("marker", "marker"), ("goal", "goal"), ("button", "button_housing"),
+                        ("cabinet", "cabinet"))}
         self._puck_q = int(m.jnt_qposadr[joint("puck")])
         self._puck_v = int(m.jnt_dofadr[joint("puck")])
         self._button_q = int(m.jnt_qposadr[joint("button")])
         self._button_v = int(m.jnt_dofadr[joint("button")])
         self._button_body = body("button")
-        self.contact_bodies = {"puck": body("puck"), "button": body("button")}
+        self._drawer_q = int(m.jnt_qposadr[joint("drawer")])
+        self._drawer_v = int(m.jnt_dofadr[joint("drawer")])
+        self._drawer_body = body("drawer")
+        self.contact_bodies = {"puck": body("puck"), "button": body("button"), "drawer": body("drawer")}
 
     def place(self, rng: np.random.Generator, data: mujoco.MjData) -> None:
         """Draw a layout from ``rng`` and write it into ``data`` (after mj_resetData, before mj_forward)."""
@@ -96,12 +110,14 @@ class WorkbenchState:
         data.mocap_pos[self._mocap["marker"]] = layout["marker"]
         data.mocap_pos[self._mocap["goal"]] = (*layout["goal"], 0.0)
         data.mocap_pos[self._mocap["button"]] = (*layout["button"], 0.0)
+        data.mocap_pos[self._mocap["cabinet"]] = (*layout["cabinet"], 0.0)
         q = self._puck_q
         data.qpos[q : q + 3] = (*layout["puck"], PUCK_HALF_HEIGHT)
         data.qpos[q + 3 : q + 7] = (1.0, 0.0, 0.0, 0.0)
 
     def objects(self, data: mujoco.MjData) -> dict[str, dict[str, np.ndarray]]:
-        """{name: {pos, quat, linvel}}; the button's pos is the centre of its cap's top, plus its depth."""
+        """{name: {pos, quat, linvel}}; the button's pos is the centre of its cap's top, plus its
+        ``depth``; the drawer's pos is the centre of its handle bar, plus its ``opening``."""
         identity, still = np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3)
         q, v = self._puck_q, self._puck_v
         button_q = float(data.qpos[self._button_q])
@@ -116,6 +132,9 @@ class WorkbenchState:
             "button": {"pos": button_top.copy(), "quat": identity.copy(),
                        "linvel": np.array([0.0, 0.0, float(data.qvel[self._button_v])]),
                        "depth": np.array([max(0.0, -button_q)])},
+            "drawer": {"pos": data.xpos[self._drawer_body] + (-HANDLE_OFFSET, 0.0, 0.0), "quat": identity.copy(),
+                       "linvel": np.array([-float(data.qvel[self._drawer_v]), 0.0, 0.0]),
+                       "opening": np.array([float(data.qpos[self._drawer_q])])},
         }
 
 
@@ -181,3 +200,22 @@ def press_reward(state: State) -> float:
     reach = 1.0 - np.tanh(10.0 * float(np.linalg.norm(np.asarray(state["ee_pos"]) - _pos(state, "button"))))
     depth = float(np.clip(button_depth(state) / PRESS_DEPTH, 0.0, 1.0))
     return float(np.clip(0.5 * reach + 0.49 * depth, 0.0, 0.99))
+
+
+def drawer_opening(state: State) -> float:
+    """How far (m) the drawer is pulled out."""
+    return float(np.asarray(state["objects"]["drawer"].get("opening", [0.0])).reshape(-1)[0])
+
+
+def open_success(state: State) -> bool:
+    """The drawer is pulled out at least OPEN_DISTANCE."""
+    return drawer_opening(state) >= OPEN_DISTANCE
+
+
+def open_reward(state: State) -> float:
+    """Dense drawer reward in [0, 1]: tool near the handle (0.3) + opening (0.69)."""
+    if open_success(state):
+        return 1.0
+    reach = 1.0 - np.tanh(10.0 * float(np.linalg.norm(np.asarray(state["ee_pos"]) - _pos(state, "drawer"))))
+    opening = float(np.clip(drawer_opening(state) / OPEN_DISTANCE, 0.0, 1.0))
+    return float(np.clip(0.3 * reach + 0.69 * opening, 0.0, 0.99))

@@ -28,12 +28,13 @@ PUSHER_HALF_WIDTH = 0.012  # m, half the side of the closed fingers' square
 
 
 class WorkbenchExpert:
-    """Waypoint state machine for the workbench tasks (kinds "reach", "push", "press").
+    """Waypoint state machine for the workbench tasks (kinds "reach", "push", "press", "open").
 
     reach: approach 5 cm above the marker, descend onto it. press: approach above the button, push
     the cap down slowly. push: go behind the puck on the line from the goal through the puck, lower
     the fingertips to the puck's mid-height, push it along the (re-measured each tick) line to the
-    goal; if the puck slips off the pusher, rise and start over.
+    goal; if the puck slips off the pusher, rise and start over. open: lower the fingers into the
+    gap behind the drawer's handle bar, pull towards the robot.
     """
 
     hover = 0.05  # m above a marker / button before the final approach
@@ -44,6 +45,7 @@ class WorkbenchExpert:
     push_clearance = 0.03  # m, extra gap behind the puck before lowering
     push_height = 0.10  # m, travel height of the tool-centre point in the push task
     reach_tol = 0.008  # m
+    yaw_speed = 1.0  # rad/s, tool rotation about the vertical
     phase_timeout = 150  # ticks in one phase before starting the attempt over
 
     def __init__(self, env: Any, max_joint_speed: float = 1.5, noise: float = 0.0, seed: int | None = None,
@@ -67,6 +69,7 @@ class WorkbenchExpert:
         self._grip_cmd = GRIPPER_CLOSED
         self._p_cmd = np.zeros(3)
         self._yaw = 0.0
+        self._yaw_target = 0.0
         self._ticks = 0
 
     def act(self, obs: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> np.ndarray:
@@ -78,6 +81,8 @@ class WorkbenchExpert:
             self._start(ALL_TASKS[state["task"]], q_meas)
         target, speed = self._update_phase(state)
         self._ticks += 1
+        yaw_step = self.yaw_speed * dt
+        self._yaw += float(np.clip(self._yaw_target - self._yaw, -yaw_step, yaw_step))
 
         step = target - self._p_cmd
         dist = float(np.linalg.norm(step))
@@ -104,6 +109,7 @@ class WorkbenchExpert:
         pos, rot = self.kin.fk(self._q_cmd)
         self._p_cmd = pos
         self._yaw = tool_yaw(rot)
+        self._yaw_target = self._yaw
         self._enter("approach")
 
     def _enter(self, phase: str) -> None:
@@ -151,6 +157,9 @@ class WorkbenchExpert:
                 return final, self.press_speed
             raise RuntimeError(f"workbench expert reached an unknown phase {self.phase!r}")
 
+        if kind == "open":
+            return self._open_drawer(state, ee, cmd_reached, near)
+
         # push
         puck = np.asarray(objects["puck"]["pos"], dtype=np.float64)
         goal = np.asarray(objects["goal"]["pos"], dtype=np.float64)
@@ -160,9 +169,15 @@ class WorkbenchExpert:
         contact = wb.PUCK_RADIUS + PUSHER_HALF_WIDTH
         z_push = wb.PUCK_HALF_HEIGHT + FINGERTIP_BELOW_TCP
         behind = puck[:2] - u * (contact + self.push_clearance)
+        # Turn a face of the square pusher to face the push direction (the faces repeat every 90
+        # degrees: take the alignment nearest the current yaw), so the puck slides along the face
+        # normal instead of off a corner.
+        push_yaw = float(np.arctan2(u[1], u[0]))
+        self._yaw_target = push_yaw + float(np.round((self._yaw - push_yaw) / (np.pi / 2))) * np.pi / 2
+        yaw_ok = abs(self._yaw_target - self._yaw) < 0.05
         if self.phase == "approach":
             wp = np.array([*behind, self.push_height])
-            if cmd_reached(wp) and near(wp):
+            if cmd_reached(wp) and near(wp) and yaw_ok:
                 self._enter("lower")
             else:
                 return wp, self.move_speed
@@ -184,6 +199,34 @@ class WorkbenchExpert:
                 return self._update_phase(state)
             wp = np.array([*(puck[:2] - u * contact + u * min(0.01, dist)), z_push])
             return wp, self.push_speed
+        raise RuntimeError(f"workbench expert reached an unknown phase {self.phase!r}")
+
+    def _open_drawer(self, state: dict[str, Any], ee: np.ndarray, cmd_reached: Any, near: Any) -> tuple[np.ndarray, float]:
+        """Phases approach (above the gap behind the handle), lower (into it), pull (along -x)."""
+        handle = np.asarray(state["objects"]["drawer"]["pos"], dtype=np.float64)
+        gap = handle + (0.5 * sum(wb.HANDLE_GAP), 0.0, 0.0)
+        gap[2] = wb.HANDLE_HEIGHT - 0.02 + FINGERTIP_BELOW_TCP  # fingertips 2 cm below the bar's axis
+        # Square faces along the world axes, the alignment nearest the current yaw.
+        self._yaw_target = float(np.round(self._yaw / (np.pi / 2))) * np.pi / 2
+        if self.phase == "approach":
+            wp = gap + (0.0, 0.0, 0.08)
+            if cmd_reached(wp) and near(wp) and abs(self._yaw_target - self._yaw) < 0.02:
+                self._enter("lower")
+            else:
+                return wp, self.move_speed
+        if self.phase == "lower":
+            if cmd_reached(gap) and near(gap):
+                self._enter("pull")
+            elif self._ticks > self.phase_timeout:
+                self._retry()
+                return self._update_phase(state)
+            else:
+                return gap, self.approach_speed
+        if self.phase == "pull":
+            if self._ticks > self.phase_timeout or float(np.linalg.norm(ee[1:] - gap[1:])) > 0.02:
+                self._retry()
+                return self._update_phase(state)
+            return gap - (0.03, 0.0, 0.0), self.push_speed
         raise RuntimeError(f"workbench expert reached an unknown phase {self.phase!r}")
 
 
