@@ -5,6 +5,7 @@ by default, so it measures the expert and the physics, not the renderer).
 
     ./run.sh bench bench_expert.py            # or: PYTHONPATH=vla_sim python benchmarks/bench_expert.py
     python benchmarks/bench_expert.py --episodes 50 --tasks pick_red stack_green_on_red --json out.json
+    python benchmarks/bench_expert.py --tasks workbench     # a suite: tabletop (= all) or workbench
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import time
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task (default 50)")
-    parser.add_argument("--tasks", nargs="+", default=["all"], help="task names, or 'all' (default all)")
+    parser.add_argument("--tasks", nargs="+", default=["all"],
+                        help="task names, suite names (tabletop, workbench), or 'all' (the cube tasks; default)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first episode (default 0)")
     parser.add_argument("--render", action="store_true", help="render the front camera each tick (slower)")
     parser.add_argument("--noise", type=float, default=0.0, help="expert joint-target noise std, rad (default 0)")
@@ -36,13 +38,17 @@ def main() -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import numpy as np
 
-    from vla_sim import TASKS, ScriptedExpert, SimEnv
+    from vla_sim import ALL_TASKS, SUITES, TASKS, ScriptedExpert, SimEnv
     from vla_common.stats import rate_summary
 
-    names = sorted(TASKS) if args.tasks == ["all"] else args.tasks
-    unknown = [n for n in names if n not in TASKS]
+    if args.tasks == ["all"]:
+        names = sorted(TASKS)
+    else:
+        names = [n for spec in args.tasks for n in (SUITES[spec] if spec in SUITES else (spec,))]
+    unknown = [n for n in names if n not in ALL_TASKS]
     if unknown:
-        print(f"error: unknown task(s) {unknown}; valid tasks: {', '.join(sorted(TASKS))}", file=sys.stderr)
+        print(f"error: unknown task(s) {unknown}; valid tasks: {', '.join(sorted(ALL_TASKS))}"
+              f" or suites {', '.join(SUITES)}", file=sys.stderr)
         return 2
 
     env = SimEnv(render_images=args.render)
