@@ -17,7 +17,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_sim.kinematics import ARM_JOINT_NAMES, SCENE_XML, TCP_SITE
+from vla_sim.ee_control import EEDeltaController
+from vla_sim.kinematics import ARM_JOINT_NAMES, SCENE_XML, TCP_SITE, ArmKinematics
 from vla_sim.tasks import ALL_TASKS, CUBE_SIZE, TABLE_HEIGHT, Task
 from vla_sim.workbench import OBJECT_NAMES as WORKBENCH_OBJECTS
 from vla_sim.workbench import WORKBENCH_XML, WorkbenchState
@@ -54,6 +55,12 @@ class SimEnv:
     the scene has (the workbench has only "front": no wrist camera), and ``object_names`` and
     ``privileged_state()["objects"]`` name that scene's objects. ``xml_path`` replaces the
     table-top scene only.
+
+    ``action_mode="ee_delta"`` makes ``step`` take end-effector actions instead of joint targets:
+    a tool translation (3, m) and rotation vector (3, rad, world frame) per tick plus the gripper
+    opening target (m), integrated into a commanded tool pose and turned into joint targets by
+    IK (``vla_sim.ee_control``); ``action_low``/``action_high`` then bound those deltas, and
+    ``ee_delta_for(joint_targets)`` converts a joint-space command (e.g. the scripted expert's).
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class SimEnv:
         render_images: bool = True,
         cameras: tuple[str, ...] | list[str] = ("front",),
         xml_path: str | Path = SCENE_XML,
+        action_mode: str = "joint",
     ) -> None:
         if int(image_size) != image_size or image_size < 8:
             raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
@@ -77,6 +85,16 @@ class SimEnv:
         self.render_images = bool(render_images)
         self._renderers: dict[int, mujoco.Renderer] = {}
         self._bind(mujoco.MjModel.from_xml_path(str(xml_path)), xml_path)
+        if action_mode not in ("joint", "ee_delta"):
+            raise ValueError(f"action_mode must be 'joint' or 'ee_delta', got {action_mode!r}")
+        self.action_mode = action_mode
+        self._ee: EEDeltaController | None = None
+        if action_mode == "ee_delta":
+            self._ee = EEDeltaController(ArmKinematics(xml_path))
+            self.joint_action_low, self.joint_action_high = self.action_low, self.action_high
+            self.action_low, self.action_high = self._ee.action_low, self._ee.action_high
+            self.action_low.flags.writeable = False
+            self.action_high.flags.writeable = False
 
         self.task: Task | None = None
         self.seed: int | None = None
@@ -149,7 +167,10 @@ class SimEnv:
         model = mujoco.MjModel.from_xml_path(str(xml_path))
         self.close()
         self.scene = scene
+        ee_bounds = (self.action_low, self.action_high)
         self._bind(model, xml_path)
+        if self.action_mode == "ee_delta":
+            self.action_low, self.action_high = ee_bounds
 
     # ------------------------------------------------------------------ properties
     @property
@@ -189,6 +210,8 @@ class SimEnv:
                 d.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
         mujoco.mj_forward(m, d)
 
+        if self._ee is not None:
+            self._ee.reset(q_arm)
         self.task = ALL_TASKS[task]
         self.seed = seed
         self.elapsed_steps = 0
@@ -204,8 +227,13 @@ class SimEnv:
         bad = [n for n, v in zip(JOINT_NAMES, target) if not np.isfinite(v)]
         if bad:
             raise ValueError(f"action has non-finite targets for joint(s) {bad}: {target.tolist()}")
-        clipped_target = np.clip(target, self.action_low, self.action_high)
-        clipped = bool(np.any(clipped_target != target))
+        ee_clipped = False
+        if self._ee is not None:
+            target, ee_clipped = self._ee.step(target)
+        low, high = (self.action_low, self.action_high) if self._ee is None else (self.joint_action_low,
+                                                                                   self.joint_action_high)
+        clipped_target = np.clip(target, low, high)
+        clipped = bool(np.any(clipped_target != target)) or ee_clipped
 
         m, d = self.model, self.data
         d.ctrl[:] = clipped_target
@@ -231,6 +259,13 @@ class SimEnv:
             "clipped": clipped,
         }
         return self._observation(), self.task.reward(state), bool(success or time_limit), info
+
+    def ee_delta_for(self, joint_targets: np.ndarray) -> np.ndarray:
+        """(7,) end-effector action (action_mode "ee_delta") that commands the tool pose of the
+        (7,) joint targets ``joint_targets``: how a joint-space expert drives an EE-action env."""
+        if self._ee is None:
+            raise RuntimeError("ee_delta_for() needs SimEnv(action_mode='ee_delta')")
+        return self._ee.delta_for(joint_targets).astype(np.float32)
 
     # ------------------------------------------------------------------ state
     def joint_positions(self) -> np.ndarray:
