@@ -6,6 +6,7 @@ by default, so it measures the expert and the physics, not the renderer).
     ./run.sh bench bench_expert.py            # or: PYTHONPATH=vla_sim python benchmarks/bench_expert.py
     python benchmarks/bench_expert.py --episodes 50 --tasks pick_red stack_green_on_red --json out.json
     python benchmarks/bench_expert.py --tasks workbench     # a suite: tabletop (= all) or workbench
+    python benchmarks/bench_expert.py --tasks workbench --action-mode ee_delta   # expert through EE deltas
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--render", action="store_true", help="render the front camera each tick (slower)")
     parser.add_argument("--noise", type=float, default=0.0, help="expert joint-target noise std, rad (default 0)")
     parser.add_argument("--max-joint-speed", type=float, default=1.5, help="expert joint speed limit, rad/s")
+    parser.add_argument("--action-mode", choices=("joint", "ee_delta"), default="joint",
+                        help="SimEnv action mode; ee_delta converts the expert's joint targets (default joint)")
     parser.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.episodes < 1:
@@ -51,12 +54,14 @@ def main() -> int:
               f" or suites {', '.join(SUITES)}", file=sys.stderr)
         return 2
 
-    env = SimEnv(render_images=args.render)
+    env = SimEnv(render_images=args.render, action_mode=args.action_mode)
+    to_action = env.ee_delta_for if args.action_mode == "ee_delta" else (lambda a: a)
     expert = ScriptedExpert(env, max_joint_speed=args.max_joint_speed, noise=args.noise, seed=args.first_seed)
     results: dict[str, dict] = {}
     start = time.perf_counter()
     print(f"scripted expert, {args.episodes} episodes per task, seeds {args.first_seed}.."
-          f"{args.first_seed + args.episodes - 1}, render={args.render}, noise={args.noise}")
+          f"{args.first_seed + args.episodes - 1}, render={args.render}, noise={args.noise},"
+          f" action_mode={args.action_mode}")
     for name in names:
         t_task = time.perf_counter()
         successes, lengths, success_lengths, rewards, attempts, failed = 0, [], [], [], [], []
@@ -65,7 +70,7 @@ def main() -> int:
             expert.reset(seed=seed)
             done = False
             while not done:
-                obs, reward, done, info = env.step(expert.act(obs))
+                obs, reward, done, info = env.step(to_action(expert.act(obs)))
             successes += info["success"]
             lengths.append(info["elapsed_steps"])
             rewards.append(reward)
@@ -101,6 +106,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"policy": "expert", "episodes_per_task": args.episodes, "seed": args.first_seed,
+                       "action_mode": args.action_mode,
                        "tasks": results, "overall": overall, "wall_s": wall}, f, indent=2)
     return 0
 
