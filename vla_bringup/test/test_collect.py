@@ -52,9 +52,11 @@ def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, caps
     # demonstration shows the whole motion; --tail 0 stops at the moment of success
     # (with --record-bag: the raw topics also go to a rosbag2 beside the episode)
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(tmp_path / 'no_tail'),
-                 *timing, '--tail', '0', '--record-bag']) == 0
+                 *timing, '--tail', '0', '--record-bag', '--image-size', '96']) == 0
     with open_episode(list_episodes(tmp_path / 'no_tail')[0]) as ep:
         assert 0.25 <= with_tail - (ep.timestamps[-1] - ep.timestamps[0]) <= 0.85
+        # --image-size: the simulator renders, and the episode stores, 96 px frames
+        assert ep.images.shape[1:] == (96, 96, 3) and ep.camera_images('wrist').shape[1:] == (96, 96, 3)
     check_bag_reimports_as_the_recorded_episode(tmp_path / 'no_tail')
 
 

@@ -14,7 +14,7 @@ from vla_bringup.scenarios import ARGUMENTS, SCENARIOS, build_scenario
 GIVEN = {'use_sim': 'true', 'task': 'stack_green_on_red', 'seed': '7', 'real_time_factor': '2.5',
          'checkpoint': '/tmp/runs/demo/checkpoint', 'command': 'pick up the red cube',
          'expert': 'true', 'lockstep': 'true', 'output_dir': '/tmp/my_demos', 'language_command': 'stack them',
-         'record_bag': 'true'}
+         'record_bag': 'true', 'image_size': '96'}
 
 
 def _given(scenario):

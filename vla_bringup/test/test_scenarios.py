@@ -26,6 +26,23 @@ def test_sim_faster_than_real_time_uses_sim_time():
     assert all(s.parameters.get('use_sim_time') for s in specs[1:])
 
 
+def test_image_size_is_given_or_the_checkpoints(tmp_path):
+    """The simulator renders image_size:=N, else (deploy) the size the checkpoint was trained on
+    (read from its config.json), else sim.yaml's."""
+    import json
+    sim = lambda name, args: build_scenario(name, args)[0].parameters  # noqa: E731
+    assert sim('sim', {'image_size': '96'})['image_size'] == 96
+    assert 'image_size' not in sim('sim', {})
+    run = tmp_path / 'run'
+    (run / 'checkpoint').mkdir(parents=True)
+    (run / 'checkpoint' / 'config.json').write_text(json.dumps({'source_image_size': [128, 128]}))
+    assert sim('deploy', {'checkpoint': str(run)})['image_size'] == 128  # a training run directory
+    assert sim('deploy', {'checkpoint': str(run / 'checkpoint'), 'image_size': '64'})['image_size'] == 64
+    assert 'image_size' not in sim('deploy', {'checkpoint': str(tmp_path / 'missing')})
+    with pytest.raises(ValueError, match='image_size must be an integer >= 8'):
+        build_scenario('sim', {'image_size': 'big'})
+
+
 def test_unknown_scenario_or_argument_is_a_clear_error():
     with pytest.raises(ValueError, match='unknown scenario'):
         build_scenario('nope')

@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also keep the raw topics of each episode in a rosbag2 (MCAP) '
                              'directory beside it, episode_NNNNNN.bag (re-cut them later with '
                              '`vla dataset import --format rosbag`)')
+    parser.add_argument('--image-size', type=int, default=None, metavar='PX',
+                        help='square camera images the simulator renders and the episodes store '
+                             '(default: sim.yaml\'s, 224); the cpu preset sees 64 px, so 128 '
+                             'records what it needs in a third of the bytes')
     parser.add_argument('--exec-noise', type=float, default=0.0, metavar='RAD',
                         help='std (rad) of Gaussian noise the scripted expert adds to the arm targets '
                              'it executes, while the recorder keeps its clean command as the action '
@@ -303,7 +307,8 @@ class Collection:
 
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
             episode_timeout: float, only_successes: bool = False, tail: float = 0.5,
-            record_bag: bool = False, exec_noise: float = 0.0) -> list[Recorded]:
+            record_bag: bool = False, exec_noise: float = 0.0,
+            image_size: int | None = None) -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now.
 
     ``rtf`` None: lock-step simulation; a number: real time at that factor."""
@@ -313,6 +318,8 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
     if tail < 0:
         raise CommandError(f'--tail must be >= 0 s, got {tail}')
+    if image_size is not None and image_size < 8:
+        raise CommandError(f'--image-size must be >= 8 pixels, got {image_size}')
     if not 0.0 <= exec_noise <= 1.0:
         raise CommandError(f'--exec-noise must be a std in [0, 1] rad, got {exec_noise}')
     out = out.expanduser().resolve()
@@ -330,7 +337,8 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
     if not todo:
         return []
     values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None, 'record_bag': record_bag, 'exec_noise': exec_noise}
+              'lockstep': rtf is None, 'record_bag': record_bag, 'exec_noise': exec_noise,
+              'image_size': image_size or ''}
     specs = collection_scenario(values, str(out))
     env = isolated_ros_env()
     from tqdm import tqdm
@@ -398,6 +406,6 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
                        args.real_time_factor, args.episode_timeout, args.only_successes, args.tail,
-                       args.record_bag, args.exec_noise)
+                       args.record_bag, args.exec_noise, args.image_size)
     print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0

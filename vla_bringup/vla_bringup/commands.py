@@ -109,6 +109,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help='wall-clock seconds before an episode counts as hung')
     parser.add_argument('--videos', type=Path,
                         help='write a GIF of the first success and failure of each task here')
+    parser.add_argument('--image-size', type=int, default=None, metavar='PX',
+                        help='square images the simulator renders (default: the size the checkpoint '
+                             'was trained on; sim.yaml\'s 224 for --policy expert)')
     seq = parser.add_argument_group(
         'sequential evaluation (vla_bringup.comparison.SequentialMcNemar)',
         'Evaluate on the seeds of an earlier evaluation A, seed by seed across the tasks, and stop '
@@ -160,7 +163,7 @@ def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
                        episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
                        episode_timeout=args.episode_timeout, video_dir=args.videos,
                        video_root=args.json.parent.parent if args.json else None,
-                       sequential=plan)
+                       sequential=plan, image_size=args.image_size)
     print(format_table(summary))
     if plan is not None:
         s = summary['sequential']

@@ -30,6 +30,10 @@ from vla_common.files import atomic_write_json
 
 #: demonstrations use seeds from 0, evaluations from here: the two never overlap
 EVAL_SEED = 1000
+#: camera images the demo's simulator renders and records (px, square)
+IMAGE_SIZE = 224
+#: std (rad) of the noise the scripted expert executes while its clean command is recorded
+EXEC_NOISE = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval-speed', type=float, default=1.0,
                         help='with --timing real-time: simulator real-time factor while evaluating '
                              '(1.0: the controller meets wall-clock deadlines as on a real robot)')
+    parser.add_argument('--image-size', type=int, default=IMAGE_SIZE, metavar='PX',
+                        help=f'camera images the simulator renders and the demonstrations store '
+                             f'(default {IMAGE_SIZE}); the policy is evaluated at the same size')
+    parser.add_argument('--exec-noise', type=float, default=EXEC_NOISE, metavar='RAD',
+                        help=f'`vla collect --exec-noise`: noise the scripted expert executes while '
+                             f'its clean command is recorded (DART; default {EXEC_NOISE:g})')
     parser.add_argument('--preset', default='cpu',
                         help='policy preset for `vla train` (default: cpu; clip-bert needs local weights)')
     parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
@@ -107,7 +117,9 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
     eval_timing = timing_arguments(args, args.eval_speed)
     return {
         'collect': ['collect', '--tasks', args.tasks, '--episodes', str(demos), '--seed', '0',
-                    '--out', str(run_dir / 'data'), *collect_timing],
+                    '--out', str(run_dir / 'data'), '--image-size', str(args.image_size),
+                    *(['--exec-noise', f'{args.exec_noise:g}'] if args.exec_noise else []),
+                    *collect_timing],
         'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
                   '--preset', args.preset, *train_arguments(args, size)],
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
@@ -115,7 +127,7 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
                      '--json', str(run_dir / 'eval' / 'policy.json'),
                      '--videos', str(run_dir / 'eval' / 'videos' / 'policy')],
         'baseline': ['evaluate', '--policy', 'expert', '--tasks', args.tasks, '--episodes', str(episodes),
-                     '--seed', str(EVAL_SEED), *eval_timing,
+                     '--seed', str(EVAL_SEED), '--image-size', str(args.image_size), *eval_timing,
                      '--json', str(run_dir / 'eval' / 'baseline.json'),
                      '--videos', str(run_dir / 'eval' / 'videos' / 'baseline')],
         'report': ['report', str(run_dir)],

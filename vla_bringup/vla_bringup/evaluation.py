@@ -25,7 +25,7 @@ from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 
 def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episodes: int,
              seed: int, rtf: float | None, episode_timeout: float, video_dir: Path | None = None,
-             video_root: Path | None = None, sequential=None) -> dict:
+             video_root: Path | None = None, sequential=None, image_size: int | None = None) -> dict:
     """Start the scenario on a private ROS domain, run the episodes, return the summary.
 
     A checkpoint runs the ``deploy`` scenario (controller behind the gate and monitor), the
@@ -38,8 +38,12 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
     if rtf is not None and rtf <= 0:
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
+    if image_size is not None and image_size < 8:
+        raise CommandError(f'--image-size must be >= 8 pixels, got {image_size}')
+    # the simulator renders at image_size, else (a checkpoint, see scenarios.image_size) at the
+    # size the policy was trained on
     values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None}
+              'lockstep': rtf is None, 'image_size': image_size or ''}
     if checkpoint is not None:
         from vla_policy.policy import CheckpointError, resolve_checkpoint
         try:

@@ -5,6 +5,7 @@ readers of this module, so the two cannot drift.  No rclpy or launch import here
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ COMMON_ARGUMENTS = (
                    'has arrived (or after a timeout), every node on its /clock: as fast as the '
                    'nodes answer, the same episodes on any machine; false: real time (x '
                    'real_time_factor), as a real robot runs'),
+    LaunchArgument('image_size', '', 'square camera images (px) the simulator renders; \'\' = '
+                   'the size the checkpoint was trained on (deploy), else sim.yaml\'s (224)'),
 )
 
 
@@ -89,9 +92,39 @@ def robot_nodes(args: Mapping[str, Any], acks: tuple[str, ...] = ()) -> list[Nod
                   'lockstep': lockstep(args)}
     if lockstep(args) and acks:
         parameters['lockstep_acks'] = list(acks)
+    size = image_size(args)
+    if size:
+        parameters['image_size'] = size
     return [NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
                      param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
                      parameters=parameters)]
+
+
+def image_size(args: Mapping[str, Any]) -> int | None:
+    """The simulator's image size: ``image_size`` when given, else the (square) size the
+    ``checkpoint`` was trained on, else None (sim.yaml's)."""
+    size = _value(args.get('image_size', ''))
+    if size not in ('', None):
+        if not isinstance(size, int) or size < 8:
+            raise ValueError(f'image_size must be an integer >= 8 (pixels), got {size!r}')
+        return size
+    trained = checkpoint_image_size(str(args.get('checkpoint', '') or ''))
+    return trained[0] if trained and trained[0] == trained[1] else None
+
+
+def checkpoint_image_size(checkpoint: str) -> list[int] | None:
+    """[H, W] of the images a checkpoint (or training run directory) was trained on, read from
+    its config.json without loading the model; None when unknown."""
+    if not checkpoint:
+        return None
+    for config in (Path(checkpoint) / 'config.json', Path(checkpoint) / 'checkpoint' / 'config.json'):
+        if config.is_file():
+            try:
+                size = json.loads(config.read_text()).get('source_image_size')
+            except (OSError, json.JSONDecodeError, AttributeError):
+                return None
+            return [int(v) for v in size] if size and len(size) == 2 else None
+    return None
 
 
 def sim_time_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
