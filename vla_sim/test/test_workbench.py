@@ -12,7 +12,7 @@ import pytest
 from vla_sim import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, ScriptedExpert, SimEnv, Task
 from vla_sim import workbench as wb
 
-NAMES = ("reach_marker", "push_to_goal", "press_button", "open_drawer")
+NAMES = ("reach_marker", "push_to_goal", "press_button", "open_drawer", "insert_peg")
 EXPERT_KEYS = ("task", "dt", "joint_positions", "ee_pos")  # plus objects' pos and quat
 
 
@@ -36,7 +36,7 @@ def test_registry_keeps_the_cube_tasks_apart():
     assert SUITES == {"tabletop": tuple(TASKS), "workbench": tuple(WORKBENCH_TASKS)}
     assert all(t.scene == "tabletop" for t in TASKS.values())
     assert all(t.scene == "workbench" for t in WORKBENCH_TASKS.values())
-    assert {t.kind for t in WORKBENCH_TASKS.values()} == {"reach", "push", "press", "open"}
+    assert {t.kind for t in WORKBENCH_TASKS.values()} == {"reach", "push", "press", "open", "insert"}
     with pytest.raises(ValueError, match="kind"):
         dataclasses.replace(TASKS["pick_red"], kind="push")
     with pytest.raises(ValueError, match="scene"):
@@ -92,6 +92,9 @@ def test_layouts_stay_in_their_regions(fast_env):
         handle = objects["drawer"]["pos"]
         assert wb.CABINET_Y[0] <= handle[1] <= wb.CABINET_Y[1] and np.isclose(handle[2], wb.HANDLE_HEIGHT)
         assert objects["drawer"]["opening"][0] == 0.0
+        peg, socket = objects["peg"]["pos"], objects["socket"]["pos"]
+        assert wb.PEG_X[0] <= peg[0] <= wb.PEG_X[1] and wb.PEG_Y[0] <= peg[1] <= wb.PEG_Y[1]
+        assert wb.SOCKET_X[0] <= socket[0] <= wb.SOCKET_X[1] and wb.SOCKET_Y[0] <= socket[1] <= wb.SOCKET_Y[1]
         assert np.isclose(button[2], wb.BUTTON_TOP, atol=1e-3)  # released at reset
         assert objects["button"]["depth"][0] < 1e-3
         assert not fast_env.task.success(fast_env.privileged_state())
@@ -99,18 +102,19 @@ def test_layouts_stay_in_their_regions(fast_env):
 
 
 def _state(ee=(0.4, 0.0, 0.2), marker=(0.4, 0.0, 0.1), puck=(0.4, -0.1, wb.PUCK_HALF_HEIGHT), goal=(0.5, -0.1, 0.0),
-           puck_vel=(0.0, 0.0, 0.0), depth=0.0, opening=0.0):
+           puck_vel=(0.0, 0.0, 0.0), depth=0.0, opening=0.0, peg=(0.3, 0.3, wb.PEG_HALF_HEIGHT)):
     def obj(pos, vel=(0.0, 0.0, 0.0), **extra):
         return {"pos": np.array(pos, dtype=float), "quat": np.array([1.0, 0, 0, 0]), "linvel": np.array(vel), **extra}
 
     return {"ee_pos": np.array(ee), "objects": {
         "marker": obj(marker), "puck": obj(puck, puck_vel), "goal": obj(goal),
         "button": obj((0.4, 0.15, wb.BUTTON_TOP - depth), depth=np.array([depth])),
-        "drawer": obj((0.53 - opening, 0.0, wb.HANDLE_HEIGHT), opening=np.array([opening]))}}
+        "drawer": obj((0.53 - opening, 0.0, wb.HANDLE_HEIGHT), opening=np.array([opening])),
+        "peg": obj(peg), "socket": obj((0.47, 0.3, 0.0))}}
 
 
 def test_success_checks():
-    reach, push, press, drawer = (WORKBENCH_TASKS[n] for n in NAMES)
+    reach, push, press, drawer, insert = (WORKBENCH_TASKS[n] for n in NAMES)
     assert reach.success(_state(ee=(0.4, 0.0, 0.105))) and reach.reward(_state(ee=(0.4, 0.0, 0.105))) == 1.0
     assert not reach.success(_state(ee=(0.4, 0.0, 0.112)))  # 1.2 cm off a 1 cm marker
     assert 0.0 < reach.reward(_state(ee=(0.4, 0.0, 0.112))) < 1.0
@@ -124,6 +128,13 @@ def test_success_checks():
     assert 0.0 < press.reward(_state(depth=0.004)) < 1.0
     assert drawer.success(_state(opening=0.065)) and not drawer.success(_state(opening=0.05))
     assert 0.0 < drawer.reward(_state(opening=0.0)) < drawer.reward(_state(opening=0.05)) < 1.0
+    h = wb.PEG_HALF_HEIGHT
+    assert insert.success(_state(peg=(0.472, 0.3, h)))  # standing on the hole's floor
+    assert insert.success(_state(peg=(0.47, 0.3, h + 0.012)))  # 1.3 cm into the 2.5 cm deep hole
+    assert not insert.success(_state(peg=(0.47, 0.3, h + 0.02)))  # only 5 mm in
+    assert not insert.success(_state(peg=(0.48, 0.3, h)))  # beside the hole axis
+    on_table, above = insert.reward(_state()), insert.reward(_state(peg=(0.47, 0.3, h + 0.03)))
+    assert 0.0 < on_table < above < 1.0
 
 
 def test_drawer_is_articulated(fast_env):

@@ -25,7 +25,7 @@ GRIPPER_BODIES = (*FINGERS, "link6")  # everything of the gripper that can touch
 State = Mapping[str, Any]
 
 # The skills the scripted expert has in each scene (assets/scene.xml, assets/workbench.xml).
-SCENE_KINDS: dict[str, tuple[str, ...]] = {"tabletop": ("pick", "stack"), "workbench": ("reach", "push", "press", "open")}
+SCENE_KINDS: dict[str, tuple[str, ...]] = {"tabletop": ("pick", "stack"), "workbench": ("reach", "push", "press", "open", "insert")}
 
 
 def _pos(state: State, obj: str) -> np.ndarray:
@@ -108,7 +108,7 @@ class Task:
     objects: tuple[str, ...]  # objects the instruction refers to, the one to move first
     success_fn: Callable[[State], bool]
     reward_fn: Callable[[State], float]
-    kind: str  # "pick" or "stack" (table-top); "reach", "push", "press" or "open" (workbench): the expert's skill
+    kind: str  # "pick" or "stack" (table-top); "reach", "push", "press", "open" or "insert" (workbench): the expert's skill
     scene: str = "tabletop"  # which MJCF scene SimEnv loads for the task: a key of SCENES
 
     def __post_init__(self) -> None:
@@ -183,6 +183,9 @@ def _workbench_tasks() -> dict[str, Task]:
              scene="workbench"),
         Task(name="open_drawer", instruction="pull the drawer open by its handle", max_steps=240,
              objects=("drawer",), success_fn=wb.open_success, reward_fn=wb.open_reward, kind="open",
+             scene="workbench"),
+        Task(name="insert_peg", instruction="put the orange peg into the purple socket", max_steps=450,
+             objects=("peg", "socket"), success_fn=wb.insert_success, reward_fn=wb.insert_reward, kind="insert",
              scene="workbench"),
     )
     return {t.name: t for t in tasks}

@@ -23,8 +23,8 @@ WORKBENCH_XML = Path(__file__).resolve().parent / "assets" / "workbench.xml"
 CAMERAS: tuple[str, ...] = ("front",)  # the scene's only camera
 
 # What privileged_state()["objects"] holds in this scene (each with pos, quat, linvel).
-OBJECT_NAMES: tuple[str, ...] = ("marker", "puck", "goal", "button", "drawer")
-CONTACT_OBJECTS: tuple[str, ...] = ("puck", "button", "drawer")  # bodies whose contacts are reported
+OBJECT_NAMES: tuple[str, ...] = ("marker", "puck", "goal", "button", "drawer", "peg", "socket")
+CONTACT_OBJECTS: tuple[str, ...] = ("puck", "button", "drawer", "peg")  # bodies whose contacts are reported
 
 # Geometry (must match assets/workbench.xml).
 MARKER_RADIUS = 0.005  # m, 1 cm sphere
@@ -39,6 +39,10 @@ HANDLE_OFFSET = 0.055  # m, drawer front face to the handle bar's axis (-x)
 HANDLE_GAP = (0.01, 0.049)  # m, free space behind the bar, measured from its axis towards the drawer front
 HANDLE_HEIGHT = 0.04  # m, z of the handle bar's axis
 DRAWER_TRAVEL = 0.10  # m
+PEG_HALF_WIDTH = 0.01  # m
+PEG_HALF_HEIGHT = 0.03  # m
+SOCKET_HALF_WIDTH = 0.013  # m, half the side of the square hole
+SOCKET_DEPTH = 0.025  # m
 
 # Layout regions (m). The marker floats above everything else (the fingertips stay above the
 # puck, the button housing and the handle when the tool centre is at the marker); the button
@@ -50,6 +54,8 @@ GOAL_X, GOAL_Y = (0.28, 0.46), (-0.22, 0.05)
 PUSH_DIST = (0.08, 0.15)  # m, puck centre to goal centre at reset
 BUTTON_X, BUTTON_Y = (0.30, 0.50), (0.12, 0.22)
 CABINET_X, CABINET_Y = (0.64, 0.68), (-0.10, 0.10)
+PEG_X, PEG_Y = (0.28, 0.36), (0.27, 0.35)  # beyond the button, on the robot's left
+SOCKET_X, SOCKET_Y = (0.43, 0.52), (0.27, 0.36)
 LAYOUT_MAX_TRIES = 10_000
 
 # Success thresholds.
@@ -57,6 +63,8 @@ REACH_TOL = 0.01  # m, tool-centre point to marker centre
 PUSH_TOL = 0.02  # m, puck centre to goal centre (horizontal); the puck then lies mostly on the disc
 PRESS_DEPTH = 0.008  # m, button cap pushed down at least this far
 OPEN_DISTANCE = 0.06  # m, drawer pulled out at least this far
+INSERT_DEPTH = 0.012  # m, the peg's bottom at least this far below the socket's rim
+INSERT_XY_TOL = 0.006  # m, peg axis to hole centre
 STILL_SPEED = 0.05  # m/s, a pushed puck moving slower than this is at rest
 
 State = Mapping[str, Any]
@@ -64,7 +72,8 @@ State = Mapping[str, Any]
 
 # ---------------------------------------------------------------------- layout (SimEnv.reset)
 def sample_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Positions of marker (x, y, z), puck, goal, button and cabinet (x, y) drawn from ``rng``."""
+    """Positions of marker (x, y, z), puck, goal, button, cabinet and socket (x, y), and the
+    peg's (x, y, yaw) drawn from ``rng``."""
     marker = np.array([rng.uniform(*MARKER_X), rng.uniform(*MARKER_Y), rng.uniform(*MARKER_Z)])
     for _ in range(LAYOUT_MAX_TRIES):
         puck = np.array([rng.uniform(*PUCK_X), rng.uniform(*PUCK_Y)])
@@ -76,7 +85,10 @@ def sample_layout(rng: np.random.Generator) -> dict[str, np.ndarray]:
         raise RuntimeError("could not place the push goal inside its region")
     button = np.array([rng.uniform(*BUTTON_X), rng.uniform(*BUTTON_Y)])
     cabinet = np.array([rng.uniform(*CABINET_X), rng.uniform(*CABINET_Y)])
-    return {"marker": marker, "puck": puck, "goal": goal, "button": button, "cabinet": cabinet}
+    peg = np.array([rng.uniform(*PEG_X), rng.uniform(*PEG_Y), rng.uniform(-np.pi / 4, np.pi / 4)])
+    socket = np.array([rng.uniform(*SOCKET_X), rng.uniform(*SOCKET_Y)])
+    return {"marker": marker, "puck": puck, "goal": goal, "button": button, "cabinet": cabinet, "peg": peg,
+            "socket": socket}
 
 
 class WorkbenchState:
@@ -93,7 +105,7 @@ class WorkbenchState:
 
         self._mocap = {name: int(m.body_mocapid[body(b)]) for name, b in
                        (("marker", "marker"), ("goal", "goal"), ("button", "button_housing"),
-                        ("cabinet", "cabinet"))}
+                        ("cabinet", "cabinet"), ("socket", "socket"))}
         self._puck_q = int(m.jnt_qposadr[joint("puck")])
         self._puck_v = int(m.jnt_dofadr[joint("puck")])
         self._button_q = int(m.jnt_qposadr[joint("button")])
@@ -102,7 +114,10 @@ class WorkbenchState:
         self._drawer_q = int(m.jnt_qposadr[joint("drawer")])
         self._drawer_v = int(m.jnt_dofadr[joint("drawer")])
         self._drawer_body = body("drawer")
-        self.contact_bodies = {"puck": body("puck"), "button": body("button"), "drawer": body("drawer")}
+        self._peg_q = int(m.jnt_qposadr[joint("peg")])
+        self._peg_v = int(m.jnt_dofadr[joint("peg")])
+        self.contact_bodies = {"puck": body("puck"), "button": body("button"), "drawer": body("drawer"),
+                               "peg": body("peg")}
 
     def place(self, rng: np.random.Generator, data: mujoco.MjData) -> None:
         """Draw a layout from ``rng`` and write it into ``data`` (after mj_resetData, before mj_forward)."""
@@ -111,13 +126,18 @@ class WorkbenchState:
         data.mocap_pos[self._mocap["goal"]] = (*layout["goal"], 0.0)
         data.mocap_pos[self._mocap["button"]] = (*layout["button"], 0.0)
         data.mocap_pos[self._mocap["cabinet"]] = (*layout["cabinet"], 0.0)
+        data.mocap_pos[self._mocap["socket"]] = (*layout["socket"], 0.0)
+        q, (x, y, yaw) = self._peg_q, layout["peg"]
+        data.qpos[q : q + 3] = (x, y, PEG_HALF_HEIGHT)
+        data.qpos[q + 3 : q + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
         q = self._puck_q
         data.qpos[q : q + 3] = (*layout["puck"], PUCK_HALF_HEIGHT)
         data.qpos[q + 3 : q + 7] = (1.0, 0.0, 0.0, 0.0)
 
     def objects(self, data: mujoco.MjData) -> dict[str, dict[str, np.ndarray]]:
         """{name: {pos, quat, linvel}}; the button's pos is the centre of its cap's top, plus its
-        ``depth``; the drawer's pos is the centre of its handle bar, plus its ``opening``."""
+        ``depth``; the drawer's pos is the centre of its handle bar, plus its ``opening``; the
+        socket's pos is the centre of its hole's floor (on the table)."""
         identity, still = np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3)
         q, v = self._puck_q, self._puck_v
         button_q = float(data.qpos[self._button_q])
@@ -135,6 +155,11 @@ class WorkbenchState:
             "drawer": {"pos": data.xpos[self._drawer_body] + (-HANDLE_OFFSET, 0.0, 0.0), "quat": identity.copy(),
                        "linvel": np.array([-float(data.qvel[self._drawer_v]), 0.0, 0.0]),
                        "opening": np.array([float(data.qpos[self._drawer_q])])},
+            "peg": {"pos": data.qpos[self._peg_q : self._peg_q + 3].copy(),
+                    "quat": data.qpos[self._peg_q + 3 : self._peg_q + 7].copy(),
+                    "linvel": data.qvel[self._peg_v : self._peg_v + 3].copy()},
+            "socket": {"pos": data.mocap_pos[self._mocap["socket"]].copy(), "quat": identity.copy(),
+                       "linvel": still.copy()},
         }
 
 
@@ -219,3 +244,29 @@ def open_reward(state: State) -> float:
     reach = 1.0 - np.tanh(10.0 * float(np.linalg.norm(np.asarray(state["ee_pos"]) - _pos(state, "drawer"))))
     opening = float(np.clip(drawer_opening(state) / OPEN_DISTANCE, 0.0, 1.0))
     return float(np.clip(0.3 * reach + 0.69 * opening, 0.0, 0.99))
+
+
+def peg_insertion(state: State) -> tuple[float, float]:
+    """(horizontal offset of the peg axis from the hole centre, depth of the peg's bottom below the rim), m."""
+    peg, socket = _pos(state, "peg"), _pos(state, "socket")
+    bottom = peg[2] - PEG_HALF_HEIGHT  # the peg stands upright when inserted
+    return float(np.linalg.norm(peg[:2] - socket[:2])), float(socket[2] + SOCKET_DEPTH - bottom)
+
+
+def insert_success(state: State) -> bool:
+    """The peg stands in the socket's hole, its bottom at least INSERT_DEPTH below the rim."""
+    offset, depth = peg_insertion(state)
+    return offset < INSERT_XY_TOL and depth >= INSERT_DEPTH
+
+
+def insert_reward(state: State) -> float:
+    """Dense insertion reward in [0, 1]: tool near the peg (0.2), peg lifted (0.2), over the hole (0.3), in (0.29)."""
+    if insert_success(state):
+        return 1.0
+    peg = _pos(state, "peg")
+    reach = 1.0 - np.tanh(10.0 * float(np.linalg.norm(np.asarray(state["ee_pos"]) - peg)))
+    lifted = float(np.clip((peg[2] - PEG_HALF_HEIGHT) / 0.03, 0.0, 1.0))
+    offset, depth = peg_insertion(state)
+    over = 1.0 - np.tanh(20.0 * offset)
+    inside = float(np.clip(depth / INSERT_DEPTH, 0.0, 1.0)) if offset < INSERT_XY_TOL else 0.0
+    return float(np.clip(0.2 * reach + 0.2 * max(lifted, inside) + 0.3 * over + 0.29 * inside, 0.0, 0.99))

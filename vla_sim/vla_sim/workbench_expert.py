@@ -70,6 +70,10 @@ class WorkbenchExpert:
         self._p_cmd = np.zeros(3)
         self._yaw = 0.0
         self._yaw_target = 0.0
+        self._grip_target = GRIPPER_CLOSED  # the fingers act as a pusher except in insert_peg
+        self._last_opening = cube_expert.GRIPPER_OPEN
+        self._anchor = np.zeros(3)
+        self._grip_offset = np.zeros(3)
         self._ticks = 0
 
     def act(self, obs: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> np.ndarray:
@@ -98,7 +102,9 @@ class WorkbenchExpert:
         limit = self.max_joint_speed * dt
         self._q_cmd = np.clip(self._q_cmd + np.clip(q_des - self._q_cmd, -limit, limit), self.kin.lower, self.kin.upper)
         grip_step = cube_expert.ExpertConfig().gripper_speed * dt
-        self._grip_cmd = float(np.clip(self._grip_cmd - grip_step, GRIPPER_CLOSED, cube_expert.GRIPPER_OPEN))
+        self._grip_cmd = float(np.clip(self._grip_cmd + np.clip(self._grip_target - self._grip_cmd, -grip_step, grip_step),
+                                       GRIPPER_CLOSED, cube_expert.GRIPPER_OPEN))
+        self._last_opening = float(q_meas[6])
         return np.append(self._q_cmd, self._grip_cmd).astype(np.float32)
 
     def _start(self, task: Task, q_meas: np.ndarray) -> None:
@@ -129,6 +135,8 @@ class WorkbenchExpert:
         cmd_reached = lambda wp: float(np.linalg.norm(self._p_cmd - wp)) < 1e-4  # noqa: E731
         near = lambda wp: float(np.linalg.norm(ee - wp)) < self.reach_tol  # noqa: E731
         if self.phase == "rise":  # back up to a safe height, then start over
+            if self._task.kind == "insert":
+                self._grip_target = cube_expert.GRIPPER_OPEN
             wp = np.array([ee[0], ee[1], self.push_height]) if self._ticks == 0 else self._rise_wp
             self._rise_wp = wp
             if cmd_reached(wp) and near(wp):
@@ -159,6 +167,8 @@ class WorkbenchExpert:
 
         if kind == "open":
             return self._open_drawer(state, ee, cmd_reached, near)
+        if kind == "insert":
+            return self._insert_peg(state, ee, cmd_reached, near)
 
         # push
         puck = np.asarray(objects["puck"]["pos"], dtype=np.float64)
@@ -227,6 +237,80 @@ class WorkbenchExpert:
                 self._retry()
                 return self._update_phase(state)
             return gap - (0.03, 0.0, 0.0), self.push_speed
+        raise RuntimeError(f"workbench expert reached an unknown phase {self.phase!r}")
+
+
+    def _insert_peg(self, state: dict[str, Any], ee: np.ndarray, cmd_reached: Any, near: Any) -> tuple[np.ndarray, float]:
+        """Phases approach, descend, close (grasp the peg near its top), lift, carry (over the hole,
+        peg faces turned to the socket's), insert (lower until in); a dropped peg starts it over."""
+        peg = np.asarray(state["objects"]["peg"]["pos"], dtype=np.float64)
+        quat = np.asarray(state["objects"]["peg"]["quat"], dtype=np.float64)
+        socket = np.asarray(state["objects"]["socket"]["pos"], dtype=np.float64)
+        opening = float(state["joint_positions"][6])
+        grasp = peg + (0.0, 0.0, wb.PEG_HALF_HEIGHT - FINGERTIP_BELOW_TCP)  # fingertips 3 cm below the top
+        quarter = np.pi / 2
+        if self.phase in ("approach", "descend"):
+            w, x, y, z = quat
+            peg_yaw = float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+            self._yaw_target = peg_yaw + float(np.round((self._yaw - peg_yaw) / quarter)) * quarter
+            self._grip_target = cube_expert.GRIPPER_OPEN
+        yaw_ok = abs(self._yaw_target - self._yaw) < 1e-3
+        if self.phase == "approach":
+            wp = grasp + (0.0, 0.0, 0.08)
+            if cmd_reached(wp) and near(wp) and yaw_ok and opening > cube_expert.GRIPPER_OPEN - 0.01:
+                self._enter("descend")
+            else:
+                return wp, self.move_speed
+        if self.phase == "descend":
+            if cmd_reached(grasp) and float(np.linalg.norm(ee - grasp)) < 0.005:
+                self._anchor = grasp.copy()
+                self._enter("close")
+            elif self._ticks > self.phase_timeout:
+                self._retry()
+                return self._update_phase(state)
+            else:
+                return grasp, self.approach_speed
+        if self.phase == "close":
+            self._grip_target = GRIPPER_CLOSED
+            settled = self._grip_cmd == GRIPPER_CLOSED and abs(opening - self._last_opening) < 2e-4
+            if settled and self._ticks >= 6:
+                if opening > wb.PEG_HALF_WIDTH:  # something 2 cm wide is between the fingers
+                    self._grip_offset = ee - peg
+                    self._anchor = self._anchor + (0.0, 0.0, 0.12)
+                    self._enter("lift")
+                else:
+                    self._retry()
+                    return self._update_phase(state)
+            else:
+                return self._anchor, self.approach_speed
+        dropped = float(np.linalg.norm(ee - peg - self._grip_offset)) > 0.02 or opening < wb.PEG_HALF_WIDTH
+        if self.phase in ("lift", "carry", "insert") and dropped:
+            self._retry()
+            return self._update_phase(state)
+        if self.phase == "lift":
+            if cmd_reached(self._anchor) and near(self._anchor):
+                self._enter("carry")
+            else:
+                return self._anchor, 0.12
+        # The peg's faces follow the tool's yaw: turn to the nearest multiple of 90 degrees (the socket's).
+        self._yaw_target = float(np.round(self._yaw / quarter)) * quarter
+        offset_xy = (ee - peg)[:2]
+        if self.phase == "carry":
+            wp = np.array([*(socket[:2] + offset_xy), self._anchor[2]])
+            over = float(np.linalg.norm(peg[:2] - socket[:2])) < 0.002
+            if cmd_reached(wp) and near(wp) and over and abs(self._yaw_target - self._yaw) < 1e-3:
+                self._enter("insert")
+            elif self._ticks > self.phase_timeout:
+                self._retry()
+                return self._update_phase(state)
+            else:
+                return wp, self.move_speed
+        if self.phase == "insert":
+            wp = np.array([*(socket[:2] + offset_xy), wb.PEG_HALF_HEIGHT + self._grip_offset[2] - 0.005])
+            if self._ticks > self.phase_timeout:
+                self._retry()
+                return self._update_phase(state)
+            return wp, 0.03
         raise RuntimeError(f"workbench expert reached an unknown phase {self.phase!r}")
 
 
