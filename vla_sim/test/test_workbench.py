@@ -217,3 +217,24 @@ def test_expert_success_rate_over_50_seeds(fast_env, task):
     expert = ScriptedExpert(fast_env)
     successes = sum(run_episode(fast_env, expert, task, seed)[0]["success"] for seed in range(50))
     assert successes >= 48, f"{task}: {successes}/50"
+
+
+def test_every_object_is_in_view_and_the_marker_is_a_few_pixels():
+    """The fixed camera frames every object of every layout; at 128 px the 1 cm marker is a few pixels."""
+    env = SimEnv(image_size=128)
+    red_pixels = []
+    for seed in range(20):
+        obs = env.reset(task="reach_marker", seed=seed)
+        m, d = env.model, env.data
+        cam = m.camera("front").id
+        centre, rot = d.cam_xpos[cam], d.cam_xmat[cam].reshape(3, 3)
+        focal = 64 / np.tan(np.radians(m.cam_fovy[cam]) / 2)
+        for name, obj in env.privileged_state()["objects"].items():
+            x, y, z = rot.T @ (obj["pos"] - centre)  # camera frame: looking along -z, y up
+            col, row = 64 + focal * x / -z, 64 - focal * y / -z
+            assert 4 <= col <= 124 and 4 <= row <= 124, f"seed {seed}: {name} at pixel ({col:.0f}, {row:.0f})"
+        image = obs["image"].astype(int)
+        red_pixels.append(int(((image[..., 0] > 150) & (image[..., 1] < 70) & (image[..., 2] < 70)).sum()))
+    env.close()
+    assert sum(n > 0 for n in red_pixels) >= 15, red_pixels  # the arm may hide it at the start
+    assert max(red_pixels) <= 12, red_pixels  # small: a few pixels, not a blob
