@@ -74,6 +74,7 @@ class WorkbenchExpert:
         self._last_opening = cube_expert.GRIPPER_OPEN
         self._anchor = np.zeros(3)
         self._grip_offset = np.zeros(3)
+        self._rise_wp = np.zeros(3)
         self._ticks = 0
 
     def act(self, obs: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> np.ndarray:
