@@ -66,3 +66,10 @@ def test_publisher_sends_one_stamped_status_per_call():
                                                                DiagnosticStatus.ERROR)
     assert [(kv.key, kv.value) for kv in status.values] == [('estops', '1')]
     assert diagnostics.publish('ok', 'ok', hardware_id='arm').status[0].hardware_id == 'arm'
+
+
+def test_publisher_takes_a_given_stamp_over_the_node_clock():
+    node = _FakeNode()
+    diagnostics = DiagnosticsPublisher(node, 'vla_sim: sim_node', 'mujoco')
+    sent = diagnostics.publish('ok', 'running', [('task', 'pick_red')], stamp=Time(sec=3, nanosec=7))
+    assert (sent.header.stamp.sec, sent.header.stamp.nanosec) == (3, 7)

@@ -57,11 +57,13 @@ class DiagnosticsPublisher:
         self.publisher = node.create_publisher(DiagnosticArray, topic, depth)
 
     def publish(self, level: str | bytes | int, message: str, values: Values = (), *,
-                hardware_id: str | None = None) -> DiagnosticArray:
-        """Build the status and publish it; returns the message sent."""
+                hardware_id: str | None = None, stamp=None) -> DiagnosticArray:
+        """Build the status and publish it; returns the message sent.  ``stamp`` (a
+        ``builtin_interfaces/Time``) replaces the node clock's now, for a node that keeps its
+        own clock (the simulator stamps with the sim time it publishes on ``/clock``)."""
         status = diagnostic_status(self.name, level, message, values,
                                    self.hardware_id if hardware_id is None else hardware_id)
         msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.stamp = self.node.get_clock().now().to_msg() if stamp is None else stamp
         self.publisher.publish(msg)
         return msg

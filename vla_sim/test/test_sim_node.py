@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -29,6 +30,7 @@ def sim():
         probe.subscribe(JointState, '/joint_states', qos_profile_sensor_data)
         probe.subscribe(Image, '/camera/image_raw', qos_profile_sensor_data)
         probe.subscribe(String, '/sim/task_status')
+        probe.subscribe(DiagnosticArray, '/diagnostics')
         if not probe.wait_for_count('/joint_states', 5, timeout=60):
             pytest.fail(f'sim_node published no joint states:\n{proc.output()}')
         yield proc, probe
@@ -141,3 +143,16 @@ def test_reset_to_a_task_and_seed_and_unknown_task_lists_valid_ones(sim):
     status = json.loads(probe.messages('/sim/task_status')[-1].data)
     assert status['seed'] == 9 and status['instruction'] == 'put the green cube on the red cube'
     assert status['step'] < 30 and not status['done']
+
+
+def test_diagnostics_name_the_sim_and_its_counters_in_order(sim):
+    proc, probe = sim
+    assert wait_for(lambda: probe.messages('/diagnostics'), 30), proc.output()
+    (status,) = probe.messages('/diagnostics')[-1].status
+    assert (status.name, status.hardware_id, status.level, status.message) == (
+        'vla_sim: sim_node', 'mujoco', DiagnosticStatus.OK, 'running')
+    values = {kv.key: kv.value for kv in status.values}
+    assert [kv.key for kv in status.values] == [
+        'task', 'seed', 'episode', 'wall_tick_rate_hz', 'ticks', 'rejected_commands',
+        'clipped_commands', 'stale_commands', 'mode', 'paused', 'lockstep_timeouts', 'success']
+    assert values['mode'] == 'real_time' and values['paused'] == 'False'

@@ -38,7 +38,6 @@ import time
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
@@ -50,6 +49,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import rgb_to_image_msg, time_msg, to_seconds
 from vla_common.parameters import describe
 from vla_common.qos import LATCHED
@@ -137,7 +137,7 @@ class SimNode(Node):
         self.joint_pub = self.create_publisher(JointState, '/joint_states', 10)
         self.status_pub = self.create_publisher(String, '/sim/task_status', 10)
         self.instruction_pub = self.create_publisher(String, '/sim/instruction', LATCHED)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = DiagnosticsPublisher(self, 'vla_sim: sim_node', 'mujoco')
         self.clock_pub = self.create_publisher(ClockMsg, '/clock', 10) if self.publish_clock else None
         self.create_subscription(JointTrajectory, COMMAND_TOPIC, self._on_trajectory, 10)
         for topic in self.ack_topics:
@@ -393,9 +393,7 @@ class SimNode(Node):
         now = time.monotonic()
         self._rate_window = [t for t in self._rate_window if now - t <= 5.0]
         achieved = len(self._rate_window) / 5.0
-        status = DiagnosticStatus(level=DiagnosticStatus.OK, name='vla_sim: sim_node',
-                                  hardware_id='mujoco', message='running')
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in (
+        self.diagnostics.publish('ok', 'running', (
             ('task', self.env.task.name), ('seed', self.env.seed), ('episode', self.episode),
             ('wall_tick_rate_hz', f'{achieved:.2f}'), ('ticks', self.ticks),
             ('rejected_commands', self.rejected), ('clipped_commands', self.clipped),
@@ -403,10 +401,7 @@ class SimNode(Node):
             ('mode', 'lockstep' if self.lockstep else 'real_time'), ('paused', self.paused),
             ('lockstep_timeouts', self.timeouts),
             *((f'lockstep_silent: {t}', n) for t, n in sorted(self.silent_counts.items())),
-            ('success', bool(self.last_info.get('success', False))))]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self._stamp()
-        self.diag_pub.publish(msg)
+            ('success', bool(self.last_info.get('success', False)))), stamp=self._stamp())
 
 
 def main(args=None) -> None:
