@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_common import joint_commands
+from vla_common.joint_commands import Fault, check_times  # noqa: F401 (part of the rules)
 from vla_common.messages import JointStateError
 from vla_common.messages import joint_state_arrays as parse_arrays
 
@@ -22,17 +24,6 @@ DEFAULT_VELOCITY_LIMIT = 2.0
 
 class SafetyConfigError(ValueError):
     """Inconsistent safety limits; the message quotes the bad values."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Why an input was refused: a short ``kind`` (for counting) and the full ``reason``."""
-
-    kind: str  # e.g. 'unknown joint', 'non-finite target', 'joint position limit'
-    reason: str  # names the joint, the bad value and what was expected
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 def _per_joint(name: str, value: float | Sequence[float], n: int) -> np.ndarray:
@@ -92,53 +83,21 @@ class SafetyLimits:
 
 
 # -- commands ---------------------------------------------------------------------------------
+# the checks themselves are vla_common.joint_commands' (the simulator makes the same ones)
 def check_command(names: Sequence[str], positions: Sequence[Sequence[float]],
                   limits: SafetyLimits) -> Fault | None:
     """Why a command (joint names + one row of positions per point) cannot be used, or None.
 
     Faults: no points, unknown, missing or repeated joints, a row whose length differs from the
-    name list, NaN or inf.
+    name list, NaN or inf (:func:`vla_common.joint_commands.check_command`).
     """
-    names = list(names)
-    robot = list(limits.joint_names)
-    unknown = [n for n in names if n not in robot]
-    if unknown:
-        return Fault('unknown joint', f'unknown joint(s) {unknown}; this robot has {robot}')
-    missing = [n for n in robot if n not in names]
-    if missing:
-        return Fault('missing joint', f'missing joint(s) {missing}; a command must name all of '
-                                        f'{robot}')
-    if len(set(names)) != len(names):
-        return Fault('repeated joint', f'repeated joint names in {names}')
-    if len(positions) == 0:
-        return Fault('no points', 'command has no points')
-    for k, row in enumerate(positions):
-        if len(row) != len(names):
-            return Fault('wrong length', f'point {k} has {len(row)} positions for {len(names)} joints')
-        values = np.asarray(row, dtype=np.float64)
-        bad = [names[j] for j in np.flatnonzero(~np.isfinite(values))]
-        if bad:
-            return Fault('non-finite target',
-                         f'point {k} has non-finite target(s) for {bad}: {values.tolist()}')
-    return None
-
-
-def check_times(times: Sequence[float]) -> Fault | None:
-    """Why a list of ``time_from_start`` values (s) is unusable, or None."""
-    t = np.asarray(times, dtype=np.float64)
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        return Fault('bad time', f'time_from_start must be finite and >= 0, got {t.tolist()}')
-    if np.any(np.diff(t) <= 0):
-        return Fault('bad time',
-                     f'time_from_start must increase from point to point, got {t.tolist()}')
-    return None
+    return joint_commands.check_command(names, positions, limits.joint_names)
 
 
 def to_robot_order(names: Sequence[str], rows: Sequence[Sequence[float]],
                    limits: SafetyLimits) -> np.ndarray:
     """(P, N) positions in the robot's joint order (call :func:`check_command` first)."""
-    order = [list(names).index(n) for n in limits.joint_names]
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)[:, order]
+    return joint_commands.to_robot_order(names, rows, limits.joint_names)
 
 
 def clip_to_bounds(positions: np.ndarray, limits: SafetyLimits) -> tuple[np.ndarray, np.ndarray]:

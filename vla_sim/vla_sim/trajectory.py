@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_common.joint_commands import check_command, check_times, to_robot_order
+
 
 class TrajectoryError(ValueError):
     """A trajectory that cannot be followed; the message names the fault."""
@@ -46,37 +48,15 @@ def validate_trajectory(joint_names: Sequence[str], point_positions: Sequence[Se
     """Check a trajectory message's content and reorder it to the robot's joint order.
 
     Raises :class:`TrajectoryError` for unknown, missing or repeated joints, a point whose
-    length differs from the joint list, non-finite values, non-increasing times, or (with
-    ``clip=False``) targets outside ``[lower, upper]``.
+    length differs from the joint list, non-finite values, non-increasing times (the command
+    gate's checks, :mod:`vla_common.joint_commands`), or (with ``clip=False``) targets outside
+    ``[lower, upper]``.
     """
-    names = list(joint_names)
-    unknown = [n for n in names if n not in robot_joints]
-    if unknown:
-        raise TrajectoryError(f'unknown joint(s) {unknown}; this robot has {list(robot_joints)}')
-    missing = [n for n in robot_joints if n not in names]
-    if missing:
-        raise TrajectoryError(f'missing joint(s) {missing}; a command must name all of '
-                              f'{list(robot_joints)}')
-    if len(set(names)) != len(names):
-        raise TrajectoryError(f'repeated joint names in {names}')
-    if len(point_positions) == 0:
-        raise TrajectoryError('trajectory has no points')
-    order = [names.index(n) for n in robot_joints]
-    rows = []
-    for k, pos in enumerate(point_positions):
-        if len(pos) != len(names):
-            raise TrajectoryError(f'point {k} has {len(pos)} positions for {len(names)} joints')
-        row = np.asarray(pos, dtype=np.float64)[order]
-        bad = [robot_joints[j] for j in np.flatnonzero(~np.isfinite(row))]
-        if bad:
-            raise TrajectoryError(f'point {k} has non-finite target(s) for {bad}')
-        rows.append(row)
-    positions = np.vstack(rows)
+    fault = check_command(joint_names, point_positions, robot_joints) or check_times(point_times)
+    if fault is not None:
+        raise TrajectoryError(fault.reason)
+    positions = to_robot_order(joint_names, point_positions, robot_joints)
     times = np.asarray(point_times, dtype=np.float64)
-    if not np.all(np.isfinite(times)) or np.any(times < 0):
-        raise TrajectoryError(f'time_from_start must be finite and >= 0, got {times.tolist()}')
-    if np.any(np.diff(times) <= 0):
-        raise TrajectoryError(f'time_from_start must increase from point to point, got {times.tolist()}')
     outside = (positions < lower) | (positions > upper)
     if np.any(outside):
         joints = sorted({robot_joints[j] for j in np.flatnonzero(outside.any(axis=0))})
