@@ -9,6 +9,9 @@ rclpy and ROS message packages only: no torch, MuJoCo or HDF5, and no import of 
 - :mod:`vla_common.messages`   stamps/durations <-> seconds, the joint-state parser, ``trajectory_msg``,
   Image <-> RGB
 - :mod:`vla_common.diagnostics` ``DiagnosticsPublisher``: a node's status on ``/diagnostics``
+- :mod:`vla_common.logs`       ``emit_log``: a ROS-free core's ``(level, text)`` lines through a node logger
+- :mod:`vla_common.joint_commands` the checks of a joint command (names, points, times) the gate and the
+  simulator share, and the reorder to the robot's joint order (no rclpy import)
 - :mod:`vla_common.parameters` ``describe``: parameter descriptors (description, range, read-only);
   ``declare_robot_parameters``: the robot's parameters with one set of defaults
 - :mod:`vla_common.robot`      the robot description (joints, bounds, speeds) read once from ``robot.yaml``

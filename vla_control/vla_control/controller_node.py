@@ -53,6 +53,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.diagnostics import DiagnosticsPublisher
+from vla_common.logs import emit_log
 from vla_common.messages import (image_to_rgb, known_velocities, parse_joint_state, to_seconds,
                                  trajectory_msg)
 from vla_common.qos import LATCHED
@@ -62,7 +63,6 @@ from vla_control.parameters import PARAMETERS, per_joint
 from vla_control.rollouts import RolloutRecorder
 from vla_control.runtime import ControlLoop, Inputs, LockstepTicks, check_image_size
 from vla_control.status import TickStats, status_values
-from vla_safety.ros_support import emit_log
 from vla_safety.rules import FaultLog, SafetyLimits
 
 

@@ -31,12 +31,13 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.diagnostics import DiagnosticsPublisher
+from vla_common.logs import emit_log
 from vla_common.messages import time_msg, to_seconds, trajectory_msg
 from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
-from vla_safety.ros_support import HEARTBEAT_QOS, emit_log, runtime_parameters
+from vla_safety.ros_support import HEARTBEAT_QOS, runtime_parameters
 from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 #: how forwarded trajectories are stamped: zero (start on receipt, ros2_control) or the node clock

@@ -26,12 +26,13 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from vla_common.diagnostics import DiagnosticsPublisher
+from vla_common.logs import emit_log
 from vla_common.messages import to_seconds
 from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC
 from vla_safety.monitor import RUNTIME_LIMITS, MonitorConfig, MonitorCore, MonitorOutput
-from vla_safety.ros_support import HEARTBEAT_QOS, emit_log, runtime_parameters
+from vla_safety.ros_support import HEARTBEAT_QOS, runtime_parameters
 from vla_safety.rules import DEFAULT_POSITION_LIMIT, DEFAULT_VELOCITY_LIMIT, SafetyLimits
 
 

@@ -1,5 +1,6 @@
-"""What the safety nodes share on the ROS side: the heartbeat's QoS profile, logging a core's lines, and the
-run-time parameter callback that lets a core accept (tighten) or refuse limit changes."""
+"""What the safety nodes share on the ROS side: the heartbeat's QoS profile and the run-time
+parameter callback that lets a core accept (tighten) or refuse limit changes (logging a core's
+lines is :func:`vla_common.logs.emit_log`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -9,18 +10,6 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 #: the heartbeat: reliable, only the newest matters
 HEARTBEAT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def emit_log(logger, lines: Iterable[tuple[str, str]]) -> None:
-    """Log a core's ``(level, text)`` lines."""
-    for level, text in lines:
-        # one call site per severity: rclpy refuses to change it between calls of a line
-        if level == 'error':
-            logger.error(text)
-        elif level in ('warn', 'warning'):
-            logger.warning(text)
-        else:
-            logger.info(text)
 
 
 def runtime_parameters(params, runtime_names: Iterable[str],
