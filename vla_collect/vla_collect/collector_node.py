@@ -14,7 +14,7 @@ Episodes start and stop with the joystick (``start_button`` toggles, stopping as
     ~/discard  std_srvs/Trigger   drop the current episode
 
 Beside a lock-step simulator (``lockstep: true``) the recorder does not sample on a timer: it
-pairs by header stamps (``recorder.TickPairing``): step t is the frame and joint state stamped
+pairs by header stamps (``stream_pairing.TickPairing``): step t is the frame and joint state stamped
 T_t with the last robot command that arrived between tick t's first observation and tick t+1's
 (stamped T_t, or T_{t-1} by a gate whose clock lagged), i.e. the command sent after seeing frame
 t, the one the simulator stepped with.  It acknowledges every tick it has
@@ -51,10 +51,12 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_collect.episode_bag import STORAGES, EpisodeBag, EpisodeBagError
-from vla_collect.recorder import (ACTION, IMAGE, JOINT_STATES, ButtonEdges, Recorder,
-                                  RecorderError, TickPairing, TickStep)
+from vla_collect.bag_recording import BagRecording
+from vla_collect.episode_bag import STORAGES
+from vla_collect.joy_buttons import ButtonEdges
+from vla_collect.recorder import Recorder, RecorderError
 from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
+from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES, TickPairing, TickStep
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
 from vla_common.parameters import declare_robot_parameters, describe
@@ -116,12 +118,7 @@ class CollectorNode(Node):
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
         self.record_bag = bool(p('record_bag'))
-        self.bag_storage = str(p('bag_storage'))
-        if self.bag_storage not in STORAGES:
-            raise ValueError(f'bag_storage must be one of {STORAGES}, got {self.bag_storage!r}')
-        self.bag: EpisodeBag | None = None
-        self.bag_error = ''
-        self.last_bag = ''
+        self.bags = BagRecording(str(p('bag_storage')))
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.status_pub = self.create_publisher(String, '~/status', LATCHED)
@@ -260,34 +257,16 @@ class CollectorNode(Node):
 
     def _on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
         """``record_bag``: one message, as it arrived, into the episode's bag."""
-        if self.bag is None:
-            return
-        try:
-            self.bag.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
-        except EpisodeBagError as exc:
-            # the HDF5 episode goes on; the bag of this episode is dropped, and says why
-            self.bag_error = str(exc)
-            self.bag.abort()
-            self.bag = None
-            self.get_logger().error(f'{exc}: the bag of this episode is dropped (the HDF5 episode '
-                                    'goes on)')
+        if self.bags.bag is not None:
+            error = self.bags.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
+            if error:
+                self.get_logger().error(error)
 
     def _close_bag(self, summary) -> None:
         """Finish (a saved episode) or delete (anything else) the episode's bag."""
-        bag, self.bag = self.bag, None
-        if bag is None:
-            return
-        if summary is None or not summary.saved:
-            bag.abort()
-            return
-        try:
-            path = bag.close(summary.language_command, summary.success)
-        except EpisodeBagError as exc:
-            self.bag_error = str(exc)
-            self.get_logger().error(str(exc))
-            return
-        if path is not None:
-            self.last_bag = str(path)
+        error = self.bags.close(summary)
+        if error:
+            self.get_logger().error(error)
 
     def _on_voice_command(self, msg: String) -> None:
         command = msg.data.strip()
@@ -320,7 +299,7 @@ class CollectorNode(Node):
             self.get_logger().error(f'cannot start: {exc}')
             return False, str(exc)
         if self.record_bag:
-            self.bag, self.bag_error = EpisodeBag(path, self.bag_storage), ''
+            self.bags.start(path)
         self.get_logger().info(f'recording {path.name}: {self.language_command!r}')
         self._publish_status()
         return True, json.dumps({'path': str(path), 'language_command': self.language_command})
@@ -376,9 +355,7 @@ class CollectorNode(Node):
         status = self.recorder.status(self._now())
         status['bad_messages'] = dict(self.bad_messages)
         if self.record_bag:
-            status['bag'] = {'recording': self.bag is not None, 'last': self.last_bag,
-                             'messages': self.bag.messages if self.bag is not None else 0,
-                             'error': self.bag_error}
+            status['bag'] = self.bags.status()
         status['next_language_command'] = self.language_command
         self.status_pub.publish(String(data=json.dumps(status)))
         if status['last_error']:

@@ -14,7 +14,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Joy
 
-from vla_collect.recorder import ButtonEdges
+from vla_collect.joy_buttons import ButtonEdges
 from vla_collect.teleop import JogInput, JoyMapping
 from vla_collect.teleop_base import TeleopBase, send_final_hold
 from vla_common.parameters import describe

@@ -3,8 +3,8 @@ stream with a staleness limit per stream, episode start/stop/discard, drop accou
 
 The ``teleop_collector`` node converts messages, feeds :meth:`Recorder.update` from its
 subscriptions and calls :meth:`Recorder.sample` from a 30 Hz timer.  Beside a lock-step
-simulator it pairs by header stamps instead (:class:`TickPairing`) and writes each tick with
-:meth:`Recorder.record`.
+simulator it pairs by header stamps instead (:class:`vla_collect.stream_pairing.TickPairing`)
+and writes each tick with :meth:`Recorder.record`.
 
 With ``background=True`` the HDF5 writes (compression, the periodic flush) run in one worker
 thread, in order, so a caller on a ROS executor is never held up by the disk (a lock-step
@@ -32,14 +32,7 @@ import numpy as np
 
 from vla_collect.episode_schema import EpisodeWriteError, next_episode_path
 from vla_collect.episode_writer import DEFAULT_MIN_FREE_BYTES, EpisodeWriter
-from vla_collect.joy_buttons import ButtonEdges
-from vla_collect.stream_pairing import (ACTION, IMAGE, JOINT_STATES, Stream, TickPairing, TickStep,
-                                        as_image)
-
-# ButtonEdges, TickPairing, TickStep and as_image are re-exported: the collector node and the
-# joystick teleop import them from here
-__all__ = ['ACTION', 'IMAGE', 'JOINT_STATES', 'ButtonEdges', 'EpisodeSummary', 'Recorder',
-           'RecorderError', 'Stream', 'TickPairing', 'TickStep', 'as_image']
+from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES, Stream
 
 log = logging.getLogger(__name__)
 
