@@ -173,16 +173,11 @@ class Collection:
         return self.runner._call(client, request, timeout, what)
 
     def _set_next_episode(self, instruction: str, task: str, seed: int) -> None:
-        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-        from rcl_interfaces.srv import SetParameters
-
-        def string(name: str, value: str) -> Parameter:
-            return Parameter(name=name, value=ParameterValue(
-                type=ParameterType.PARAMETER_STRING, string_value=value))
-        result = self._call(self.params_srv, SetParameters.Request(parameters=[
-            string('language_command', instruction),
-            string('episode_metadata', json.dumps({'task': task, 'seed': seed,
-                                                   'source': 'scripted_expert', **self.metadata}))]),
+        from vla_common.parameters import set_parameters_request
+        result = self._call(self.params_srv, set_parameters_request({
+            'language_command': instruction,
+            'episode_metadata': json.dumps({'task': task, 'seed': seed,
+                                            'source': 'scripted_expert', **self.metadata})}),
             'setting the recorder language command')
         refused = [r.reason for r in result.results if not r.successful]
         if refused:

@@ -12,7 +12,6 @@ import time
 import numpy as np
 
 import rclpy
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from diagnostic_msgs.msg import DiagnosticArray
@@ -26,6 +25,7 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_common.evaluation import Episode
 from vla_common.launching import wait_for
 from vla_common.messages import ImageConversionError, image_to_rgb, to_seconds
+from vla_common.parameters import set_parameters_request
 from vla_common.qos import LATCHED
 
 
@@ -45,20 +45,6 @@ def silence(status: dict, limit: int = SILENT_TICKS_LIMIT) -> str:
     return (f'no answer from {", ".join(status.get("silent") or ["?"])} for '
             f'{status["silent_ticks"]} consecutive lock-step ticks (the simulator stepped on its '
             'timeout); is the node that publishes it running?')
-
-
-def _parameter(name: str, value) -> Parameter:
-    if isinstance(value, bool):
-        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL,
-                                                         bool_value=value))
-    if isinstance(value, int):
-        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
-                                                         integer_value=value))
-    if isinstance(value, float):
-        return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
-                                                         double_value=value))
-    return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                     string_value=str(value)))
 
 
 class EpisodeRunner:
@@ -182,8 +168,8 @@ class EpisodeRunner:
 
     def set_sim_parameters(self, timeout: float = 20.0, **values) -> None:
         """Set ``sim_node`` parameters (task, seed, paused, pause_after_done)."""
-        request = SetParameters.Request(parameters=[_parameter(k, v) for k, v in values.items()])
-        result = self._call(self.params, request, timeout, 'setting the simulator parameters')
+        result = self._call(self.params, set_parameters_request(values), timeout,
+                            'setting the simulator parameters')
         refused = [r.reason for r in result.results if not r.successful]
         if refused:
             raise ValueError('; '.join(refused))
