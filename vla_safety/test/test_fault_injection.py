@@ -6,9 +6,10 @@ estimates them), command sources and strangers.
 For every fault it checks what reached the robot (never NaN, never beyond the bounds except on
 the way back from a measured position that was already beyond them, never faster than the
 speed limit by more than one tick), whether the stop latched, and that every node kept running.
-One graph serves the module; each test leaves the stop reset.
+One graph serves the module; each test leaves the stop reset.  The faults that need a gate of
+their own (signals, a sim clock jumping back, the deadman) are in
+``test_fault_injection_own_gates.py``; the robot and the checks in ``fault_injection_support.py``.
 """
-import dataclasses
 import math
 import os
 import signal
@@ -17,82 +18,19 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 from builtin_interfaces.msg import Duration
-from builtin_interfaces.msg import Time as TimeMsg
-from rclpy.qos import qos_profile_sensor_data
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
-from vla_bringup.scenarios import config_file
+from fault_injection_support import (FILES, JOINTS, LOWER, MONITOR, TICK, UPPER, VMAX,
+                                     FollowingRobot, check_path, command, forwarded, latched,
+                                     output, outputs, seconds, send)
 from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
 from vla_common.qos import LATCHED
 from vla_common.testing import GraphProbe, wait_for
-from vla_safety.rules import sample_trajectory
 
 pytestmark = pytest.mark.ros
-
-OUT = '/joint_trajectory_controller/joint_trajectory'
-ROBOT = yaml.safe_load(open(config_file('robot.yaml')))['/**']['ros__parameters']
-GATE = yaml.safe_load(open(config_file('safety.yaml')))['command_gate']['ros__parameters']
-JOINTS = ROBOT['joint_names']
-LOWER, UPPER = np.array(ROBOT['joint_lower']), np.array(ROBOT['joint_upper'])
-VMAX = np.array(GATE['max_velocity'])
-TICK = 1.0 / GATE['rate']
-FILES = (config_file('robot.yaml'), config_file('safety.yaml'))
-MONITOR = NodeSpec('vla_safety', 'safety_monitor', 'vla_safety.monitor_node', 'safety_monitor',
-                   param_files=FILES)
-
-
-def seconds(msg) -> float:
-    return msg.sec + msg.nanosec * 1e-9
-
-
-def command(target, t0=0.0, names=JOINTS):
-    sec = math.floor(t0)
-    point = JointTrajectoryPoint(positions=[float(x) for x in target],
-                                 time_from_start=Duration(sec=sec, nanosec=int((t0 - sec) * 1e9)))
-    return JointTrajectory(joint_names=list(names), points=[point])
-
-
-class FollowingRobot:
-    """Follows the gate's output (linear interpolation, as a JTC) at no more than ``speed``,
-    and publishes /joint_states at 100 Hz, stamped, without velocities."""
-
-    def __init__(self, probe: GraphProbe, speed: float = 1.7, topic: str = OUT,
-                 states: str = '/joint_states') -> None:
-        self.probe, self.speed, self.states = probe, speed, states
-        self.q = np.zeros(len(JOINTS))
-        self.override: list | None = None  # positions to publish instead (faults)
-        self.publishing = True
-        self.trajectory = None  # (start, times, points, received)
-        self.last = self.clock()
-        probe.subscribe(JointTrajectory, topic, on_message=self.on_command)
-        probe.timer(0.01, self.tick)
-
-    def clock(self) -> float:
-        return self.probe.node.get_clock().now().nanoseconds * 1e-9
-
-    def on_command(self, msg) -> None:
-        self.trajectory = (self.q.copy(), np.array([seconds(p.time_from_start) for p in msg.points]),
-                           np.array([p.positions for p in msg.points]), self.clock())
-
-    def tick(self) -> None:
-        # one instant for the motion and the stamp, so the monitor's velocity estimate is exact
-        now = self.clock()
-        dt, self.last = now - self.last, now
-        if self.trajectory is not None:
-            start, times, points, received = self.trajectory
-            target = sample_trajectory(start, times, points, now - received)
-            self.q += np.clip(target - self.q, -self.speed * dt, self.speed * dt)
-        if not self.publishing:
-            return
-        msg = JointState(name=list(JOINTS), position=list(self.override or self.q.tolist()))
-        msg.header.stamp = TimeMsg(sec=int(now), nanosec=int((now % 1.0) * 1e9))
-        self.probe.publish(JointState, self.states, msg, qos_profile_sensor_data)
 
 
 @pytest.fixture(scope='module')
@@ -115,63 +53,6 @@ def graph():
     finally:
         probe.close()
         group.stop()
-
-
-def output(group) -> str:
-    return '\n'.join(f'--- {p.spec.name}\n{p.output()}' for p in group.processes)
-
-
-def send(probe, msg, timeout=0.5, topics=('/vla/command', OUT)):
-    """Publish one command; the gate's next output or None."""
-    since = time.monotonic()
-    probe.publish(JointTrajectory, topics[0], msg)
-    return probe.wait_for_message(topics[1], timeout=timeout, since=since)
-
-
-def forwarded(probe, msg, timeout=5.0, topics=('/vla/command', OUT)):
-    """Publish ``msg`` until the gate forwards it (a loaded machine may make the joint
-    state or the heartbeat late for a moment, and the gate then holds, as it should)."""
-    found = []
-    wait_for(lambda: found.append(send(probe, msg, 0.3, topics)) or found[-1] is not None,
-             timeout, interval=0.05)
-    return found[-1] if found else None
-
-
-def outputs(probe, since, topic=OUT):
-    return [(t, m) for t, m in probe.stamped(topic) if t >= since]
-
-
-def check_path(received, start=None):
-    """What reached the robot is finite, inside the bounds (or on the way back from where the
-    robot was) and no faster than max_velocity over any window, plus one tick of credit."""
-    stamps, points = [], []
-    for _, msg in received:
-        stamp = seconds(msg.header.stamp)
-        # as a JTC: a new trajectory replaces the points of the old one not yet due
-        keep = [k for k, due in enumerate(stamps) if due <= stamp]
-        stamps, points = [stamps[k] for k in keep], [points[k] for k in keep]
-        for p in msg.points:
-            stamps.append(stamp + seconds(p.time_from_start))
-            points.append(p.positions)
-    points = np.array(points, dtype=float).reshape(-1, len(JOINTS))
-    assert np.all(np.isfinite(points)), points
-    low = LOWER if start is None else np.minimum(LOWER, start)
-    high = UPPER if start is None else np.maximum(UPPER, start)
-    assert np.all(points >= low - 1e-9) and np.all(points <= high + 1e-9), points
-    stamps = np.array(stamps)
-    order = np.argsort(stamps, kind='stable')
-    stamps, points = stamps[order], points[order]
-    for i in range(len(points)):
-        moved = np.abs(points[i:] - points[i])
-        allowed = VMAX * (stamps[i:, None] - stamps[i] + TICK) + 1e-6
-        assert np.all(moved <= allowed), (i, moved.max(), stamps[i:i + 4] - stamps[i],
-                                          points[i:i + 4, 0])
-    return stamps, points
-
-
-def latched(probe) -> bool:
-    msgs = probe.messages('/emergency_stop')
-    return bool(msgs and msgs[-1].data)
 
 
 @pytest.fixture
@@ -425,120 +306,3 @@ def test_monitor_killed_and_restarted_the_gate_holds_until_the_new_monitor_is_re
     assert send(probe, command(robot.q + 0.01)) is None
     reset(probe, robot, group)
     alive(group)
-
-
-@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
-def test_gate_sends_its_hold_on_sigint_and_sigterm(sig):
-    spec = NodeSpec('vla_safety', 'command_gate', 'vla_safety.gate_node', 'command_gate',
-                    param_files=FILES, parameters={'require_monitor': False})
-    # a graph of its own beside the module's (whose nodes may still run)
-    ns = f'/signal_test_{int(sig)}'
-    topics = (f'{ns}/command', f'{ns}/robot')
-    spec = dataclasses.replace(
-        spec, parameters={**spec.parameters, 'input_topic': topics[0], 'output_topic': topics[1]},
-        remappings=tuple((t, ns + t) for t in ('/joint_states', '/emergency_stop',
-                                               '/safety/heartbeat', '/safety/stop_request')))
-    gate = NodeProcess(spec).start()
-    probe = GraphProbe(f'signal_probe_{int(sig)}')
-    try:
-        robot = FollowingRobot(probe, topic=topics[1], states=f'{ns}/joint_states')
-        probe.publisher(JointTrajectory, topics[0])
-        assert forwarded(probe, command(robot.q + 0.01), 30.0, topics) is not None, gate.output()
-        since = time.monotonic()
-        os.killpg(gate.pid, sig)
-        assert wait_for(lambda: not gate.alive(), 10.0), gate.output()
-        assert gate.returncode == 0, gate.output()
-        held = outputs(probe, since, topics[1])
-        assert held, 'no hold reached the robot: ' + gate.output()
-        assert 'controlled stop' in gate.output()
-        check_path(held)
-    finally:
-        probe.close()
-        gate.stop()
-
-
-def private_gate(name: str, parameters: dict):
-    """A gate of its own beside the module's graph: its topics under ``/<name>``."""
-    spec = NodeSpec('vla_safety', 'command_gate', 'vla_safety.gate_node', 'command_gate',
-                    param_files=FILES, parameters={'require_monitor': False})
-    ns = f'/{name}'
-    topics = (f'{ns}/command', f'{ns}/robot')
-    spec = dataclasses.replace(
-        spec, parameters={**spec.parameters, **parameters, 'input_topic': topics[0],
-                          'output_topic': topics[1]},
-        remappings=tuple((t, ns + t) for t in ('/joint_states', '/emergency_stop', '/clock',
-                                               '/safety/heartbeat', '/safety/stop_request')))
-    return NodeProcess(spec).start(), ns, topics
-
-
-def test_sim_clock_jumping_back_holds_until_a_fresh_state_and_moves_nothing_back():
-    gate, ns, topics = private_gate('clock_jump_test', {'use_sim_time': True})
-    probe = GraphProbe('clock_jump_probe')
-    sim = {'t': 100.0, 'offset': 0.0}  # the timer alone writes t, the test alone the offset
-
-    def tick_clock():
-        sim['t'] += 0.01
-        now = sim['t'] + sim['offset']
-        sec = math.floor(now)
-        probe.publish(Clock, f'{ns}/clock', Clock(clock=TimeMsg(
-            sec=sec, nanosec=int((now - sec) * 1e9))))
-    try:
-        probe.timer(0.01, tick_clock)
-        robot = FollowingRobot(probe, topic=topics[1], states=f'{ns}/joint_states')
-        probe.publisher(JointTrajectory, topics[0])
-        assert forwarded(probe, command(robot.q), 30.0, topics) is not None, gate.output()
-        target = np.clip(robot.q + 0.5, LOWER, UPPER)
-        for _ in range(10):
-            probe.publish(JointTrajectory, topics[0], command(target, TICK))
-            time.sleep(TICK)
-        jumped_from = sim['t']
-        sim['offset'] = -50.0  # a simulator reset: the clock jumps back
-        assert wait_for(lambda: 'clock jumped back' in gate.output(), 10.0), gate.output()
-        since = time.monotonic()
-        after = forwarded(probe, command(target, TICK), 10.0, topics)
-        assert after is not None, gate.output()  # a fresh state came: it forwards again
-        for _ in range(10):
-            probe.publish(JointTrajectory, topics[0], command(target, TICK))
-            time.sleep(TICK)
-        wait_for(lambda: False, 0.1)
-        received = outputs(probe, since, topics[1])
-        # stamped in the new (earlier) time; from where the robot is, at no more than the limit
-        assert received and all(seconds(m.header.stamp) < jumped_from - 40.0
-                                for _, m in received), received
-        check_path(received)
-        assert gate.alive(), gate.output()
-    finally:
-        probe.close()
-        gate.stop()
-
-
-def test_operator_deadman_released_or_silent_holds_and_held_again_forwards():
-    gate, ns, topics = private_gate('deadman_test', {'deadman_topic': '/operator/deadman',
-                                                     'deadman_timeout': 0.3})
-    probe = GraphProbe('deadman_probe')
-    deadman = {'pressed': True, 'publishing': True}
-
-    def press():
-        if deadman['publishing']:
-            probe.publish(Bool, '/operator/deadman', Bool(data=deadman['pressed']))
-    try:
-        probe.timer(0.05, press)
-        robot = FollowingRobot(probe, topic=topics[1], states=f'{ns}/joint_states')
-        probe.publisher(JointTrajectory, topics[0])
-        assert forwarded(probe, command(robot.q + 0.01), 30.0, topics) is not None, gate.output()
-        def count(text):
-            return gate.output(max_chars=10 ** 6).count(text)
-        for how in ('publishing', 'pressed'):  # silent, then released (false)
-            holds = count('deadman released or silent: holding')
-            deadman[how] = False
-            assert wait_for(lambda: count('deadman released or silent: holding') > holds, 10.0), \
-                gate.output()
-            wait_for(lambda: False, 0.1)
-            assert send(probe, command(robot.q + 0.01), 0.3, topics) is None, how
-            deadman[how] = True
-            assert forwarded(probe, command(robot.q + 0.01), 10.0, topics) is not None, how
-        assert count('operator deadman held') >= 2, gate.output()
-        assert gate.alive(), gate.output()
-    finally:
-        probe.close()
-        gate.stop()
