@@ -32,7 +32,7 @@ def test_plan_skips_recorded_pairs():
 def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, capsys, timing):
     out = tmp_path / 'demos'
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(out),
-                 *timing]) == 0
+                 *timing, '--pick-tail', '0.5']) == 0
     episodes = list_episodes(out)
     assert len(episodes) == 1
     assert validate_episode(episodes[0]) == []
@@ -48,11 +48,12 @@ def test_collect_records_valid_episodes_with_commands_and_success(tmp_path, caps
     # a second run finds the episode and records nothing new
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(out)]) == 0
     assert list_episodes(out) == episodes
-    # the recording goes on for --tail (0.5 s = 15 ticks by default) after success, so the
-    # demonstration shows the whole motion; --tail 0 stops at the moment of success
+    # the recording goes on for --tail (0.5 s = 15 ticks by default; a pick: --pick-tail, 0 by
+    # default) after success, so the demonstration shows the whole motion; 0 stops at the
+    # moment of success
     # (with --record-bag: the raw topics also go to a rosbag2 beside the episode)
     assert main(['collect', '--tasks', 'pick_red', '--episodes', '1', '--out', str(tmp_path / 'no_tail'),
-                 *timing, '--tail', '0', '--record-bag', '--image-size', '96']) == 0
+                 *timing, '--record-bag', '--image-size', '96']) == 0
     with open_episode(list_episodes(tmp_path / 'no_tail')[0]) as ep:
         assert 0.25 <= with_tail - (ep.timestamps[-1] - ep.timestamps[0]) <= 0.85
         # --image-size: the simulator renders, and the episode stores, 96 px frames

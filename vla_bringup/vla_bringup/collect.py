@@ -8,8 +8,9 @@ to end (success or the task's time limit) and stops the recording with the succe
 By default the simulator runs in lock-step with the graph: a tick advances when the gate has
 forwarded the expert's command for it and the recorder has gathered it, so collection runs as
 fast as this machine allows and records the same episodes on any machine.  The simulator is
-paused while a recording starts and pauses itself ``--tail`` s after the episode ends, so every
-recording starts at the episode's first tick and ends at the same tick.
+paused while a recording starts and pauses itself ``--tail`` s after the episode ends (a pick:
+``--pick-tail``, 0 by default), so every recording starts at the episode's first tick and ends
+at the same tick.
 ``--real-time-factor`` runs it against the wall clock instead (the nodes race it).
 
     vla collect --tasks all --episodes 50 --out data/demos
@@ -53,9 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--episode-timeout', type=float, default=120.0,
                         help='wall-clock seconds before an episode counts as hung')
     parser.add_argument('--tail', type=float, default=0.5,
-                        help='seconds of simulated time recorded after success (in lock-step also after '
-                             'a time-limit end), so a demonstration shows the whole motion (the release '
-                             'after a placement), not only the moment success is detected (default 0.5)')
+                        help='seconds of simulated time recorded after a task other than a pick ends '
+                             '(success, or in lock-step also a time-limit end), so a demonstration shows '
+                             'the whole motion (the release after a placement), not only the moment '
+                             'success is detected (default 0.5)')
+    parser.add_argument('--pick-tail', type=float, default=0.0,
+                        help='the same after a pick (default 0: a pick ends when the cube is up, as its '
+                             'evaluation does; a tail would only show the arm holding still)')
     parser.add_argument('--record-bag', action='store_true',
                         help='also keep the raw topics of each episode in a rosbag2 (MCAP) '
                              'directory beside it, episode_NNNNNN.bag (re-cut them later with '
@@ -303,7 +308,7 @@ class Collection:
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
             episode_timeout: float, only_successes: bool = False, tail: float = 0.5,
             record_bag: bool = False, exec_noise: float = 0.0,
-            image_size: int | None = None) -> list[Recorded]:
+            image_size: int | None = None, pick_tail: float = 0.0) -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now.
 
     ``rtf`` None: lock-step simulation; a number: real time at that factor."""
@@ -311,8 +316,10 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
     if rtf is not None and rtf <= 0:
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
-    if tail < 0:
-        raise CommandError(f'--tail must be >= 0 s, got {tail}')
+    if tail < 0 or pick_tail < 0:
+        raise CommandError(f'--tail and --pick-tail must be >= 0 s, got {tail} and {pick_tail}')
+    from vla_sim import TASKS
+    tails = {t: pick_tail if TASKS[t].kind == 'pick' else tail for t in tasks}
     if image_size is not None and image_size < 8:
         raise CommandError(f'--image-size must be >= 8 pixels, got {image_size}')
     if not 0.0 <= exec_noise <= 1.0:
@@ -355,7 +362,7 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
             record = collection.record if rtf is not None else collection.record_lockstep
             for task, task_seed in bar:
                 result = record(task, task_seed, episode_timeout,
-                                keep_failure=not only_successes, tail=tail)
+                                keep_failure=not only_successes, tail=tails[task])
                 recorded.append(result)
                 bar.set_postfix_str(f'{task} seed {task_seed}: '
                                     f'{"success" if result.success else "fail"}'
@@ -401,6 +408,6 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
                        args.real_time_factor, args.episode_timeout, args.only_successes, args.tail,
-                       args.record_bag, args.exec_noise, args.image_size)
+                       args.record_bag, args.exec_noise, args.image_size, args.pick_tail)
     print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0
