@@ -104,34 +104,11 @@ def test_lockstep_collection_pairs_each_frame_with_the_command_that_answered_it(
     """Lock-step: the action recorded at step t (timestamp T_t) is the command the scripted
     expert published after seeing tick t (its request stamped T_t, as the gate forwarded it),
     not the one of the tick before or after; no emergency stop, no dropped step."""
-    import os
-
     import numpy as np
-    from trajectory_msgs.msg import JointTrajectory
 
-    from vla_bringup.collect import Collection
-    from vla_bringup.episodes import private_context
-    from vla_bringup.scenarios import REQUEST_TOPIC, collection_scenario
-    from vla_common.launching import NodeGroup
-
-    out = tmp_path / 'demos'
-    specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True}, str(out))
-    with NodeGroup(specs) as group:
-        context = private_context(int(os.environ['ROS_DOMAIN_ID']))
-        collection = Collection(context)
-        requests = {}  # expert request stamp (its clock: the tick it answered) -> positions
-        collection.runner.node.create_subscription(
-            JointTrajectory, REQUEST_TOPIC, lambda m: requests.__setitem__(
-                round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
-                np.asarray(m.points[0].positions)), 50)
-        try:
-            collection.wait_ready(timeout=90.0)
-            collection.wait_flowing(timeout=60.0)
-            result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
-        finally:
-            collection.close()
-            context.try_shutdown()
-        logs = '\n'.join(f'--- {p.spec.name}\n{p.output(1500)}' for p in group.processes)
+    from vla_bringup.scenarios import REQUEST_TOPIC
+    result, seen, logs = _record_lockstep_episode(tmp_path / 'demos', [REQUEST_TOPIC])
+    requests = seen[REQUEST_TOPIC]  # expert request stamp (its clock: the tick it answered) -> positions
     assert result.path and result.success and result.estops == 0, (result, logs)
     # no dropped step, unless the simulator stepped on its lock-step timeout (a node too slow
     # to answer on a loaded machine; seen once at load ~4 with 1 timeout and 1 drop)
@@ -168,36 +145,11 @@ def test_exec_noise_records_the_experts_clean_command():
 def test_lockstep_collection_with_exec_noise_labels_each_step_with_the_clean_command(tmp_path):
     """DART-style collection: the robot executes the expert's command plus noise, the episode
     records the expert's clean command of the same tick (its label), and says which noise ran."""
-    import os
-
     import numpy as np
-    from trajectory_msgs.msg import JointTrajectory
 
-    from vla_bringup.collect import Collection
-    from vla_bringup.episodes import private_context
-    from vla_bringup.scenarios import EXPERT_LABEL_TOPIC, REQUEST_TOPIC, collection_scenario
-    from vla_common.launching import NodeGroup
-
-    out = tmp_path / 'demos'
-    specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True, 'exec_noise': 0.01},
-                                str(out))
-    with NodeGroup(specs) as group:
-        context = private_context(int(os.environ['ROS_DOMAIN_ID']))
-        collection = Collection(context, {'exec_noise': 0.01})
-        seen = {REQUEST_TOPIC: {}, EXPERT_LABEL_TOPIC: {}}  # topic -> {tick: positions}
-        for topic, store in seen.items():
-            collection.runner.node.create_subscription(
-                JointTrajectory, topic, lambda m, store=store: store.__setitem__(
-                    round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
-                    np.asarray(m.points[0].positions)), 50)
-        try:
-            collection.wait_ready(timeout=90.0)
-            collection.wait_flowing(timeout=60.0)
-            result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
-        finally:
-            collection.close()
-            context.try_shutdown()
-        logs = '\n'.join(f'--- {p.spec.name}\n{p.output(1500)}' for p in group.processes)
+    from vla_bringup.scenarios import EXPERT_LABEL_TOPIC, REQUEST_TOPIC
+    result, seen, logs = _record_lockstep_episode(tmp_path / 'demos', [REQUEST_TOPIC, EXPERT_LABEL_TOPIC],
+                                                  {'exec_noise': 0.01}, exec_noise=0.01)
     assert result.path and result.success and result.estops == 0, (result, logs)
     requests, labels = seen[REQUEST_TOPIC], seen[EXPERT_LABEL_TOPIC]
     with open_episode(result.path) as ep:
@@ -212,3 +164,38 @@ def test_lockstep_collection_with_exec_noise_labels_each_step_with_the_clean_com
     assert np.mean(noisy) >= 0.5, np.mean(noisy)  # the robot got the noisy command
     # the labels move as the expert's own commands do: at most max_joint_speed / 30 per tick
     assert np.abs(np.diff(actions[:, :6], axis=0)).max() <= 1.5 / 30 + 1e-4
+
+
+def _record_lockstep_episode(out, topics, metadata=None, **values):
+    """One lock-step pick_red seed 3 demonstration through the collection scenario (``values``
+    added to its launch values), with every JointTrajectory on ``topics`` kept as
+    {topic: {tick: positions}}; returns (Recorded, that dict, the nodes' logs)."""
+    import os
+
+    import numpy as np
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_bringup.collect import Collection
+    from vla_bringup.episodes import private_context
+    from vla_bringup.scenarios import collection_scenario
+    from vla_common.launching import NodeGroup
+
+    specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True, **values}, str(out))
+    with NodeGroup(specs) as group:
+        context = private_context(int(os.environ['ROS_DOMAIN_ID']))
+        collection = Collection(context, metadata)
+        seen = {topic: {} for topic in topics}  # topic -> {tick (stamp x 30): positions}
+        for topic, store in seen.items():
+            collection.runner.node.create_subscription(
+                JointTrajectory, topic, lambda m, store=store: store.__setitem__(
+                    round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
+                    np.asarray(m.points[0].positions)), 50)
+        try:
+            collection.wait_ready(timeout=90.0)
+            collection.wait_flowing(timeout=60.0)
+            result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
+        finally:
+            collection.close()
+            context.try_shutdown()
+        logs = '\n'.join(f'--- {p.spec.name}\n{p.output(1500)}' for p in group.processes)
+    return result, seen, logs
