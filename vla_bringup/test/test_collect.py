@@ -163,7 +163,9 @@ def test_lockstep_collection_with_exec_noise_labels_each_step_with_the_clean_com
     noisy = [np.abs(requests[t] - labels[t]).max() > 1e-4 for _, t in both]
     assert np.mean(noisy) >= 0.5, np.mean(noisy)  # the robot got the noisy command
     # the labels move as the expert's own commands do: at most max_joint_speed / 30 per tick
-    assert np.abs(np.diff(actions[:, :6], axis=0)).max() <= 1.5 / 30 + 1e-4
+    # (between recorded steps one tick apart: a step dropped on a loaded machine spans two)
+    steps = np.abs(np.diff(actions[:, :6], axis=0)).max(axis=1)
+    assert steps[np.diff(ticks) == 1].max() <= 1.5 / 30 + 1e-4
 
 
 def _record_lockstep_episode(out, topics, metadata=None, **values):
