@@ -8,41 +8,12 @@ import numpy as np
 import pytest
 
 from vla_sim import TASKS, ScriptedExpert, SimEnv
-
-EXPERT_KEYS = ("task", "dt", "joint_positions", "ee_pos")  # plus objects' pos and quat
-
-
-class StateProxy:
-    """Offers only what a ROS-side proxy can: joint_names, dt and a reduced privileged_state()."""
-
-    def __init__(self, env: SimEnv) -> None:
-        self.env = env
-        self.joint_names = env.joint_names
-        self.dt = env.dt
-
-    def privileged_state(self) -> dict:
-        state = self.env.privileged_state()
-        reduced = {k: state[k] for k in EXPERT_KEYS}
-        reduced["objects"] = {n: {"pos": o["pos"], "quat": o["quat"]} for n, o in state["objects"].items()}
-        return reduced
+from vla_sim.testing import StateProxy, run_episode
 
 
 @pytest.fixture(scope="module")
 def env():
     return SimEnv(render_images=False)
-
-
-def run_episode(env: SimEnv, expert: ScriptedExpert, task: str, seed: int) -> tuple[dict, np.ndarray]:
-    obs = env.reset(task=task, seed=seed)
-    expert.reset()
-    actions = []
-    done = False
-    while not done:
-        action = expert.act(obs)
-        actions.append(action)
-        obs, reward, done, info = env.step(action)
-        assert not info["clipped"]
-    return info, np.array(actions)
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -9,11 +9,11 @@ import mujoco
 import numpy as np
 import pytest
 
-from vla_sim import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, ScriptedExpert, SimEnv, Task
+from vla_sim import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, ScriptedExpert, SimEnv
 from vla_sim import workbench as wb
+from vla_sim.testing import StateProxy, run_episode
 
 NAMES = ("reach_marker", "push_to_goal", "press_button", "open_drawer", "insert_peg")
-EXPERT_KEYS = ("task", "dt", "joint_positions", "ee_pos")  # plus objects' pos and quat
 
 
 @pytest.fixture(scope="module")
@@ -168,36 +168,11 @@ def test_button_is_articulated(fast_env):
     assert fast_env.privileged_state()["objects"]["button"]["depth"][0] < 1e-3
 
 
-class StateProxy:
-    """Offers only what a ROS-side proxy can: joint_names, dt and a reduced privileged_state()."""
-
-    def __init__(self, env: SimEnv) -> None:
-        self.env, self.joint_names, self.dt = env, env.joint_names, env.dt
-
-    def privileged_state(self) -> dict:
-        state = self.env.privileged_state()
-        reduced = {k: state[k] for k in EXPERT_KEYS}
-        reduced["objects"] = {n: {"pos": o["pos"], "quat": o["quat"]} for n, o in state["objects"].items()}
-        return reduced
-
-
-def run_episode(env, expert, task, seed):
-    obs = env.reset(task=task, seed=seed)
-    expert.reset(seed=seed)
-    actions, done = [], False
-    while not done:
-        action = expert.act(obs)
-        actions.append(action)
-        obs, reward, done, info = env.step(action)
-        assert not info["clipped"]
-    return info, np.array(actions)
-
-
 @pytest.mark.parametrize("task", NAMES)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_expert_solves_task(fast_env, task, seed):
     expert = ScriptedExpert(StateProxy(fast_env), max_joint_speed=1.5)
-    info, actions = run_episode(fast_env, expert, task, seed)
+    info, actions = run_episode(fast_env, expert, task, seed, reseed=True)
     assert info["success"], f"{task} seed {seed}: expert failed in phase {expert.phase!r}"
     assert info["elapsed_steps"] < 0.75 * ALL_TASKS[task].max_steps
     assert actions.dtype == np.float32 and actions.shape[1] == 7
@@ -206,8 +181,8 @@ def test_expert_solves_task(fast_env, task, seed):
 
 
 def test_expert_noise_is_seeded(fast_env):
-    a = run_episode(fast_env, ScriptedExpert(fast_env, noise=0.01, seed=7), "push_to_goal", 3)
-    b = run_episode(fast_env, ScriptedExpert(fast_env, noise=0.01, seed=7), "push_to_goal", 3)
+    a = run_episode(fast_env, ScriptedExpert(fast_env, noise=0.01, seed=7), "push_to_goal", 3, reseed=True)
+    b = run_episode(fast_env, ScriptedExpert(fast_env, noise=0.01, seed=7), "push_to_goal", 3, reseed=True)
     assert a[0]["success"] and np.array_equal(a[1], b[1])
 
 
@@ -215,7 +190,7 @@ def test_expert_noise_is_seeded(fast_env):
 @pytest.mark.parametrize("task", NAMES)
 def test_expert_success_rate_over_50_seeds(fast_env, task):
     expert = ScriptedExpert(fast_env)
-    successes = sum(run_episode(fast_env, expert, task, seed)[0]["success"] for seed in range(50))
+    successes = sum(run_episode(fast_env, expert, task, seed, reseed=True)[0]["success"] for seed in range(50))
     assert successes >= 48, f"{task}: {successes}/50"
 
 
