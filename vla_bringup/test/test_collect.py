@@ -177,7 +177,7 @@ def _record_lockstep_episode(out, topics, metadata=None, **values):
     import numpy as np
     from trajectory_msgs.msg import JointTrajectory
 
-    from vla_bringup.collect import Collection
+    from vla_bringup.collect_driver import Collection
     from vla_bringup.episodes import private_context
     from vla_bringup.scenarios import collection_scenario
     from vla_common.launching import NodeGroup
