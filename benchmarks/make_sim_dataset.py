@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vla_collect.episode_io import EpisodeWriter
-from vla_sim import TASKS, ScriptedExpert, SimEnv
+from vla_sim import ScriptedExpert, SimEnv, resolve_tasks
 
 
 def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path,
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', type=Path, required=True, help='directory for episode_*.hdf5')
     parser.add_argument('--episodes', type=int, default=50, help='successful demonstrations per task')
-    parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    parser.add_argument('--tasks', default='all',
+                        help='comma-separated task or suite names (tabletop, workbench), or "all" (the cube tasks)')
     parser.add_argument('--image-size', type=int, default=224, help='recorded image size (pixels)')
     parser.add_argument('--exec-noise', type=float, default=0.01,
                         help='std (rad) of noise on executed arm targets; the recorded action stays clean')
@@ -65,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
                              '(the release after a placement), not only the moment success is detected')
     parser.add_argument('--cameras', default='front,wrist',
                         help='comma-separated sim cameras; the first is the main image, the others are '
-                             'stored as /observations/images_<camera> (default front,wrist)')
+                             'stored as /observations/images_<camera> (default front,wrist; a scene records '
+                             'those of them it has: the workbench only front)')
     args = parser.parse_args(argv)
-    tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        parser.error(f'unknown task(s) {unknown}; valid: {", ".join(TASKS)}')
+    try:
+        tasks = resolve_tasks(args.tasks)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
     env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')))
     expert = ScriptedExpert(env)

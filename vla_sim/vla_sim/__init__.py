@@ -7,8 +7,8 @@ cube table's four tasks (what "all tasks" means everywhere); ``WORKBENCH_TASKS``
 
 from vla_sim.env import JOINT_NAMES, SimEnv
 from vla_sim.kinematics import ArmKinematics
-from vla_sim.tasks import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, Task
+from vla_sim.tasks import ALL_TASKS, SUITES, TASKS, WORKBENCH_TASKS, Task, resolve_tasks
 from vla_sim.workbench_expert import ScriptedExpert  # the cube expert, dispatching workbench tasks
 
 __all__ = ["ALL_TASKS", "ArmKinematics", "JOINT_NAMES", "SUITES", "ScriptedExpert", "SimEnv", "TASKS",
-           "Task", "WORKBENCH_TASKS"]
+           "Task", "WORKBENCH_TASKS", "resolve_tasks"]

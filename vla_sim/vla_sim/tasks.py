@@ -194,3 +194,20 @@ def _workbench_tasks() -> dict[str, Task]:
 WORKBENCH_TASKS: dict[str, Task] = _workbench_tasks()
 ALL_TASKS: dict[str, Task] = {**TASKS, **WORKBENCH_TASKS}  # every task SimEnv can reset to
 SUITES: dict[str, tuple[str, ...]] = {"tabletop": tuple(TASKS), "workbench": tuple(WORKBENCH_TASKS)}
+
+
+def resolve_tasks(spec: str) -> list[str]:
+    """Task names from a ``--tasks`` value: ``"all"`` (the cube table's four tasks, as everywhere),
+    a suite name of ``SUITES`` (``tabletop``, ``workbench``), or comma-separated task and suite
+    names, in order, without repeats. ``ValueError`` names the valid choices."""
+    names: list[str] = []
+    for item in ([*TASKS] if spec.strip() == "all" else [t.strip() for t in spec.split(",") if t.strip()]):
+        expanded = SUITES.get(item, (item,))
+        unknown = [t for t in expanded if t not in ALL_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task {unknown[0]!r}; valid: 'all', a suite ({', '.join(SUITES)}) or "
+                             f"task names ({', '.join(ALL_TASKS)})")
+        names.extend(t for t in expanded if t not in names)
+    if not names:
+        raise ValueError(f"no task given; valid: 'all', a suite ({', '.join(SUITES)}) or task names")
+    return names
