@@ -54,27 +54,12 @@ from vla_common.messages import rgb_to_image_msg, time_msg, to_seconds
 from vla_common.parameters import describe
 from vla_common.qos import LATCHED
 from vla_sim.env import SimEnv
+from vla_sim.lockstep import STAMP_TOLERANCE, LockstepWaits
+from vla_sim.sim_status import diagnostic_values, tick_status
 from vla_sim.tasks import TASKS
 from vla_sim.trajectory import Trajectory, TrajectoryError, validate_trajectory
 
-#: stamps are compared with this tolerance (s): the clock is published in whole nanoseconds
-STAMP_TOLERANCE = 1e-6
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
-
-
-class TickWait:
-    """What lock-step still waits for before the step after the tick stamped ``stamp``."""
-
-    def __init__(self, stamp: float, topics: list[str], started: float) -> None:
-        self.stamp = stamp  # clock time (s) of the published tick
-        self.missing = set(topics)  # topics that have not answered this tick yet
-        self.started = started  # monotonic time the tick was published (or the sim unpaused)
-
-    def answer(self, topic: str, stamp: float) -> None:
-        """``topic`` sent a message stamped ``stamp``: it answers this tick if it is not older
-        (stamp 0: a source that does not stamp, counted as an answer)."""
-        if stamp == 0.0 or stamp >= self.stamp - STAMP_TOLERANCE:
-            self.missing.discard(topic)
 
 
 class SimNode(Node):
@@ -118,10 +103,10 @@ class SimNode(Node):
         if self.rate <= 0 or rtf <= 0:
             raise ValueError(f'rate ({self.rate}) and real_time_factor ({rtf}) must be > 0')
         self.lockstep_timeout = float(p('lockstep_timeout').value)
-        if not self.lockstep_timeout > 0:
-            raise ValueError(f'lockstep_timeout must be > 0 s, got {self.lockstep_timeout}')
         self.ack_topics = [str(t) for t in p('lockstep_acks').value if t]
-        self.ack_timeout = max(self.lockstep_timeout, float(p('lockstep_ack_timeout').value))
+        # lock-step bookkeeping: the tick being answered, timeouts per silent topic
+        self.waits = LockstepWaits(COMMAND_TOPIC, self.ack_topics, self.lockstep_timeout,
+                                   float(p('lockstep_ack_timeout').value))
         self.paused = bool(p('paused').value)
         self.pause_after_done = float(p('pause_after_done').value)
         cameras = [self.camera] + (['wrist'] if p('publish_wrist_camera').value else [])
@@ -155,12 +140,6 @@ class SimNode(Node):
         self.clock_offset = 0.0  # sim seconds of earlier episodes: /clock never runs backwards
         self.reset_time = 0.0  # clock time (s) of the last reset, in the stamps' clock
         self.stale = 0
-        # lock-step bookkeeping: the tick being answered, timeouts per silent topic
-        self.wait: TickWait | None = None
-        self.timeouts = 0  # ticks stepped on the timeout instead of on their answers
-        self.silent_counts: dict[str, int] = {}  # per topic: ticks it left unanswered
-        self.silent: list[str] = []  # topics that missed the last timed-out tick
-        self.silent_ticks = 0  # consecutive ticks that timed out
         self.done_time: float | None = None  # sim time the current episode ended
         self._rate_window: list[float] = []
         self._reset_env(str(p('task').value), int(p('seed').value))
@@ -197,8 +176,8 @@ class SimNode(Node):
                 if param.type_ != Parameter.Type.BOOL:
                     return SetParametersResult(successful=False,
                                                reason=f'paused must be a bool, got {param.value!r}')
-                if self.paused and not param.value and self.wait is not None:
-                    self.wait.started = time.monotonic()  # the tick's timeout counts from now
+                if self.paused and not param.value:
+                    self.waits.restart_timer(time.monotonic())  # the tick's timeout counts from now
                 self.paused = bool(param.value)
             if param.name == 'pause_after_done':
                 if param.type_ not in (Parameter.Type.DOUBLE, Parameter.Type.INTEGER):
@@ -220,7 +199,7 @@ class SimNode(Node):
         self.episode += 1
         self.done = False
         self.done_time = None
-        self.silent, self.silent_ticks = [], 0  # a new episode starts with a clean record
+        self.waits.new_episode()
         self.last_reward = 0.0
         self.last_info = {'success': False}
         self.instruction_pub.publish(String(data=self.env.task.instruction))
@@ -247,13 +226,13 @@ class SimNode(Node):
             self.stale += 1
             return
         self._follow(msg)
-        if self.wait is not None:
-            self.wait.answer(COMMAND_TOPIC, stamp)
+        if self.waits.wait is not None:
+            self.waits.answer(COMMAND_TOPIC, stamp)
             self._try_step()
 
     def _on_ack(self, topic: str, msg: Header) -> None:
-        if self.wait is not None:
-            self.wait.answer(topic, to_seconds(msg.stamp))
+        if self.waits.wait is not None:
+            self.waits.answer(topic, to_seconds(msg.stamp))
             self._try_step()
 
     def _follow(self, msg: JointTrajectory) -> None:
@@ -303,39 +282,32 @@ class SimNode(Node):
         """While paused or waiting for a tick's answers, restate the joint state of the current
         tick (same stamp) every 0.1 s, so that wall-clock watchdogs (the safety monitor's joint
         state timeout) see a robot that is still there, standing still in sim time."""
-        if (self.paused or self.wait is not None) and time.monotonic() - self._published_at > 0.1:
+        if (self.paused or self.waits.wait is not None) and time.monotonic() - self._published_at > 0.1:
             self.joint_pub.publish(self._joint_state_msg(self._stamp_of_tick))
             self._published_at = time.monotonic()
 
     def _try_step(self) -> None:
         """Lock-step: step once the current tick has every answer (and the sim is not paused)."""
-        if self.wait is not None and not self.wait.missing and not self.paused:
-            self.silent_ticks = 0
+        if self.waits.answered() and not self.paused:
+            self.waits.silent_ticks = 0
             self._tick()
 
     def _check_timeout(self) -> None:
         """Lock-step: a tick whose answers are late by ``lockstep_timeout`` steps without them
         (and one whose answers came in while the sim was paused steps now)."""
-        wait = self.wait
-        if wait is None or self.paused:
+        if self.waits.wait is None or self.paused:
             return
-        if not wait.missing:
+        if self.waits.answered():
             self._try_step()
             return
         # the command gets lockstep_timeout; an acknowledging node (a recorder flushing its file)
         # gets lockstep_ack_timeout once the command is in
-        limit = self.lockstep_timeout if COMMAND_TOPIC in wait.missing else self.ack_timeout
-        if time.monotonic() - wait.started < limit:
+        if not self.waits.timed_out(time.monotonic()):
             return
-        self.timeouts += 1
-        self.silent_ticks += 1
-        self.silent = sorted(wait.missing)
-        for topic in self.silent:
-            self.silent_counts[topic] = self.silent_counts.get(topic, 0) + 1
         self.get_logger().warning(
             f'lock-step: no answer to tick {self.env.elapsed_steps} of episode {self.episode} '
-            f'from {self.silent} within {self.lockstep_timeout:g} s; stepping without it '
-            f'({self.timeouts} timeouts so far)', throttle_duration_sec=5.0)
+            f'from {self.waits.silent} within {self.lockstep_timeout:g} s; stepping without it '
+            f'({self.waits.timeouts} timeouts so far)', throttle_duration_sec=5.0)
         self._tick()
 
     def _clock_seconds(self) -> float:
@@ -361,28 +333,15 @@ class SimNode(Node):
         self._stamp_of_tick = stamp
         self._published_at = time.monotonic()
         if self.lockstep:  # the answers to this tick are awaited from now on
-            self.wait = TickWait(self._clock_seconds(), [COMMAND_TOPIC] + self.ack_topics,
-                                 time.monotonic())
+            self.waits.begin(self._clock_seconds(), time.monotonic())
         self.joint_pub.publish(self._joint_state_msg(stamp))
         self.image_pub.publish(rgb_to_image_msg(self.obs['image'], stamp, self.frame_id))
         if self.wrist_pub is not None and self.obs.get('image_wrist') is not None:
             self.wrist_pub.publish(rgb_to_image_msg(self.obs['image_wrist'], stamp, 'camera_wrist'))
-        state = self.env.privileged_state()
-        status = {
-            'episode': self.episode, 'task': self.env.task.name, 'seed': self.env.seed,
-            'instruction': self.env.task.instruction, 'step': self.env.elapsed_steps,
-            'sim_time': self.env.sim_time, 'max_steps': self.env.task.max_steps,
-            'reward': self.last_reward, 'success': bool(self.last_info.get('success', False)),
-            'done': self.done,
-            'stamp': to_seconds(stamp),  # clock time of this tick (header stamps)
-            'mode': 'lockstep' if self.lockstep else 'real_time',
-            'paused': self.paused,
-            'timeouts': self.timeouts, 'silent': self.silent, 'silent_ticks': self.silent_ticks,
-            'joint_positions': np.asarray(self.obs['joint_positions'], dtype=np.float64).tolist(),
-            'objects': {name: {'pos': np.asarray(o['pos']).tolist(),
-                               'quat': np.asarray(o['quat']).tolist()}
-                        for name, o in state['objects'].items()},
-        }
+        status = tick_status(
+            self.env, self.obs, episode=self.episode, reward=self.last_reward,
+            success=bool(self.last_info.get('success', False)), done=self.done,
+            stamp=to_seconds(stamp), lockstep=self.lockstep, paused=self.paused, waits=self.waits)
         self.status_pub.publish(String(data=json.dumps(status)))
         if self.clock_pub is not None:
             # the clock goes last: nodes on sim time (recorder, controller) tick when it advances,
@@ -393,15 +352,11 @@ class SimNode(Node):
         now = time.monotonic()
         self._rate_window = [t for t in self._rate_window if now - t <= 5.0]
         achieved = len(self._rate_window) / 5.0
-        self.diagnostics.publish('ok', 'running', (
-            ('task', self.env.task.name), ('seed', self.env.seed), ('episode', self.episode),
-            ('wall_tick_rate_hz', f'{achieved:.2f}'), ('ticks', self.ticks),
-            ('rejected_commands', self.rejected), ('clipped_commands', self.clipped),
-            ('stale_commands', self.stale),
-            ('mode', 'lockstep' if self.lockstep else 'real_time'), ('paused', self.paused),
-            ('lockstep_timeouts', self.timeouts),
-            *((f'lockstep_silent: {t}', n) for t, n in sorted(self.silent_counts.items())),
-            ('success', bool(self.last_info.get('success', False)))), stamp=self._stamp())
+        self.diagnostics.publish('ok', 'running', diagnostic_values(
+            self.env, episode=self.episode, tick_rate=achieved, ticks=self.ticks,
+            rejected=self.rejected, clipped=self.clipped, stale=self.stale, lockstep=self.lockstep,
+            paused=self.paused, waits=self.waits,
+            success=bool(self.last_info.get('success', False))), stamp=self._stamp())
 
 
 def main(args=None) -> None:
