@@ -39,8 +39,28 @@ def test_image_size_is_given_or_the_checkpoints(tmp_path):
     assert sim('deploy', {'checkpoint': str(run)})['image_size'] == 128  # a training run directory
     assert sim('deploy', {'checkpoint': str(run / 'checkpoint'), 'image_size': '64'})['image_size'] == 64
     assert 'image_size' not in sim('deploy', {'checkpoint': str(tmp_path / 'missing')})
+    (tmp_path / 'seeds' / 'seed_0').mkdir(parents=True)  # several models: none to read
+    (tmp_path / 'seeds' / 'seeds.json').write_text('{}')
+    assert 'image_size' not in sim('deploy', {'checkpoint': str(tmp_path / 'seeds')})
     with pytest.raises(ValueError, match='image_size must be an integer >= 8'):
         build_scenario('sim', {'image_size': 'big'})
+
+
+def test_building_a_scenario_does_not_import_torch():
+    """The launch side reads a checkpoint's config.json through vla_policy.checkpoint_files;
+    vla_policy's public names load on first use, so neither imports torch (seconds)."""
+    import os
+    import subprocess
+    import sys
+    code = ('import sys, vla_bringup.scenarios, vla_policy; '
+            'from vla_policy import VLAConfig, preset; '
+            'from vla_policy.checkpoint_files import resolve_checkpoint; '
+            'assert set(vla_policy.__all__) <= set(dir(vla_policy)), dir(vla_policy); '
+            'print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))')
+    out = subprocess.run([sys.executable, '-c', code], env=dict(os.environ), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '[]'
 
 
 def test_unknown_scenario_or_argument_is_a_clear_error():

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from vla_common.launching import NodeSpec
+from vla_policy.checkpoint_files import CONFIG_FILE, CheckpointError, resolve_checkpoint
 
 #: topic the robot obeys (ros2_control's joint_trajectory_controller)
 ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -114,17 +115,15 @@ def image_size(args: Mapping[str, Any]) -> int | None:
 
 def checkpoint_image_size(checkpoint: str) -> list[int] | None:
     """[H, W] of the images a checkpoint (or training run directory) was trained on, read from
-    its config.json without loading the model; None when unknown."""
+    its config.json without loading the model (or importing torch); None when unknown."""
     if not checkpoint:
         return None
-    for config in (Path(checkpoint) / 'config.json', Path(checkpoint) / 'checkpoint' / 'config.json'):
-        if config.is_file():
-            try:
-                size = json.loads(config.read_text()).get('source_image_size')
-            except (OSError, json.JSONDecodeError, AttributeError):
-                return None
-            return [int(v) for v in size] if size and len(size) == 2 else None
-    return None
+    try:
+        config = resolve_checkpoint(checkpoint) / CONFIG_FILE
+        size = json.loads(config.read_text()).get('source_image_size')
+    except (CheckpointError, OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return [int(v) for v in size] if size and len(size) == 2 else None
 
 
 def sim_time_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
