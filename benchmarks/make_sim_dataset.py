@@ -27,19 +27,21 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
     obs = env.reset(task=task, seed=seed)
     expert.reset()
     extra = list(env.cameras[1:])
-    writer = EpisodeWriter(path, joint_names=env.joint_names, action_names=env.joint_names,
+    writer = EpisodeWriter(path, joint_names=env.joint_names, action_names=env.action_names,
                            image_shape=obs['image'].shape, fps=1.0 / env.dt,
                            language_command=obs['instruction'], robot='vla_sim', cameras=extra,
                            camera_shapes={c: obs[f'image_{c}'].shape for c in extra})
     with writer:
         success, step, end = False, 0, None
         while end is None or step < end:
-            action = expert.act(obs)
-            writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
-                          timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra})
+            action = expert.act(obs)  # joint targets
             executed = action.copy()
             if exec_noise > 0:
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
+            if env.action_mode == 'ee_delta':  # the same command as an end-effector delta
+                action, executed = env.ee_delta_for(action), env.ee_delta_for(executed)
+            writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
+                          timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra})
             obs, _, done, info = env.step(executed)
             step += 1
             if done and end is None:  # record `tail` more steps: the release after a placement
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--tail', type=float, default=0.5,
                         help='seconds recorded after success, so a demonstration shows the whole motion '
                              '(the release after a placement), not only the moment success is detected')
+    parser.add_argument('--action-mode', choices=('joint', 'ee_delta'), default='joint',
+                        help='record joint targets (default) or end-effector deltas (vla_sim.EE_ACTION_NAMES)')
     parser.add_argument('--cameras', default='front,wrist',
                         help='comma-separated sim cameras; the first is the main image, the others are '
                              'stored as /observations/images_<camera> (default front,wrist; a scene records '
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
-    env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')))
+    env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')), action_mode=args.action_mode)
     expert = ScriptedExpert(env)
     index, failures, start = 0, 0, time.monotonic()
     bar = tqdm(total=len(tasks) * args.episodes, desc='demonstrations', unit='ep')

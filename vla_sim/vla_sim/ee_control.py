@@ -25,6 +25,14 @@ MAX_ROTATION = 0.05  # rad per tick (1.5 rad/s at 30 Hz)
 WORKSPACE_LOW = np.array([0.10, -0.45, 0.005])  # m, box the commanded tool-centre point stays in
 WORKSPACE_HIGH = np.array([0.75, 0.45, 0.45])
 GRIPPER_RANGE = (0.0, 0.08)  # m
+#: names of the 7 numbers of an end-effector action (recorded as the episode's action names)
+EE_ACTION_NAMES: tuple[str, ...] = ("ee_dx", "ee_dy", "ee_dz", "ee_rx", "ee_ry", "ee_rz", "gripper")
+ACTION_MODES: tuple[str, ...] = ("joint", "ee_delta")
+
+
+def action_mode_for(action_names) -> str:
+    """The SimEnv ``action_mode`` whose actions carry ``action_names`` (a policy's or an episode's)."""
+    return "ee_delta" if tuple(action_names) == EE_ACTION_NAMES else "joint"
 
 
 def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:

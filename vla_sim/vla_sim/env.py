@@ -17,7 +17,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from vla_sim.ee_control import EEDeltaController
+from vla_sim.ee_control import EE_ACTION_NAMES, EEDeltaController
 from vla_sim.kinematics import ARM_JOINT_NAMES, SCENE_XML, TCP_SITE, ArmKinematics
 from vla_sim.tasks import ALL_TASKS, CUBE_SIZE, TABLE_HEIGHT, Task
 from vla_sim.workbench import OBJECT_NAMES as WORKBENCH_OBJECTS
@@ -88,6 +88,8 @@ class SimEnv:
         if action_mode not in ("joint", "ee_delta"):
             raise ValueError(f"action_mode must be 'joint' or 'ee_delta', got {action_mode!r}")
         self.action_mode = action_mode
+        # what each action number means: the joints' targets, or EE_ACTION_NAMES
+        self.action_names: tuple[str, ...] = EE_ACTION_NAMES if action_mode == "ee_delta" else JOINT_NAMES
         self._ee: EEDeltaController | None = None
         if action_mode == "ee_delta":
             self._ee = EEDeltaController(ArmKinematics(xml_path))
