@@ -94,7 +94,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--policy', choices=['expert'],
                         help='evaluate a built-in command source (the scripted baseline)')
-    source.add_argument('--checkpoint', help='evaluate a trained policy checkpoint directory')
+    source.add_argument('--checkpoint',
+                        help='evaluate a trained policy checkpoint directory (or its run directory); '
+                             'the OUT directory of `vla train --seeds K` (with seeds.json) evaluates '
+                             'each of the K models on the same seeds and reports the mean success '
+                             'and its spread across training seeds')
     parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
     parser.add_argument('--episodes', type=int, default=10, help='episodes per task')
     parser.add_argument('--seed', type=int, default=1000,
@@ -151,10 +155,78 @@ def sequential_plan(args: argparse.Namespace, tasks: list[str]):
         raise CommandError(str(exc)) from exc
 
 
+def training_seed_checkpoints(checkpoint: str | None) -> dict[int, Path] | None:
+    """``{training seed: checkpoint}`` of a ``vla train --seeds K`` OUT directory (its
+    seeds.json), None for anything else (a checkpoint, a run directory)."""
+    if checkpoint is None:
+        return None
+    root = Path(checkpoint)
+    index = root / 'seeds.json'
+    if not index.is_file() or (root / 'config.json').is_file() or (root / 'checkpoint').is_dir():
+        return None
+    try:
+        runs = json.loads(index.read_text())['runs']
+        found = {int(r['seed']): root / str(r['checkpoint']) for r in runs}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CommandError(f'{index} is not the seeds.json of `vla train --seeds K` ({exc}): '
+                           'expected {"runs": [{"seed": S, "checkpoint": "seed_S/checkpoint"}, ...]}') from exc
+    missing = [str(p) for p in found.values() if not (p / 'config.json').is_file()]
+    if not found or missing:
+        raise CommandError(f'{index} lists checkpoints that do not exist: {", ".join(missing) or "none"}; '
+                           'train them again or evaluate the ones there with --checkpoint DIR')
+    return found
+
+
+def evaluate_training_seeds(args: argparse.Namespace, tasks: list[str],
+                            checkpoints: dict[int, Path]) -> dict:
+    """Evaluate each model of a ``--seeds K`` run on the same seeds (each results JSON written
+    beside ``--json`` as ``NAME.seed_S.json``) and combine them
+    (:func:`vla_bringup.comparison_seeds.combine_training_seeds`)."""
+    from vla_bringup.comparison_seeds import combine_training_seeds
+    from vla_bringup.evaluation import evaluate
+    from vla_common.evaluation import format_table, write_results
+    per_seed = []
+    for i, (seed, checkpoint) in enumerate(sorted(checkpoints.items())):
+        print(f'training seed {seed} ({i + 1} of {len(checkpoints)}): {checkpoint}', file=sys.stderr)
+        summary = evaluate(policy=None, checkpoint=str(checkpoint), tasks=tasks,
+                           episodes=args.episodes, seed=args.seed, rtf=args.real_time_factor,
+                           episode_timeout=args.episode_timeout,
+                           video_dir=args.videos / f'seed_{seed}' if args.videos else None,
+                           video_root=args.json.parent.parent if args.json else None,
+                           image_size=args.image_size)
+        print(format_table(summary))
+        if args.json:
+            path = args.json.with_name(f'{args.json.stem}.seed_{seed}{args.json.suffix}')
+            write_results(path, summary)
+            print(f'results of training seed {seed} written to {path}', file=sys.stderr)
+        per_seed.append((seed, summary))
+    try:
+        return combine_training_seeds(per_seed, policy=f'checkpoint:{args.checkpoint} '
+                                      f'({len(per_seed)} training seeds)',
+                                      checkpoints={s: str(c) for s, c in checkpoints.items()})
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+
+
 def run_evaluate(args: argparse.Namespace, _rest: list[str]) -> int:
     from vla_bringup.evaluation import evaluate
     from vla_common.evaluation import format_table, write_results
     tasks = task_names(args.tasks)
+    seeds = training_seed_checkpoints(args.checkpoint)
+    if seeds is not None:
+        if args.until_decided:
+            raise CommandError(f'--until-decided evaluates one checkpoint; {args.checkpoint} holds '
+                               f'{len(seeds)} training seeds: evaluate them with `vla evaluate '
+                               f'--checkpoint {args.checkpoint}` and compare with `vla compare`')
+        from vla_bringup.comparison_seeds import format_seed_spread
+        summary = evaluate_training_seeds(args, tasks, seeds)
+        print(f'all {len(seeds)} training seeds pooled (per-episode Wilson intervals):')
+        print(format_table(summary))
+        print(format_seed_spread(summary))
+        if args.json:
+            write_results(args.json, summary)
+            print(f'results written to {args.json}', file=sys.stderr)
+        return 0
     plan = sequential_plan(args, tasks)
     if plan is not None:
         print(f'sequential rule, fixed before the first episode: {plan.test.rule()}; '

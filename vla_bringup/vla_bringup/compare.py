@@ -8,6 +8,12 @@ discordant episodes, Newcombe's paired interval, the 2x2 table shown); on differ
 unpaired (Fisher's exact test) and says that the pairing was lost.  Each row gets a verdict:
 B better / A better (p < alpha), no difference detected (the interval lies within +/-effect), or
 underpowered (with the episodes per task that the stated effect would need at 80% power).
+
+Results of several training seeds (``vla evaluate --checkpoint OUT`` of a ``vla train --seeds K``
+run: a ``training_seeds`` entry) are compared across training seeds instead: Welch's t-test on the
+per-seed success rates, which counts both the training-seed and the episode variance (see
+``vla_bringup.comparison_seeds`` for the method and why), and the verdict's "needed" is training
+seeds per recipe.
 """
 from __future__ import annotations
 
@@ -44,16 +50,37 @@ def _load(path: Path) -> dict:
 
 
 def format_comparison(name_a: str, name_b: str, rows: list[Comparison]) -> str:
-    """A terminal table: rates with intervals, difference, test, verdict, and the 2x2 tables."""
+    """A terminal table: rates with intervals, difference, test, verdict, and the 2x2 tables (or,
+    for several training seeds, each seed's rate)."""
+    seeds = any(r.seeds_a is not None or r.seeds_b is not None for r in rows)
     lines = [f'A = {name_a}', f'B = {name_b}',
              f'{"task":<20}{"A":>16}{"B":>16}{"B - A  [95% CI]":>24}{"p":>9}  verdict']
+    unit = 'training seeds per recipe' if seeds else 'episodes per policy'
     for row in rows:
         a = f'{row.successes_a}/{row.n_a} {row.successes_a / row.n_a:.0%}'
         b = f'{row.successes_b}/{row.n_b} {row.successes_b / row.n_b:.0%}'
         diff = f'{row.difference:+.2f} [{row.ci95[0]:+.2f}, {row.ci95[1]:+.2f}]'
-        text = row.verdict + (f' (~{row.needed} episodes per policy for +/-effect)'
-                              if row.needed else '')
+        text = row.verdict + (f' (~{row.needed} {unit} for +/-effect)' if row.needed else '')
         lines.append(f'{row.name:<20}{a:>16}{b:>16}{diff:>24}{row.p_value:>9.4f}  {text}')
+    if seeds:
+        lines.append('several training seeds: Welch t-test on the per-seed success rates (each '
+                     'rate carries its episodes\' noise, so both sources of variance count); '
+                     'B - A is the difference of the means over seeds')
+        for row in rows:
+            parts = []
+            for side, spread in (('A', row.seeds_a), ('B', row.seeds_b)):
+                if spread is None:
+                    parts.append(f'{side}: one model (episode variance only)')
+                else:
+                    low, high = spread.ci95()
+                    parts.append(f'{side}: {" ".join(f"{r:.0%}" for r in spread.rates)} mean '
+                                 f'{spread.mean:.0%} sd {spread.std:.2f} [{low:.2f}, {high:.2f}]')
+            lines.append(f'  {row.name:<18} ' + '; '.join(parts) + f'; df {row.df:.1f}')
+        if any(r.seeds_a is None or r.seeds_b is None for r in rows):
+            lines.append('NOTE: one side is a single model: its training-seed variance is unknown and '
+                         'counted as 0 (right for the scripted baseline; for a trained model train '
+                         'it with --seeds K too)')
+        return '\n'.join(lines)
     paired = [r for r in rows if r.table is not None]
     if paired:
         lines.append('paired on seeds (exact McNemar); discordant episodes per task:')

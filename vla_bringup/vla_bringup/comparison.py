@@ -184,7 +184,16 @@ class Comparison:
     ci95: tuple[float, float]
     verdict: str
     needed: int | None  # episodes (pairs) per policy that the stated effect needs at 80% power
+    #                     (training seeds per recipe when either side has several)
     table: PairedTable | None = None
+    test: str = ''  # '' = exact McNemar when paired, Fisher exact otherwise
+    seeds_a: object = None  # comparison_seeds.SeedSpread of A when A has several training seeds
+    seeds_b: object = None
+    df: float | None = None  # degrees of freedom of a t-test
+
+    @property
+    def test_name(self) -> str:
+        return self.test or ('exact McNemar' if self.paired else 'Fisher exact')
 
     def to_json(self) -> dict:
         out = {'n_a': self.n_a, 'successes_a': self.successes_a,
@@ -193,10 +202,18 @@ class Comparison:
                'n_b': self.n_b, 'successes_b': self.successes_b,
                'rate_b': round(self.successes_b / self.n_b, 4) if self.n_b else 0.0,
                'ci95_b': [round(v, 4) for v in wilson_interval(self.successes_b, self.n_b)],
-               'paired': self.paired, 'test': 'exact McNemar' if self.paired else 'Fisher exact',
+               'paired': self.paired, 'test': self.test_name,
                'p_value': round(self.p_value, 6), 'difference': round(self.difference, 4),
                'difference_ci95': [round(v, 4) for v in self.ci95], 'verdict': self.verdict,
-               'episodes_needed': self.needed}
+               'episodes_needed': self.needed if self.seeds_a is None and self.seeds_b is None
+               else None}
+        if self.seeds_a is not None or self.seeds_b is not None:
+            out['training_seeds_needed'] = self.needed  # per recipe, for +/-effect
+        if self.df is not None:
+            out['df'] = round(self.df, 2)
+        for side, spread in (('a', self.seeds_a), ('b', self.seeds_b)):
+            if spread is not None:
+                out[f'training_seeds_{side}'] = spread.to_json()
         if self.table is not None:
             out['table'] = {'both': self.table.both, 'a_only': self.table.a_only,
                             'b_only': self.table.b_only, 'neither': self.table.neither}
@@ -236,6 +253,10 @@ def outcomes_by_task(results: Mapping) -> dict[str, dict[int, bool]]:
     if not episodes:
         raise ValueError('the results JSON has no per-episode records ("episodes"); '
                          'evaluate again with this version of `vla evaluate`')
+    if results.get('training_seeds'):
+        raise ValueError('the results hold several training seeds (`vla evaluate --checkpoint OUT` of a '
+                         '--seeds run), not one outcome per episode seed: compare them with `vla '
+                         'compare` (across training seeds), or use one model\'s NAME.seed_S.json')
     out: dict[str, dict[int, bool]] = {}
     for ep in episodes:
         try:
@@ -250,6 +271,18 @@ def outcomes_by_task(results: Mapping) -> dict[str, dict[int, bool]]:
 
 def compare_results(a: Mapping, b: Mapping, effect: float = 0.2,
                     alpha: float = 0.05) -> list[Comparison]:
+    """Per task both evaluations ran, then overall.  Results of several training seeds
+    (``training_seeds``, see :mod:`vla_bringup.comparison_seeds`) are compared across training
+    seeds (Welch's t on the per-seed rates); single models episode by episode
+    (:func:`compare_episode_results`)."""
+    if a.get('training_seeds') or b.get('training_seeds'):
+        from vla_bringup.comparison_seeds import compare_seed_results
+        return compare_seed_results(a, b, effect, alpha)
+    return compare_episode_results(a, b, effect, alpha)
+
+
+def compare_episode_results(a: Mapping, b: Mapping, effect: float = 0.2,
+                            alpha: float = 0.05) -> list[Comparison]:
     """Per task both evaluations ran, then overall (tasks x seeds as the pairing key)."""
     ta, tb = outcomes_by_task(a), outcomes_by_task(b)
     common = [t for t in ta if t in tb]

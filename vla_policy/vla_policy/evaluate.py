@@ -11,6 +11,15 @@ This is the ``in-process`` episode runner: the simulator and the policy step in 
 no ROS.  The results model, JSON, table and GIFs are ``vla_common.evaluation``'s, the same as
 ``vla evaluate`` (the ``ros`` runner) writes; figures only the ROS graph has (e-stops of the
 safety monitor, the controller's rate and overruns, the simulator node's timing) are null here.
+
+The K models of ``vla train --seeds K --out OUT``: ``vla evaluate --checkpoint OUT`` evaluates
+each one through ROS and reports the spread across training seeds.  In process, evaluate each
+on the same seeds and combine the files (the training seed is read from ``seed_<S>``)::
+
+    for ckpt in OUT/seed_*/checkpoint; do
+        ros2 run vla_policy evaluate --checkpoint $ckpt --episodes 10 --json eval/$(basename $(dirname $ckpt)).json
+    done
+    python -m vla_bringup.comparison_seeds eval/seed_*.json --out eval/policy_seeds.json
 """
 from __future__ import annotations
 
@@ -113,7 +122,9 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='evaluate', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--checkpoint', required=True, help='checkpoint directory (or a training run directory)')
+    p.add_argument('--checkpoint', required=True,
+                   help='checkpoint directory (or a training run directory); for the K models of a '
+                        '--seeds run, see the loop above')
     p.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
     p.add_argument('--episodes', type=int, default=10, help='episodes per task (default 10)')
     p.add_argument('--seed', type=int, default=1000, help='first evaluation seed (default 1000)')
