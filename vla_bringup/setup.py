@@ -1,8 +1,15 @@
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = 'vla_bringup'
+
+
+def files(pattern: str) -> list[str]:
+    # existing files only: a symlinked build keeps links to files that have since moved
+    return [path for path in glob(pattern) if os.path.isfile(path)]
+
 
 setup(
     name=package_name,
@@ -12,8 +19,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/launch', files('launch/*.launch.py')),
+        ('share/' + package_name + '/config', files('config/*.yaml')),
     ],
     install_requires=['setuptools', 'numpy', 'PyYAML', 'matplotlib', 'tqdm', 'imageio', 'opencv-python-headless',
                       'jinja2'],

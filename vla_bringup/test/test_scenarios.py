@@ -20,6 +20,18 @@ def test_sim_scenario_nodes_and_parameters():
     assert '__node:=sim_node' in cmd
 
 
+def test_every_node_gets_the_robot_description_of_vla_common_or_the_environment(tmp_path, monkeypatch):
+    from vla_common.robot import ROBOT_YAML_ENV, robot_yaml
+    from vla_bringup.scenarios import config_file
+    files = lambda: {f for s in build_scenario('deploy', {'use_sim': 'true'}) for f in s.param_files}  # noqa: E731
+    assert config_file('robot.yaml') == str(robot_yaml()) in files()
+    assert 'vla_common' in config_file('robot.yaml') and 'vla_bringup' in config_file('sim.yaml')
+    own = tmp_path / 'arm.yaml'
+    own.write_text(robot_yaml().read_text())
+    monkeypatch.setenv(ROBOT_YAML_ENV, str(own))  # your own arm: every node is started with it
+    assert str(own) in files() and str(robot_yaml()) == str(own)
+
+
 def test_sim_faster_than_real_time_uses_sim_time():
     specs = build_scenario('sim', {'real_time_factor': '3.0'})
     assert specs[0].parameters['publish_clock'] is True

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from vla_common.config_files import config_file as package_config_file
 from vla_common.launching import NodeSpec
+from vla_common.robot import ROBOT_YAML, robot_yaml
 from vla_policy.checkpoint_files import CONFIG_FILE, CheckpointError, resolve_checkpoint
 
 #: topic the robot obeys (ros2_control's joint_trajectory_controller)
@@ -25,26 +26,14 @@ REQUEST_TOPIC = '/vla/command'
 RECORDER_TICK_TOPIC = '/teleop_collector/tick'
 
 
-SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
-
-
-def config_dirs() -> list[Path]:
-    """``share/vla_bringup/config`` of the installed package, then the source tree's."""
-    dirs = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        dirs.append(Path(get_package_share_directory('vla_bringup')) / 'config')
-    except (ImportError, LookupError, ValueError):
-        pass
-    return dirs + [SOURCE_CONFIG_DIR]
-
-
 def config_file(name: str) -> str:
-    """Absolute path of ``vla_bringup/config/<name>``."""
-    for directory in config_dirs():
-        if (directory / name).is_file():
-            return str(directory / name)
-    raise FileNotFoundError(f'config file {name!r} not found in {[str(d) for d in config_dirs()]}')
+    """Absolute path of a parameter file the scenarios start nodes with: ``robot.yaml`` is the
+    robot description (``vla_common``'s, or ``$VLA_ROBOT_YAML``: :func:`vla_common.robot.robot_yaml`),
+    any other name is ``vla_bringup/config/<name>`` (installed share directory, then the source
+    tree)."""
+    if name == ROBOT_YAML:
+        return str(robot_yaml())
+    return str(package_config_file('vla_bringup', name))
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import yaml
 
 from vla_common import robot as robot_module
 from vla_common.robot import (ROBOT_YAML_ENV, RobotDescription, RobotDescriptionError, default_robot,
-                              load_robot, robot_defaults, robot_yaml_candidates)
+                              load_robot, robot_defaults, robot_yaml, robot_yaml_candidates)
 
-SOURCE = Path(__file__).resolve().parents[2] / 'vla_bringup' / 'config' / 'robot.yaml'
+SOURCE = Path(__file__).resolve().parents[1] / 'config' / 'robot.yaml'  # vla_common's own
 
 
 def _write(path: Path, params: dict, section: str = '/**') -> Path:
@@ -27,8 +27,11 @@ def test_the_default_robot_is_robot_yaml():
     expected = yaml.safe_load(SOURCE.read_text())['/**']['ros__parameters']
     assert robot.parameters() == {k: expected[k] for k in ('joint_names', 'joint_lower',
                                                            'joint_upper', 'max_velocity')}
-    assert robot.n == 7 and robot.source.endswith('robot.yaml')
+    assert robot.n == 7 and robot.source == str(robot_yaml())
     assert default_robot() is robot  # read once
+    # vla_common's own file (installed to share/vla_common/config, or the source tree's)
+    assert robot_yaml().parent.name == 'config' and 'vla_common' in str(robot_yaml().parent.parent)
+    assert robot_yaml().read_text() == SOURCE.read_text()
 
 
 def test_defaults_follow_the_nodes_joint_names():
@@ -75,7 +78,7 @@ def test_a_file_without_the_robot_is_named(tmp_path):
 def test_the_environment_names_another_robot(tmp_path, monkeypatch):
     path = _write(tmp_path / 'arm.yaml', ARM)
     monkeypatch.setenv(ROBOT_YAML_ENV, str(path))
-    assert robot_yaml_candidates() == [path]
+    assert robot_yaml_candidates() == [path] and robot_yaml() == path
     assert default_robot().joint_names == ('a', 'b', 'gripper')
     monkeypatch.setenv(ROBOT_YAML_ENV, str(tmp_path / 'nowhere.yaml'))
     with pytest.raises(RobotDescriptionError, match=ROBOT_YAML_ENV):

@@ -15,7 +15,9 @@ rclpy and ROS message packages only: no torch, MuJoCo or HDF5, and no import of 
 - :mod:`vla_common.parameters` ``describe``: parameter descriptors (description, range, read-only);
   ``declare_robot_parameters``: the robot's parameters with one set of defaults
 - :mod:`vla_common.robot`      the robot description (joints, bounds, speeds) read once from ``robot.yaml``
-  (no rclpy import)
+  (``vla_common/config/robot.yaml``, or ``$VLA_ROBOT_YAML``; no rclpy import)
+- :mod:`vla_common.config_files` where a package's ``config/*.yaml`` is: its installed share directory,
+  then the source tree (no rclpy import)
 - :mod:`vla_common.files`      atomic file writes (bytes, text, JSON, any writer's path)
 - :mod:`vla_common.stats`      success-rate statistics (Wilson interval; no rclpy import)
 - :mod:`vla_common.testing`    ``GraphProbe``, the probe node tests and benchmarks drive a graph with

@@ -1,15 +1,16 @@
 """The robot description: joint names (in action order), command bounds and speed limits, read
 once from ``robot.yaml``.
 
-``robot.yaml`` (``vla_bringup/config/robot.yaml``, installed to ``share/vla_bringup/config``) is
+``robot.yaml`` (``vla_common/config/robot.yaml``, installed to ``share/vla_common/config``) is
 the file every node is started with; it is a ROS parameter file whose wildcard section (``/**``)
 sets ``joint_names``, ``joint_lower``, ``joint_upper`` and ``max_velocity``.  The nodes take
 the same values as their parameter defaults from here (:func:`robot_defaults`), so a node
 started without the file (``ros2 run`` alone) gets the robot's own limits, never a silent
 +/-1e9 or a second copy of the numbers.  Parameter files and ``-p`` overrides still win.
 
-Where the file is looked for: ``$VLA_ROBOT_YAML`` when set (your own arm), then the installed
-``vla_bringup`` share directory, then the source tree.  No rclpy import here.
+Which file (:func:`robot_yaml`): ``$VLA_ROBOT_YAML`` when set (your own arm: the launch files
+and the ``vla`` runner then start every node with it too), else the installed ``vla_common``
+share directory's, else the source tree's.  No rclpy import here.
 """
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ from pathlib import Path
 
 import yaml
 
+from vla_common.config_files import config_dirs
+
 #: environment variable naming another robot description file
 ROBOT_YAML_ENV = 'VLA_ROBOT_YAML'
 
 #: the per-joint values a robot description holds, by their node parameter names
 PER_JOINT = ('joint_lower', 'joint_upper', 'max_velocity')
 
-_SOURCE_FILE = Path(__file__).resolve().parents[2] / 'vla_bringup' / 'config' / 'robot.yaml'
+#: the file name of the robot description in vla_common's config directory
+ROBOT_YAML = 'robot.yaml'
 
 
 class RobotDescriptionError(ValueError):
@@ -130,26 +134,29 @@ def load_robot(path: str | os.PathLike) -> RobotDescription:
 
 
 def robot_yaml_candidates() -> list[Path]:
-    """Where :func:`default_robot` looks, in order."""
-    paths = []
+    """Where :func:`robot_yaml` looks, in order."""
     if os.environ.get(ROBOT_YAML_ENV):
         return [Path(os.environ[ROBOT_YAML_ENV])]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        paths.append(Path(get_package_share_directory('vla_bringup')) / 'config' / 'robot.yaml')
-    except (ImportError, LookupError, ValueError):
-        pass
-    return paths + [_SOURCE_FILE]
+    return [directory / ROBOT_YAML for directory in config_dirs('vla_common')]
+
+
+def _first_file(candidates: tuple[Path, ...]) -> Path:
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise RobotDescriptionNotFound(
+        f'no robot description found (looked in {[str(p) for p in candidates]}); install '
+        f'vla_common or set {ROBOT_YAML_ENV} to your robot.yaml')
+
+
+def robot_yaml() -> Path:
+    """The robot description file: the one the nodes are started with and default to."""
+    return _first_file(tuple(robot_yaml_candidates()))
 
 
 @functools.lru_cache(maxsize=None)
 def _load_default(candidates: tuple[Path, ...]) -> RobotDescription:
-    for path in candidates:
-        if path.is_file():
-            return load_robot(path)
-    raise RobotDescriptionNotFound(
-        f'no robot description found (looked in {[str(p) for p in candidates]}); install '
-        f'vla_bringup or set {ROBOT_YAML_ENV} to your robot.yaml')
+    return load_robot(_first_file(candidates))
 
 
 def default_robot() -> RobotDescription:
