@@ -12,6 +12,8 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_common.launching import NodeProcess, NodeSpec
 from vla_common.testing import GraphProbe, undescribed, wait_for
 from vla_sim import SimEnv
+from vla_sim.expert import QUIET_PHASES
+from vla_sim.expert_node import quiet_phases
 
 pytestmark = pytest.mark.ros
 
@@ -53,3 +55,9 @@ def test_joint_state_with_fewer_positions_than_names_is_refused_not_fatal():
     finally:
         probe.close()
         proc.stop()
+
+
+def test_executed_noise_spares_the_precise_phases_of_each_scene():
+    assert quiet_phases('pick_red') == QUIET_PHASES == ('close', 'place', 'release')
+    assert {'descend', 'press', 'push', 'close', 'insert'} == set(quiet_phases('insert_peg'))
+    assert quiet_phases('no_such_task') == QUIET_PHASES

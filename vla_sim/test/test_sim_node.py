@@ -145,6 +145,24 @@ def test_reset_to_a_task_and_seed_and_unknown_task_lists_valid_ones(sim):
     assert status['step'] < 30 and not status['done']
 
 
+def test_a_workbench_task_loads_the_workbench_and_a_cube_task_the_table_again(sim):
+    proc, probe = sim
+
+    def reset_to(task):
+        assert all(r.successful for r in probe.set_parameters('sim_node', {'task': task, 'seed': 2}).results)
+        answer = probe.call(Trigger, '/sim/reset', Trigger.Request())
+        assert answer.success, answer.message
+        assert wait_for(lambda: json.loads(probe.messages('/sim/task_status')[-1].data)
+                        ['task'] == task, 20), proc.output()
+        return json.loads(probe.messages('/sim/task_status')[-1].data)
+
+    status = reset_to('push_to_goal')
+    assert status['instruction'] == 'push the blue puck onto the green goal'
+    assert {'puck', 'goal'} <= set(status['objects']) and status['cameras'] == ['front']
+    status = reset_to('pick_red')
+    assert set(status['objects']) == {'red_cube', 'green_cube', 'blue_cube'}
+
+
 def test_diagnostics_name_the_sim_and_its_counters_in_order(sim):
     proc, probe = sim
     assert wait_for(lambda: probe.messages('/diagnostics'), 30), proc.output()

@@ -1,8 +1,10 @@
 """``ros2 run vla_sim scripted_expert``: the scripted expert as a ROS command source.
 
 Reads the simulator's privileged state (``/sim/task_status``: task, episode, object poses and
-the joint positions of the same tick; ``/joint_states`` where a status has none), and publishes the same ``JointTrajectory`` on ``/vla/command`` that a
-teleoperator would.  It restarts its plan whenever the simulator starts a new episode.
+the joint positions of the same tick; ``/joint_states`` where a status has none), and publishes the
+same ``JointTrajectory`` on ``/vla/command`` that a teleoperator would.  It restarts its plan
+whenever the simulator starts a new episode.  ``vla_sim.ScriptedExpert`` plans it: the cube
+expert for the cube table's tasks, the workbench expert for the workbench's (``ALL_TASKS``).
 Simulation only: a real robot has no privileged state.
 
 With ``exec_noise`` > 0 the executed command carries Gaussian noise while the clean command goes
@@ -33,8 +35,20 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_common.messages import parse_joint_state, trajectory_msg
 from vla_common.parameters import describe
 from vla_sim.env import JOINT_NAMES
-from vla_sim.expert import QUIET_PHASES, ScriptedExpert
+from vla_sim.expert import QUIET_PHASES
 from vla_sim.kinematics import ArmKinematics
+from vla_sim.tasks import ALL_TASKS
+from vla_sim.workbench_expert import ScriptedExpert
+
+#: phases of the workbench expert without executed noise: where the fingers touch a 1 cm marker,
+#: push the button or the puck, grasp the peg or insert it (its own ``noise`` spares the first three)
+WORKBENCH_QUIET_PHASES = ('descend', 'press', 'push', 'close', 'insert')
+
+
+def quiet_phases(task: str) -> tuple[str, ...]:
+    """The expert's phases of ``task`` in which ``exec_noise`` is not executed."""
+    known = ALL_TASKS.get(task)
+    return WORKBENCH_QUIET_PHASES if known is not None and known.scene == 'workbench' else QUIET_PHASES
 
 
 class RosPrivilegedState:
@@ -74,7 +88,8 @@ class ExpertNode(Node):
         d('noise_seed', 0, describe('seed of the noise', 0, 2**63 - 1, read_only=True))
         d('exec_noise', 0.0, describe(
             'std (rad) of Gaussian noise on the executed arm targets (not while closing on, placing '
-            'or releasing a cube), drawn per episode from (noise_seed, the episode\'s seed); the '
+            'or releasing a cube, nor while touching, pushing, grasping or inserting on the '
+            'workbench), drawn per episode from (noise_seed, the episode\'s seed); the '
             'clean command goes out on ~/label for the recorder: DART-style demonstrations, whose '
             'states wander off the expert\'s path and whose labels show the way back', 0.0, 1.0,
             read_only=True))
@@ -153,7 +168,7 @@ class ExpertNode(Node):
         executed = action
         if self.label_pub is not None:
             noise = self.noise_rng.normal(0.0, self.exec_noise, size=6)  # every tick: one stream
-            if self.expert.phase not in QUIET_PHASES:
+            if self.expert.phase not in quiet_phases(str(self.source.status['task'])):
                 executed = action.copy()
                 executed[:6] += noise
             self.label_pub.publish(trajectory_msg(JOINT_NAMES, [self.period], action[None], stamp))

@@ -7,6 +7,11 @@ Publishes ``/camera/image_raw`` (rgb8) and ``/joint_states`` at ``rate``, follow
 evaluator can tell when an episode ends.  With ``real_time_factor`` != 1 it publishes
 ``/clock`` and the other nodes run on sim time (``use_sim_time``).
 
+Every task of ``vla_sim.ALL_TASKS`` runs here, the cube table's and the workbench's; a reset to a
+task of the other scene loads that scene.  The workbench has one fixed camera and no wrist camera:
+during its episodes nothing is published on ``/camera/wrist/image_raw`` (``publish_wrist_camera``
+applies to the cube table), so a recorder of the workbench records ``/camera/image_raw`` only.
+
 Two ways to keep time:
 
 * real time (default): a wall-clock timer steps the physics ``real_time_factor`` times faster
@@ -56,7 +61,7 @@ from vla_common.qos import LATCHED
 from vla_sim.env import SimEnv
 from vla_sim.lockstep import STAMP_TOLERANCE, LockstepWaits
 from vla_sim.sim_status import diagnostic_values, tick_status
-from vla_sim.tasks import TASKS
+from vla_sim.tasks import ALL_TASKS
 from vla_sim.trajectory import Trajectory, TrajectoryError, validate_trajectory
 
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -66,13 +71,15 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__('sim_node')
         d = self.declare_parameter
-        d('task', 'pick_red', describe('task of the episode the next /sim/reset starts (see vla_sim.tasks)'))
+        d('task', 'pick_red', describe('task of the episode the next /sim/reset starts: a name of '
+                                       'vla_sim.ALL_TASKS (the cube table and the workbench)'))
         d('seed', 0, describe('seed of the episode the next /sim/reset starts', 0, 2**63 - 1))
         d('rate', 30.0, describe('control rate (Hz): one physics tick, joint state and image each',
                                  0.1, 1000.0, read_only=True))
         d('image_size', 224, describe('side of the square camera images (px)', 8, 4096, read_only=True))
         d('camera', 'front', describe('the camera published on /camera/image_raw', read_only=True))
-        d('publish_wrist_camera', False, describe('also publish /camera/wrist/image_raw', read_only=True))
+        d('publish_wrist_camera', False, describe('also publish /camera/wrist/image_raw (scenes with a '
+                                                  'wrist camera: not the workbench)', read_only=True))
         d('real_time_factor', 1.0, describe('simulated seconds per wall second (real-time mode); '
                                             '!= 1 needs publish_clock', 0.01, 1000.0, read_only=True))
         d('publish_clock', False, describe('publish /clock (sim time; on in lock-step)', read_only=True))
@@ -165,10 +172,10 @@ class SimNode(Node):
     # -- parameters and reset -------------------------------------------------------------
     def _check_parameters(self, params) -> SetParametersResult:
         for param in params:
-            if param.name == 'task' and param.value not in TASKS:
+            if param.name == 'task' and param.value not in ALL_TASKS:
                 return SetParametersResult(
                     successful=False,
-                    reason=f'unknown task {param.value!r}; valid tasks: {sorted(TASKS)}')
+                    reason=f'unknown task {param.value!r}; valid tasks: {sorted(ALL_TASKS)}')
             if param.name == 'seed' and (not isinstance(param.value, int) or param.value < 0):
                 return SetParametersResult(successful=False,
                                            reason=f'seed must be an int >= 0, got {param.value!r}')

@@ -14,12 +14,13 @@ def tick_status(env: SimEnv, obs: dict[str, Any], *, episode: int, reward: float
                 done: bool, stamp: float, lockstep: bool, paused: bool,
                 waits: LockstepWaits) -> dict[str, Any]:
     """The ``/sim/task_status`` of the tick just published: the episode, its progress and outcome,
-    the clock time of the tick (``stamp``, as in the header stamps), the lock-step record, the
+    the cameras published this episode (the first on ``/camera/image_raw``), the clock time of the tick (``stamp``, as in the header stamps), the lock-step record, the
     joint positions of the same tick and every object's pose (the scripted expert's input)."""
     state = env.privileged_state()
     return {
         'episode': episode, 'task': env.task.name, 'seed': env.seed,
         'instruction': env.task.instruction, 'step': env.elapsed_steps,
+        'cameras': list(env.cameras),  # observed and published: /camera/image_raw, /camera/<name>/image_raw
         'sim_time': env.sim_time, 'max_steps': env.task.max_steps,
         'reward': reward, 'success': bool(success),
         'done': done,
