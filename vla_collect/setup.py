@@ -19,7 +19,6 @@ setup(
     license='Apache-2.0',
     extras_require={
         'test': ['pytest', 'pytest-timeout', 'pillow'],
-        'mp4': ['imageio-ffmpeg'],
         # LeRobot's own LeRobotDataset, the reference reader of `vla dataset export --format
         # lerobot` (the export and import need only pyarrow and av).  lerobot 0.4.4, the last
         # release for Python 3.11, pins torch<2.11: install it in a separate venv (as

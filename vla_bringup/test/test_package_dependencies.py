@@ -40,7 +40,6 @@ PYTHON_LIBRARIES: dict[str, tuple[str, str | None]] = {
     'matplotlib': ('matplotlib', 'python3-matplotlib'),
     'tqdm': ('tqdm', 'python3-tqdm'),
     'imageio': ('imageio', 'python3-imageio'),
-    'imageio_ffmpeg': ('imageio-ffmpeg', None),
     'cv2': ('opencv-python-headless', 'python3-opencv'),
     'h5py': ('h5py', 'python3-h5py'),
     'jinja2': ('jinja2', 'python3-jinja2'),

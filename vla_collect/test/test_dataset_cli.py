@@ -61,6 +61,18 @@ def test_view_writes_a_gif_with_frames_and_traces(episode_dir, tmp_path):
         assert gif.info['duration'] == 100  # ms per frame at 10 fps
 
 
+def test_view_writes_an_mp4_through_pyav(episode_dir, tmp_path):
+    import av
+    out = tmp_path / 'ep.mp4'
+    assert main(['view', str(list_episodes(episode_dir)[2]), '--out', str(out), '--fps', '10']) == 0
+    with av.open(str(out)) as video:
+        stream = video.streams.video[0]
+        frames = [f.to_ndarray(format='rgb24') for f in video.decode(stream)]
+        assert stream.codec_context.name == 'h264' and float(stream.average_rate) == 10
+    assert len(frames) == 7 and frames[0].shape[1] == 64 and frames[0].shape[0] > 48
+    assert not list(tmp_path.glob('.ep.mp4.*'))  # no temporary file left
+
+
 def test_view_shows_every_camera_side_by_side(tmp_path):
     path = tmp_path / 'episode_000000.hdf5'
     wrist = np.full((12, 16, 3), 250, np.uint8)  # another size: fitted to the main image

@@ -182,16 +182,9 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
                    every: int = 1) -> Path:
     """Write the episode's frames (every camera side by side) above its action traces (with a
     moving cursor) to GIF/MP4."""
-    import imageio.v2 as imageio
     suffix = out.suffix.lower()
     if suffix not in ('.gif', '.mp4'):
         raise DatasetError(f'--out must end in .gif or .mp4, got {out.name}')
-    if suffix == '.mp4':
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError as exc:
-            raise DatasetError('writing MP4 needs the imageio-ffmpeg package '
-                               '(pip install imageio-ffmpeg); or write a .gif') from exc
     with open_episode(path) as ep:
         actions = np.asarray(ep.actions[()], dtype=np.float64)
         h, w = ep.images.shape[1:3]
@@ -211,8 +204,20 @@ def render_episode(path: Path, out: Path, fps: float | None = None, scale: int =
         rate = (fps or ep.fps) / every
     if suffix == '.gif':
         return write_gif(frames, out, fps=rate)
+    # H.264 through PyAV (the LeRobot export's writer; no ffmpeg binary needed), a keyframe a second
+    from vla_collect.lerobot_meta import LeRobotFormatError
+    from vla_collect.lerobot_video import VideoFileWriter, VideoSettings
     with atomic_path(out) as tmp:
-        imageio.mimsave(tmp, frames, fps=rate)
+        try:
+            writer = VideoFileWriter(Path(tmp), rate, frames[0].shape,
+                                     VideoSettings(codec='h264', gop=max(1, round(rate))))
+        except LeRobotFormatError as exc:  # a PyAV build without an H.264 encoder
+            raise DatasetError(f'cannot write {out.name}: {exc}; write a .gif instead') from None
+        try:
+            for image in frames:
+                writer.write(image)
+        finally:
+            writer.close()
     return out
 
 
