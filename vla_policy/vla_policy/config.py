@@ -79,7 +79,11 @@ class VLAConfig:
     # -- action head -----------------------------------------------------------------------
     chunk_size: int = 16  # future actions predicted per inference
     loss: str = 'l1'  # regression loss on normalized actions
-    norm_eps: float = 1e-2  # a dimension whose std is below this is only centred, not scaled
+    norm_eps: float = 1e-2  # a state dimension whose std is below this is only centred, not scaled
+    # the same for actions: small, since delta actions (end-effector steps of a few mm) are small
+    # and still must be scaled to unit variance to be learnt; 1e-3 (1 mm or 0.06 degree a step)
+    # keeps dimensions the demonstrations hold still (std ~1e-4) centred only
+    action_norm_eps: float = 1e-3
 
     # -- inference -------------------------------------------------------------------------
     temporal_ensemble: bool = False  # blend overlapping chunks every tick (ACT) instead of a queue
@@ -118,6 +122,8 @@ class VLAConfig:
             raise bad('ensemble_decay', 'a non-negative number')
         if self.norm_eps <= 0.0:
             raise bad('norm_eps', 'a positive number')
+        if self.action_norm_eps <= 0.0:
+            raise bad('action_norm_eps', 'a positive number')
         if len(set(self.extra_cameras)) != len(self.extra_cameras) or any(
                 not re.fullmatch(r'[A-Za-z0-9_]+', str(c)) for c in self.extra_cameras):
             raise bad('extra_cameras', 'distinct camera names of letters, digits and _')

@@ -26,23 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla_policy.checkpoint_files import (CONFIG_FILE, METADATA_FILE, MODEL_FILE, TOKENIZER_DIR,  # noqa: F401
+                                         CheckpointError, read_metadata, resolve_checkpoint)
 from vla_policy.config import VLAConfig
 from vla_policy.encoders import LanguageEncoder, VisionEncoder
 from vla_policy.images import prepare_image
 from vla_policy.normalization import Normalizer
 
-MODEL_FILE = 'model.safetensors'
-CONFIG_FILE = 'config.json'
-METADATA_FILE = 'metadata.json'
-TOKENIZER_DIR = 'tokenizer'
-
 
 class IncompatibleCheckpoint(ValueError):
     """A checkpoint does not fit the robot or the data it is used with."""
-
-
-class CheckpointError(FileNotFoundError):
-    """A checkpoint directory is missing or unreadable."""
 
 
 class VLAPolicy(nn.Module):
@@ -67,7 +60,7 @@ class VLAPolicy(nn.Module):
         vision_dim = self.vision.out_dim * (1 + len(config.extra_cameras))
         self.language = LanguageEncoder(config, load_pretrained, tokenizer_dir)
         self.state_norm = Normalizer(config.state_dim, config.norm_eps)
-        self.action_norm = Normalizer(config.action_dim, config.norm_eps)
+        self.action_norm = Normalizer(config.action_dim, config.action_norm_eps)
         # instruction embeddings of one sentence encoder are close to each other: centre them on
         # the training instructions and scale to unit RMS so the differences carry the signal
         self.language_norm = Normalizer(self.language.out_dim, 1e-6)
@@ -418,29 +411,6 @@ class VLAPolicy(nn.Module):
                                   f'unexpected {unexpected[:5]}')
         policy.metadata = read_metadata(directory)
         return policy.to(device).eval()
-
-
-def resolve_checkpoint(directory: str | Path) -> Path:
-    """The checkpoint directory itself, or ``<run>/checkpoint`` of a training run directory."""
-    directory = Path(directory)
-    if (directory / CONFIG_FILE).is_file():
-        return directory
-    if (directory / 'checkpoint' / CONFIG_FILE).is_file():
-        return directory / 'checkpoint'
-    if (directory / 'seeds.json').is_file():
-        runs = sorted(p.name for p in directory.glob('seed_*') if p.is_dir())
-        raise CheckpointError(f'{directory} holds {len(runs)} models trained with --seeds ({", ".join(runs)}): '
-                              f'evaluate each on the same seeds, e.g. {directory / (runs[0] if runs else "seed_0")}')
-    raise CheckpointError(f'{directory} is not a VLAPolicy checkpoint: expected {CONFIG_FILE} and {MODEL_FILE} '
-                          f'in it (or in {directory}/checkpoint); train one with `vla train --data DIR --out DIR`')
-
-
-def read_metadata(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / METADATA_FILE
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

@@ -95,8 +95,32 @@ def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
     parser.add_argument('--bert-path', help='local BERT directory (clip-bert; or $VLA_BERT_PATH)')
 
 
+#: the rate at which the presets' step counts (chunk_size, n_action_steps) are stated
+PRESET_FPS = 30.0
+
+
+def rate_defaults(config: VLAConfig, fps: float, given: dict[str, Any]) -> dict[str, int]:
+    """The chunk length and action steps of preset ``config`` as durations, in steps of data
+    recorded at ``fps``.
+
+    A preset's ``chunk_size`` of 16 means 16/30 s of future actions; on 10 Hz data that is 5
+    steps, on 50 Hz data 27, so the plan covers the same time whatever the robot's rate. Values
+    given in ``given`` (``--config``, ``--set``) are kept as they are."""
+    if not fps > 0:
+        raise ValueError(f'the data rate must be positive, got {fps} Hz')
+    scale = fps / PRESET_FPS
+    out = {}
+    if 'chunk_size' not in given:
+        out['chunk_size'] = max(1, round(config.chunk_size * scale))
+    chunk = int(given.get('chunk_size', out.get('chunk_size', config.chunk_size)))
+    if 'n_action_steps' not in given:
+        out['n_action_steps'] = min(chunk, max(1, round(config.n_action_steps * scale)))
+    return out
+
+
 def build_model_config(args: argparse.Namespace, info: DatasetInfo) -> VLAConfig:
-    """Preset, then a --config JSON file, then --set overrides, then the dataset's interface."""
+    """Preset, then a --config JSON file, then --set overrides, then the dataset's interface
+    (joints, actions, cameras, image size, and the chunk length in seconds: :func:`rate_defaults`)."""
     overrides: dict[str, Any] = {}
     if args.config:
         try:
@@ -130,6 +154,7 @@ def build_model_config(args: argparse.Namespace, info: DatasetInfo) -> VLAConfig
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f'unknown model setting(s) {unknown}; VLAConfig fields are {sorted(known)}')
+    overrides.update(rate_defaults(preset(args.preset), info.fps, given=overrides))
     return preset(args.preset, **overrides, joint_names=list(info.joint_names),
                   action_names=list(info.action_names), state_dim=info.state_dim, action_dim=info.action_dim,
                   fps=info.fps, source_image_size=list(info.image_shape[:2]))
