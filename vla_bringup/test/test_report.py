@@ -288,7 +288,7 @@ def test_markdown_and_html_show_the_sections_of_one_model(run_dir: Path):
     """Both files render the one list of sections, in its order: a section added there is in both."""
     report = build_report(load_run(run_dir), created='2026-01-01T00:00:00+00:00')
     assert [s.id for s in report.sections] == \
-        ['results', 'training', 'latency', 'stages', 'rollouts', 'notes']
+        ['results', 'comparison', 'training', 'latency', 'stages', 'rollouts', 'notes']
     assert [f.name for f in report.figures] == ['success', 'loss', 'latency']
     html_path, md_path = write_report(run_dir)
     titles = [s.title for s in report.sections]

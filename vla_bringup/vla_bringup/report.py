@@ -15,7 +15,15 @@ the report):
   ``checkpoint/`` (``vla demo`` trains with ``--out RUN_DIR/checkpoint``) or RUN_DIR itself;
 - ``stages.json``: ``{stage: {seconds, status}}`` of ``vla demo``;
 - ``eval/videos/**/*.gif|*.mp4``: rollouts not named by an episode, matched to a task, to
-  success/failure and to policy/baseline by their path below ``eval/videos``.
+  success/failure and to policy/baseline by their path below ``eval/videos``;
+- ``eval/compare*.json`` (``vla compare ... --json``): the comparison section (without one, the
+  policy is compared with the baseline here, as ``vla compare`` would); a ``sequential`` entry of
+  a results JSON (``vla evaluate --until-decided``) adds the sequential test's rule and decision;
+  a ``training_seeds`` entry (``vla evaluate --checkpoint OUT`` of a ``--seeds`` run) the spread
+  across training seeds;
+- ``eval/async_latency.json`` or ``bench_async/results.json`` (or ``--latency-bench FILE``): the
+  results of ``benchmarks/bench_async_latency.py``, plotted as success and mean jerk against
+  injected latency per stitching policy.
 
 The work is split by concern: ``report_inputs`` reads and checks the run directory,
 ``report_figures`` draws the plots, ``report_sections`` lays the report out as one list of
@@ -45,13 +53,14 @@ DEFAULT_MAX_EMBED_MB = 5.0  # larger rollout media are linked instead of inlined
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                 max_embed_mb: float = DEFAULT_MAX_EMBED_MB) -> tuple[Path, Path]:
+                 max_embed_mb: float = DEFAULT_MAX_EMBED_MB,
+                 latency_bench: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``index.html`` and ``report.md`` (and ``figures/*.png``) for ``run_dir``.
 
     ``out_dir`` defaults to ``run_dir/report``. Returns ``(html_path, md_path)``. Raises
     ``ReportError`` when the run directory has no results JSON or an input is malformed.
     """
-    inputs = load_run(run_dir)
+    inputs = load_run(run_dir, latency_bench)
     out = Path(out_dir).resolve() if out_dir is not None else inputs.run_dir / 'report'
     report = build_report(inputs, created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     for figure in report.figures:
@@ -72,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-embed-mb', type=float, default=DEFAULT_MAX_EMBED_MB,
                         help='rollout GIF/MP4 files up to this size are embedded in index.html, '
                              'larger ones linked (default: %(default)s)')
+    parser.add_argument('--latency-bench', type=Path, default=None, metavar='RESULTS.json',
+                        help='results JSON of benchmarks/bench_async_latency.py to plot (default: '
+                             'RUN_DIR/eval/async_latency.json or RUN_DIR/bench_async/results.json '
+                             'when there)')
 
 
 def run(args: argparse.Namespace, _rest: list[str]) -> int:
@@ -79,7 +92,8 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     if args.max_embed_mb < 0:
         raise CommandError(f'--max-embed-mb must be >= 0, got {args.max_embed_mb}')
     try:
-        html_path, md_path = write_report(args.run_dir, args.out, args.max_embed_mb)
+        html_path, md_path = write_report(args.run_dir, args.out, args.max_embed_mb,
+                                          args.latency_bench)
     except ReportError as exc:
         raise CommandError(str(exc)) from exc
     print(f'report written to {html_path} and {md_path}', file=sys.stderr)

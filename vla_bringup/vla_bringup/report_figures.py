@@ -147,3 +147,34 @@ def latency_figure(results: dict[str, dict]) -> bytes | None:
     ax.legend(fontsize=8)
     return _png(fig)
 
+
+
+def async_latency_figure(bench: dict) -> bytes:
+    """Success (95% Wilson bars) and mean jerk against injected inference latency, one line per
+    stitching policy (``bench_async_latency.py``'s results, checked by ``load_latency_bench``)."""
+    fig = _new_figure(10, 3.8)
+    ax_success, ax_jerk = fig.subplots(1, 2)
+    jerk_key = ('mean_jerk' if all(r['mean_jerk'] is not None for rows in bench['results'].values()
+                                   for r in rows.values()) else 'max_jerk')
+    modes = list(bench['results'])
+    latencies = [ms for rows in bench['results'].values() for ms in rows]
+    dodge = (max(latencies) - min(latencies) or 1.0) * 0.012  # keep overlapping bars apart
+    for i, (mode, rows) in enumerate(bench['results'].items()):
+        xs = [ms + (i - (len(modes) - 1) / 2) * dodge for ms in rows]
+        rates = [r['success_rate'] for r in rows.values()]
+        low = [max(0.0, r['success_rate'] - r['ci95'][0]) for r in rows.values()]
+        high = [max(0.0, r['ci95'][1] - r['success_rate']) for r in rows.values()]
+        ax_success.errorbar(xs, rates, yerr=[low, high], marker='o', capsize=3, label=mode)
+        jerks = [r[jerk_key] for r in rows.values()]
+        ax_jerk.plot([x for x, j in zip(xs, jerks) if j is not None],
+                     [j for j in jerks if j is not None], marker='o', label=mode)
+    ax_success.set(xlabel='injected inference latency (ms)', ylabel='success rate',
+                   title='success (error bars: 95% Wilson interval)', ylim=(0, 1.05))
+    what = 'mean' if jerk_key == 'mean_jerk' else 'max (mean not recorded)'
+    ax_jerk.set(xlabel='injected inference latency (ms)',
+                ylabel=f'{what.split()[0]} jerk (rad/s per tick)', title=f'{what} jerk')
+    ax_jerk.set_ylim(bottom=0)
+    for ax in (ax_success, ax_jerk):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _png(fig)

@@ -295,6 +295,70 @@ def pick_rollouts(rollouts: Sequence[Rollout], tasks: Sequence[str]) -> dict[str
 
 
 
+# -- comparisons and the latency benchmark ----------------------------------------------------
+COMPARE_GLOB = 'compare*.json'  # `vla compare --json RUN_DIR/eval/compare.json`
+LATENCY_BENCH_FILES = ('eval/async_latency.json', 'bench_async/results.json')  # under RUN_DIR
+
+
+def _read_json(path: Path, expected: str):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f'{path} does not exist; expected {expected}') from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f'{path} is not valid JSON ({exc}); expected {expected}') from exc
+
+
+def load_comparison(path: Path) -> dict:
+    """The JSON of ``vla compare --json``: ``{a, effect, alpha, comparisons: [{b, tasks: {task:
+    row}}]}``, each row with n/successes of A and B, difference and its interval, p, verdict."""
+    expected = 'the JSON written by `vla compare A.json B.json --json FILE`'
+    data = _read_json(path, expected)
+    if not isinstance(data, dict) or not isinstance(data.get('comparisons'), list):
+        raise ReportError(f'{path}: expected an object with a "comparisons" list ({expected})')
+    for i, comparison in enumerate(data['comparisons']):
+        tasks = comparison.get('tasks') if isinstance(comparison, dict) else None
+        if not isinstance(tasks, dict) or not tasks:
+            raise ReportError(f'{path}: comparisons[{i}] needs a non-empty "tasks" object')
+        for name, row in tasks.items():
+            missing = [k for k in ('n_a', 'successes_a', 'n_b', 'successes_b', 'difference',
+                                   'difference_ci95', 'p_value', 'verdict')
+                       if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise ReportError(f'{path}: comparisons[{i}].tasks.{name} lacks {", ".join(missing)}')
+    return data
+
+
+def load_latency_bench(path: Path) -> dict:
+    """The results JSON of ``benchmarks/bench_async_latency.py``: ``{checkpoint, tasks,
+    episodes_per_task, results: {mode: {latency_ms: {n, successes, ci95, hold_share, max_jerk,
+    mean_jerk}}}}``, checked (``mean_jerk`` None where an older bench did not record it)."""
+    expected = 'the results JSON of benchmarks/bench_async_latency.py'
+    data = _read_json(path, expected)
+    results = data.get('results') if isinstance(data, dict) else None
+    if not isinstance(results, dict) or not results:
+        raise ReportError(f'{path}: expected an object with a non-empty "results" mapping '
+                          f'{{mode: {{latency_ms: row}}}} ({expected})')
+    checked: dict[str, dict[float, dict]] = {}
+    for mode, rows in results.items():
+        if not isinstance(rows, dict) or not rows:
+            raise ReportError(f'{path}: results.{mode} must map latencies (ms) to rows')
+        checked[mode] = {}
+        for latency, row in rows.items():
+            where = f'results.{mode}.{latency}'
+            ms = optional_float(latency)
+            if ms is None or ms < 0:
+                raise ReportError(f'{path}: {where}: the key must be a latency in ms')
+            entry = _rate_entry(row, where, str(path))
+            for key in ('hold_share', 'max_jerk', 'mean_jerk'):
+                entry[key] = optional_float(row.get(key))
+            entry.pop('episodes', None)
+            checked[mode][ms] = entry
+        checked[mode] = dict(sorted(checked[mode].items()))
+    return {**{k: v for k, v in data.items() if k != 'results'}, 'results': checked,
+            'source': path}
+
+
 # -- the run directory ------------------------------------------------------------------------
 @dataclass
 class RunInputs:
@@ -307,12 +371,16 @@ class RunInputs:
     stages: dict[str, dict] | None  # stages.json of `vla demo`, None when there is none
     rollouts: dict[str, list[Rollout]]  # task ('' = not matched to one) -> rollouts to show
     notes: list[str] = field(default_factory=list)  # missing inputs and oddities, as sentences
+    comparisons: list[tuple[Path, dict]] = field(default_factory=list)  # eval/compare*.json
+    latency_bench: dict | None = None  # bench_async_latency.py's results, checked
 
 
-def load_run(run_dir: str | Path) -> RunInputs:
+def load_run(run_dir: str | Path, latency_bench: str | Path | None = None) -> RunInputs:
     """Read and check every input of ``run_dir``; a note for each that is missing.
 
-    Raises ``ReportError`` when the directory has no results JSON or an input is malformed.
+    ``latency_bench``: the results JSON of ``bench_async_latency.py`` (default: the first of
+    ``LATENCY_BENCH_FILES`` under ``run_dir`` that exists).  Raises ``ReportError`` when the
+    directory has no results JSON or an input is malformed.
     """
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
@@ -361,4 +429,13 @@ def load_run(run_dir: str | Path) -> RunInputs:
                        if flag not in outcomes]
             if lacking:
                 notes.append(f'No {" or ".join(lacking)} rollout video for {task}.')
-    return RunInputs(run_dir, results, tasks, metrics, stages, picked, notes)
+    comparisons = [(path, load_comparison(path))
+                   for path in sorted((run_dir / 'eval').glob(COMPARE_GLOB)) if path.is_file()]
+    if latency_bench is None:
+        latency_bench = next((run_dir / f for f in LATENCY_BENCH_FILES if (run_dir / f).is_file()),
+                             None)
+        if latency_bench is None:
+            notes.append('No latency benchmark: no eval/async_latency.json or '
+                         'bench_async/results.json (benchmarks/bench_async_latency.py).')
+    bench = load_latency_bench(Path(latency_bench)) if latency_bench is not None else None
+    return RunInputs(run_dir, results, tasks, metrics, stages, picked, notes, comparisons, bench)
