@@ -42,3 +42,12 @@ def test_a_write_error_drops_this_episodes_bag_only(tmp_path):
 def test_an_unknown_storage_is_refused():
     with pytest.raises(ValueError, match='bag_storage must be one of'):
         BagRecording('rosbag1')
+
+
+def test_the_compression_reaches_each_episodes_bag(tmp_path):
+    bags = BagRecording('mcap', 'zstd')
+    bags.start(tmp_path / 'episode_000001.hdf5')
+    assert bags.bag.compression == 'zstd'
+    bags.close(summary(saved=False))
+    with pytest.raises(ValueError, match='bag_compression must be one of'):
+        BagRecording('mcap', 'gzip')

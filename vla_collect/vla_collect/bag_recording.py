@@ -10,23 +10,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vla_collect.episode_bag import STORAGES, EpisodeBag, EpisodeBagError
+from vla_collect.episode_bag import COMPRESSIONS, STORAGES, EpisodeBag, EpisodeBagError
 
 
 class BagRecording:
-    """The bag of the episode being recorded (if any), in ``storage`` ('mcap' or 'sqlite3')."""
+    """The bag of the episode being recorded (if any), in ``storage`` ('mcap' or 'sqlite3'),
+    with ``compression`` ('none' or 'zstd', see :mod:`vla_collect.episode_bag`)."""
 
-    def __init__(self, storage: str = 'mcap') -> None:
+    def __init__(self, storage: str = 'mcap', compression: str = 'zstd') -> None:
         if storage not in STORAGES:
             raise ValueError(f'bag_storage must be one of {STORAGES}, got {storage!r}')
+        if compression not in COMPRESSIONS:
+            raise ValueError(f'bag_compression must be one of {COMPRESSIONS}, got {compression!r}')
         self.storage = storage
+        self.compression = compression
         self.bag: EpisodeBag | None = None
         self.error = ''  # the last write or close error
         self.last = ''  # the path of the last bag saved
 
     def start(self, episode: str | Path) -> None:
         """A new bag beside the episode file ``episode``."""
-        self.bag, self.error = EpisodeBag(episode, self.storage), ''
+        self.bag, self.error = EpisodeBag(episode, self.storage, self.compression), ''
 
     def write(self, topic: str, msgtype: str, time_ns: int, data: bytes) -> str | None:
         """Add one serialized message to the current bag (none: ignored); the error that

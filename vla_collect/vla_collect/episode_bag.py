@@ -11,6 +11,16 @@ The bag is written inside ``episode_NNNNNN.bag.tmp/`` and moved out when its epi
 discarded (or empty) episode deletes it, so a bag under a final name is always complete.  The
 episode's language command and success flag go into the bag's ``custom_data`` (rosbag2
 metadata) under ``vla.language_command`` and ``vla.success``.
+
+Compression (``bag_compression``): ``zstd`` compresses an MCAP bag's chunks inside the file (the
+MCAP format's own chunk compression, as ``ros2 bag record``'s MCAP plugin writes by default: the
+``.mcap`` stays a self-contained file any MCAP reader opens) and a sqlite3 bag message by message
+(rosbag2's ``compression_mode: message``, stated in its metadata.yaml).  ``none`` writes them
+uncompressed.  Both read back through ``vla dataset import --format rosbag`` (``rosbags``
+decompresses zstd and lz4 chunks); ``rosbags`` writes zstd only, so lz4 is not offered.
+``zstd`` is the default: on the simulated pick (two 224x224 cameras at 30 Hz) it shrinks the
+MCAP bag from 518 to 14 MB per minute for ~7 ms more writer CPU per second of episode
+(``benchmarks/bench_bag_compression.py``); real camera images compress far less.
 """
 from __future__ import annotations
 
@@ -22,6 +32,8 @@ from vla_collect.episode_schema import TMP_SUFFIX
 
 #: storage plugins by the name the ``bag_storage`` parameter takes
 STORAGES = ('mcap', 'sqlite3')
+#: compressions by the name the ``bag_compression`` parameter takes
+COMPRESSIONS = ('none', 'zstd')
 BAG_SUFFIX = '.bag'
 
 
@@ -38,18 +50,21 @@ def bag_path_for(episode: str | Path) -> Path:
 class EpisodeBag:
     """One episode's raw messages: :meth:`write` each, then :meth:`close` or :meth:`abort`."""
 
-    def __init__(self, episode: str | Path, storage: str = 'mcap') -> None:
+    def __init__(self, episode: str | Path, storage: str = 'mcap', compression: str = 'zstd') -> None:
         if storage not in STORAGES:
             raise ValueError(f'bag storage must be one of {STORAGES}, got {storage!r}')
+        if compression not in COMPRESSIONS:
+            raise ValueError(f'bag compression must be one of {COMPRESSIONS}, got {compression!r}')
         self.path = bag_path_for(episode)
         self.temp = self.path.with_name(self.path.name + TMP_SUFFIX)
         self.storage = storage
+        self.compression = compression
         self.messages = 0
         self._writer = None
         self._connections: dict[str, object] = {}
 
     def _open(self):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
         if self.path.exists():
             raise EpisodeBagError(f'{self.path} exists already; not overwriting a recording')
         if self.temp.exists():  # left by a crash: it was never a finished bag
@@ -58,6 +73,9 @@ class EpisodeBag:
         self.temp.mkdir(parents=True)
         # written as <temp>/episode_NNNNNN.bag, so its storage file is named after the final bag
         writer = Writer(self.temp / self.path.name, version=9, storage_plugin=plugin)
+        if self.compression == 'zstd':  # MCAP: its chunks; sqlite3: each message (rosbag2's)
+            writer.set_compression(CompressionMode.STORAGE if self.storage == 'mcap'
+                                   else CompressionMode.MESSAGE, CompressionFormat.ZSTD)
         try:
             writer.open()
         except Exception as exc:
