@@ -1,5 +1,6 @@
 """What the trainer derives from the data instead of from one scene (issue 17 part 2), ROS-free."""
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -59,3 +60,47 @@ def test_small_delta_actions_are_scaled_and_still_dimensions_only_centred():
     states = Normalizer(5, cfg.norm_eps)  # inputs keep ACT's 1e-2 floor: joint noise is not amplified
     states.set_stats(np.zeros(5), std)
     np.testing.assert_allclose(states.std.numpy(), [1.0, 1.0, 0.017, 1.0, 0.04], rtol=1e-6)
+
+
+def test_a_two_valued_action_is_found_in_the_data_and_classified(tmp_path):
+    """A +/-1 gripper effort: the trainer finds its levels, learns it with a logit, and the
+    policy outputs exactly one of the two levels (a regression would average them)."""
+    from vla_collect.episode_io import open_episode
+    from vla_policy import VLAPolicy
+    from vla_policy.dataset import compute_stats
+    from vla_policy.train import run
+    data = tmp_path / 'data'
+    write_tiny_dataset(data, episodes=3, steps=24, binary_actions=[3])
+    info = scan_episodes(data)
+    levels = compute_stats(info, [0, 1, 2])['action']['levels']
+    assert levels[3] == [-1.0, 1.0] and all(lv is None for i, lv in enumerate(levels) if i != 3)
+    out = tmp_path / 'run'
+    run(['--data', str(data), '--out', str(out), '--steps', '150', '--lr', '3e-3', '--val-fraction', '0',
+         '--no-augment', '--preset', 'tiny', '--batch-size', '8', '--warmup-steps', '5', '--log-every', '5',
+         '--workers', '0', '--threads', '1'])
+    rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert rows[-1]['binary_accuracy'] > 0.9, rows[-1]
+    policy = VLAPolicy.from_pretrained(out)
+    assert policy.config.binary_actions == {info.action_names[3]: [-1.0, 1.0]}
+    hits = total = 0
+    for path in sorted(data.glob('*.hdf5')):
+        with open_episode(path) as ep:
+            policy.reset()
+            for t in range(0, 24, 3):
+                obs = {'image': ep.images[t], 'joint_positions': ep.joint_positions[t],
+                       'instruction': ep.language_command}
+                chunk = policy.predict_chunk(obs)
+                assert set(np.unique(chunk[:, 3]).tolist()) <= {-1.0, 1.0}  # a level, never a blend
+                hits += int(chunk[0, 3] == ep.actions[t][3])
+                total += 1
+    assert hits / total > 0.8, (hits, total)
+    # a config that names no binary action (older checkpoints: None) regresses every dimension
+    assert VLAPolicy(preset('tiny', state_dim=4, action_dim=4, binary_actions={}),
+                     load_pretrained=False).binary_mask.sum() == 0
+
+
+def test_binary_action_levels_are_checked():
+    with pytest.raises(ValueError, match='binary_actions'):
+        preset('cpu', binary_actions={'gripper': [1.0, -1.0]})
+    with pytest.raises(ValueError, match='binary_actions'):
+        preset('cpu', action_names=['a'], action_dim=1, binary_actions={'gripper': [0.0, 1.0]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -79,6 +80,11 @@ class VLAConfig:
     # -- action head -----------------------------------------------------------------------
     chunk_size: int = 16  # future actions predicted per inference
     loss: str = 'l1'  # regression loss on normalized actions
+    # action dimensions that only take two values, {name: [low, high]}: each is a classification
+    # (one logit, binary cross-entropy; the action is the level on the logit's side), not a
+    # regression that averages the two levels into a value neither of them. None: found in the
+    # data by the trainer (every action dimension with exactly two values); {}: none
+    binary_actions: dict[str, list[float]] | None = None
     norm_eps: float = 1e-2  # a state dimension whose std is below this is only centred, not scaled
     # the same for actions: small, since delta actions (end-effector steps of a few mm) are small
     # and still must be scaled to unit variance to be learnt; 1e-3 (1 mm or 0.06 degree a step)
@@ -127,6 +133,13 @@ class VLAConfig:
         if len(set(self.extra_cameras)) != len(self.extra_cameras) or any(
                 not re.fullmatch(r'[A-Za-z0-9_]+', str(c)) for c in self.extra_cameras):
             raise bad('extra_cameras', 'distinct camera names of letters, digits and _')
+        for name, levels in (self.binary_actions or {}).items():
+            if (not isinstance(levels, (list, tuple)) or len(levels) != 2
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in levels)
+                    or not levels[0] < levels[1]):
+                raise bad('binary_actions', f'{{action name: [low, high]}} with finite low < high (at {name!r})')
+            if self.action_names and name not in self.action_names:
+                raise bad('binary_actions', f'names of action_names {self.action_names}')
         if self.state_dim < 0 or self.action_dim < 0:
             raise ValueError(f'state_dim/action_dim must be >= 0, got {self.state_dim}/{self.action_dim}')
         if self.joint_names and len(self.joint_names) != self.state_dim:

@@ -147,8 +147,14 @@ def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], l
 
 
 # -- normalization statistics --------------------------------------------------------------------
+#: an action dimension taking at most this many distinct values is reported by its levels
+MAX_LEVELS = 2
+
+
 def compute_stats(info: DatasetInfo, ids: list[int]) -> dict[str, Any]:
-    """Mean/std (float64 accumulation) of joint positions and actions over episodes ``ids``.
+    """Mean/std (float64 accumulation) of joint positions and actions over episodes ``ids``, and
+    ``action.levels``: per action dimension, its two values when it only ever takes two (a binary
+    gripper command such as +/-1 effort), else None.
 
     Raises :class:`DataError` naming the episode and step of a non-finite value.
     """
@@ -156,6 +162,7 @@ def compute_stats(info: DatasetInfo, ids: list[int]) -> dict[str, Any]:
     sums = {}
     for key in ('state', 'action'):
         sums[key] = [0.0, 0.0, 0]  # sum, sum of squares, count
+    levels: list[set[float] | None] = [set() for _ in info.action_names]
     for i in ids:
         rec = info.episodes[i]
         with open_episode(rec.path) as ep:
@@ -169,11 +176,17 @@ def compute_stats(info: DatasetInfo, ids: list[int]) -> dict[str, Any]:
                 s[0] = s[0] + data.sum(0)
                 s[1] = s[1] + (data ** 2).sum(0)
                 s[2] += data.shape[0]
+                if key == 'action':
+                    for d, seen in enumerate(levels):
+                        if seen is not None:
+                            seen.update(np.unique(data[:, d]).tolist()[:MAX_LEVELS + 1])
+                            levels[d] = seen if len(seen) <= MAX_LEVELS else None
     stats: dict[str, Any] = {}
     for key, (total, sq, count) in sums.items():
         mean = total / count
         std = np.sqrt(np.maximum(sq / count - mean ** 2, 0.0))
         stats[key] = {'mean': mean.tolist(), 'std': std.tolist(), 'count': int(count)}
+    stats['action']['levels'] = [sorted(v) if v is not None and len(v) == 2 else None for v in levels]
     return stats
 
 
@@ -183,9 +196,11 @@ def load_or_compute_stats(info: DatasetInfo, ids: list[int], cache_dirs: list[Pa
     name = f'stats_{info.fingerprint(ids)}.json'
     for d in cache_dirs:
         try:
-            return json.loads((d / name).read_text())
+            cached = json.loads((d / name).read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if 'levels' in cached.get('action', {}):  # written before the levels were counted: recompute
+            return cached
     stats = compute_stats(info, ids)
     for d in cache_dirs:
         try:

@@ -76,6 +76,13 @@ class VLAPolicy(nn.Module):
                                            activation='gelu', batch_first=True, norm_first=True)
         self.temporal = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, config.action_dim))
+        # two-valued action dimensions (config.binary_actions): the head's output there is a logit
+        binary = config.binary_actions or {}
+        names = list(config.action_names) or [str(i) for i in range(config.action_dim)]
+        levels = [binary.get(n, (0.0, 1.0)) for n in names]
+        self.register_buffer('binary_mask', torch.tensor([n in binary for n in names]), persistent=False)
+        self.register_buffer('binary_low', torch.tensor([float(lv[0]) for lv in levels]), persistent=False)
+        self.register_buffer('binary_high', torch.tensor([float(lv[1]) for lv in levels]), persistent=False)
         self.metadata: dict[str, Any] = {}  # training metadata of a loaded checkpoint
         # inference: projected instruction embeddings (text -> ((1, D), the weights' versions))
         self._language_cache: dict[str, tuple[torch.Tensor, tuple]] = {}
@@ -161,14 +168,33 @@ class VLAPolicy(nn.Module):
         actions (B, K, A) robot units, action_is_pad (B, K) bool.
         """
         batch = self._batch_to_device(batch)
-        pred = self.predict_normalized(batch)
-        target = self.action_norm.normalize(batch['actions'].float())
+        pred = self.predict_normalized(batch).float()
+        actions = batch['actions'].float()
+        target = self.action_norm.normalize(actions)
         valid = (~batch['action_is_pad']).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
+        binary = self.binary_mask.to(pred.dtype)  # (A,): 1 where the head's output is a logit
+        regressed = valid * (1.0 - binary)
         denom = (valid.sum() * pred.shape[-1]).clamp(min=1.0)
-        l1 = (F.l1_loss(pred.float(), target, reduction='none') * valid).sum() / denom
-        mse = (F.mse_loss(pred.float(), target, reduction='none') * valid).sum() / denom
+        l1 = (F.l1_loss(pred, target, reduction='none') * regressed).sum() / denom
+        mse = (F.mse_loss(pred, target, reduction='none') * regressed).sum() / denom
         loss = l1 if self.config.loss == 'l1' else mse
-        return loss, {'l1': float(l1.detach()), 'mse': float(mse.detach())}
+        metrics = {'l1': float(l1.detach()), 'mse': float(mse.detach())}
+        if bool(self.binary_mask.any()):
+            high = (actions > (self.binary_low + self.binary_high) / 2).to(pred.dtype)
+            bce = (F.binary_cross_entropy_with_logits(pred, high, reduction='none') * valid * binary).sum() / denom
+            loss = loss + bce
+            weight = (valid * binary).sum().clamp(min=1.0)
+            metrics['binary_accuracy'] = float((((pred > 0).to(pred.dtype) == high).to(pred.dtype)
+                                                * valid * binary).sum() / weight)
+        return loss, metrics
+
+    def to_actions(self, pred: torch.Tensor) -> torch.Tensor:
+        """The model's normalized output (..., A) -> actions in robot units: unnormalized, and a
+        two-valued dimension's logit turned into the level on its side."""
+        actions = self.action_norm.unnormalize(pred)
+        if not bool(self.binary_mask.any()):
+            return actions
+        return torch.where(self.binary_mask, torch.where(pred > 0, self.binary_high, self.binary_low), actions)
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -179,7 +205,7 @@ class VLAPolicy(nn.Module):
             pred = self.predict_normalized(self._batch_to_device(batch))
         finally:
             self.train(was_training)
-        return self.action_norm.unnormalize(pred.float())
+        return self.to_actions(pred.float())
 
     # -- deployment -----------------------------------------------------------------------
     def reset(self) -> None:
@@ -336,7 +362,7 @@ class VLAPolicy(nn.Module):
     def _predict_chunk(self) -> np.ndarray:
         frames = torch.stack(list(self._history), dim=1)  # (1, T, D)
         decode = self._traced.decode if self._traced is not None else self.decode
-        pred = self.action_norm.unnormalize(decode(frames, self._language).float())
+        pred = self.to_actions(decode(frames, self._language).float())
         return pred[0].cpu().numpy().astype(np.float32)  # (K, A)
 
     def _ensembled_action(self) -> np.ndarray:
@@ -344,6 +370,9 @@ class VLAPolicy(nn.Module):
         actions = np.stack([chunk[age] for chunk, age in self._ensemble])  # oldest first
         weights = np.exp(-self.config.ensemble_decay * np.arange(len(actions)))
         action = (weights[:, None] * actions).sum(0) / weights.sum()
+        if bool(self.binary_mask.any()):  # a blend of two levels snaps to the nearer one
+            mask, low, high = (t.cpu().numpy() for t in (self.binary_mask, self.binary_low, self.binary_high))
+            action = np.where(mask, np.where(action > (low + high) / 2, high, low), action)
         for entry in self._ensemble:
             entry[1] += 1
         self._ensemble = [e for e in self._ensemble if e[1] < self.config.chunk_size]

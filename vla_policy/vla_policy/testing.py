@@ -41,12 +41,14 @@ def write_tiny_dataset(directory: str | Path, episodes: int = 3, steps: int = 20
                        joint_names: Sequence[str] = DEFAULT_JOINTS, action_names: Sequence[str] | None = None,
                        instructions: Sequence[str] = ('pick up the red cube', 'pick up the blue cube'),
                        fps: float = 30.0, seed: int = 0, first_index: int = 0,
-                       cameras: Sequence[str] = ()) -> list[Path]:
+                       cameras: Sequence[str] = (), binary_actions: Sequence[int] = ()) -> list[Path]:
     """Write ``episodes`` small, learnable episodes with :class:`vla_collect.episode_io.EpisodeWriter`.
 
     Actions are smooth functions of time and of the instruction, the joint positions lag the
     actions, and each image shows a bar whose position encodes the step, so a policy can fit
-    them. Each extra camera of ``cameras`` shows the bar mirrored. Returns the episode paths.
+    them. Each extra camera of ``cameras`` shows the bar mirrored. The action dimensions of
+    ``binary_actions`` are two-valued (+/-1, the sign of the smooth function, like a gripper
+    effort). Returns the episode paths.
     """
     from vla_collect.episode_io import EpisodeWriter
     rng = np.random.default_rng(seed)
@@ -66,6 +68,8 @@ def write_tiny_dataset(directory: str | Path, episodes: int = 3, steps: int = 20
             for t in range(steps):
                 s = t / max(1, steps - 1)
                 action = sign * np.sin(np.linspace(0.5, 2.0, a) * (s + phase) * np.pi).astype(np.float32)
+                for d in binary_actions:
+                    action[d] = 1.0 if action[d] >= 0 else -1.0
                 q = np.resize(action, n) * 0.9
                 image = np.full((image_size, image_size, 3), 40, np.uint8)
                 col = int(s * (image_size - 4))

@@ -82,6 +82,10 @@ class Trainer:
         self.train_ids, self.val_ids = split_episodes(len(info.episodes), cfg.val_fraction, cfg.seed)
         self.stats = load_or_compute_stats(info, self.train_ids, [info.directory / '.vla_cache', self.out / 'cache'])
 
+        if model_config.binary_actions is None:  # two-valued action dimensions are classified
+            levels = self.stats['action'].get('levels') or [None] * len(info.action_names)
+            model_config = model_config.replace(binary_actions={
+                name: lv for name, lv in zip(info.action_names, levels) if lv is not None})
         torch.manual_seed(cfg.seed)
         self.model = VLAPolicy(model_config, load_pretrained=True).to(device)
         self.model.set_normalization(self.stats, info.instructions)
@@ -286,7 +290,8 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model, self.step)
         self.last_lr = lr
-        return {'loss': loss.item(), 'l1': info['l1'], 'mse': info['mse'], 'grad_norm': float(grad_norm), 'lr': lr}
+        return {'loss': loss.item(), 'l1': info['l1'], 'mse': info['mse'], 'grad_norm': float(grad_norm), 'lr': lr,
+                **({'binary_accuracy': info['binary_accuracy']} if 'binary_accuracy' in info else {})}
 
     def _check_budget(self, setup_s: float, first_step_elapsed: float) -> None:
         """Refuse a time budget that cannot hold the set-up, a useful warmup and a decay (measured
