@@ -12,10 +12,11 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_bringup.scenarios import config_file
 from vla_collect.episode_io import list_episodes, open_episode, validate_episode
+from vla_common.config_files import config_file as package_config_file
 from vla_common.launching import NodeGroup, NodeSpec
 from vla_common.qos import LATCHED
+from vla_common.robot import robot_yaml
 from vla_common.testing import GraphProbe, undescribed, wait_for
 
 pytestmark = pytest.mark.ros
@@ -23,19 +24,24 @@ COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 START, STOP, DISCARD = '/teleop_collector/start', '/teleop_collector/stop', '/teleop_collector/discard'
 
 
+def bringup_config(name: str) -> str:
+    """vla_bringup's config/<name> (the files its scenarios start nodes with), without importing it."""
+    return str(package_config_file('vla_bringup', name))
+
+
 @pytest.fixture(scope='module')
 def graph(tmp_path_factory):
     out = tmp_path_factory.mktemp('demos')
-    robot = config_file('robot.yaml')
+    robot = str(robot_yaml())
     specs = [
         NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
-                 param_files=(robot, config_file('sim.yaml')),
+                 param_files=(robot, bringup_config('sim.yaml')),
                  parameters={'task': 'pick_red', 'seed': 2, 'image_size': 64}),
         NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
-                 param_files=(robot, config_file('sim.yaml')),
+                 param_files=(robot, bringup_config('sim.yaml')),
                  remappings=(('/vla/command', COMMAND_TOPIC),)),
         NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
-                 'teleop_collector', param_files=(robot, config_file('collect.yaml')),
+                 'teleop_collector', param_files=(robot, bringup_config('collect.yaml')),
                  parameters={'output_dir': str(out)}),
     ]
     group = NodeGroup(specs)

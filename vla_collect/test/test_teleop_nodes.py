@@ -10,19 +10,27 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState, Joy
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_bringup.scenarios import config_file
+from vla_common.config_files import config_file as package_config_file
 from vla_common.launching import NodeProcess, NodeSpec
+from vla_common.robot import robot_yaml
 from vla_common.testing import GraphProbe, undescribed, wait_for
 
 pytestmark = pytest.mark.ros
 ROBOT_TOPIC = '/joint_trajectory_controller/joint_trajectory'
-PARAMS = (config_file('robot.yaml'), config_file('teleop.yaml'))
+
+
+def bringup_config(name: str) -> str:
+    """vla_bringup's config/<name> (the files its scenarios start nodes with), without importing it."""
+    return str(package_config_file('vla_bringup', name))
+
+
+PARAMS = (str(robot_yaml()), bringup_config('teleop.yaml'))
 
 
 @pytest.fixture(scope='module')
 def sim():
     proc = NodeProcess(NodeSpec('vla_sim', 'sim_node', 'vla_sim.sim_node', 'sim_node',
-                                param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
+                                param_files=(str(robot_yaml()), bringup_config('sim.yaml')),
                                 parameters={'image_size': 32}))
     probe = GraphProbe('teleop_test_probe')
     try:
