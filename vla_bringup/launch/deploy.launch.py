@@ -8,6 +8,12 @@ command gate sends its controlled stop on the way out, and a dead safety monitor
 made the gate hold (its heartbeat went silent).  On a real ros2_control robot set the gate's
 ``stamp_mode`` to ``zero`` (docs/safety.md).
 
+The controller is a managed lifecycle node that configures (loads and checks the checkpoint)
+and activates itself: ``autostart: true`` in controller.yaml, the same on this path and the
+``vla`` runner's, so neither calls the lifecycle services.  To drive the transitions yourself
+(a lifecycle manager), set ``autostart: false`` there and call
+``ros2 lifecycle set /vla_controller configure`` then ``activate``.
+
 Without the ROS 2 CLI: ``vla deploy --checkpoint DIR --command "pick up the red cube"``.
 """
 import os

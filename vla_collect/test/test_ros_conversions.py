@@ -40,3 +40,13 @@ def test_trajectory_first_point_in_robot_order():
     with pytest.raises(ValueError, match='1 positions for 2 joints'):
         trajectory_to_action(JointTrajectory(joint_names=['a', 'b'], points=[
             JointTrajectoryPoint(positions=[1.0])]), ['a', 'b'])
+    with pytest.raises(ValueError, match=r"non-finite target\(s\) for \['b'\]"):
+        trajectory_to_action(JointTrajectory(joint_names=['a', 'b'], points=[
+            JointTrajectoryPoint(positions=[1.0, float('nan')])]), ['a', 'b'])
+    with pytest.raises(ValueError, match='repeated joint names'):
+        trajectory_to_action(JointTrajectory(joint_names=['a', 'a'], points=[
+            JointTrajectoryPoint(positions=[1.0, 2.0])]), ['a'])
+    # joints beyond the recorded ones are ignored, as in a joint state
+    wide = JointTrajectory(joint_names=['finger', 'b', 'a'], points=[
+        JointTrajectoryPoint(positions=[0.5, 2.0, 1.0])])
+    np.testing.assert_array_equal(trajectory_to_action(wide, ['a', 'b']), [1.0, 2.0])

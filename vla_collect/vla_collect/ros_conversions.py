@@ -9,6 +9,7 @@ import numpy as np
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_common.joint_commands import check_command, to_robot_order
 from vla_common.messages import MissingJointError, joint_index, known_velocities, parse_joint_state
 
 __all__ = ['MissingJointError', 'joint_state_to_arrays', 'trajectory_to_action']
@@ -27,19 +28,16 @@ def joint_state_to_arrays(msg: JointState, joint_names: Sequence[str]) -> tuple[
 def trajectory_to_action(msg: JointTrajectory, joint_names: Sequence[str]) -> np.ndarray:
     """The command a trajectory sends: its first point's positions in ``joint_names`` order.
 
-    Raises :class:`MissingJointError` for a joint the trajectory does not command and ValueError
-    for a trajectory with no points, a point whose length differs from ``joint_names`` of the
-    message, or non-finite positions.
+    The trajectory passes the checks the command gate and the simulator make
+    (:func:`vla_common.joint_commands.check_command`: points, repeated joints, row lengths,
+    finite targets; a ValueError with the same sentence), except that joints beyond
+    ``joint_names`` are ignored, as in a joint state (a bag may command more joints than a
+    dataset records).  Raises :class:`MissingJointError` for a joint it does not command.
     """
-    if not msg.points:
-        raise ValueError('JointTrajectory has no points')
-    index = joint_index(msg.joint_names, joint_names, 'JointTrajectory')
-    positions = msg.points[0].positions
-    if len(positions) != len(msg.joint_names):
-        raise ValueError(f'JointTrajectory point 0 has {len(positions)} positions for '
-                         f'{len(msg.joint_names)} joints')
-    action = np.asarray(positions, dtype=np.float64)[index]
-    if not np.all(np.isfinite(action)):
-        bad = [joint_names[i] for i in np.flatnonzero(~np.isfinite(action))]
-        raise ValueError(f'JointTrajectory has non-finite positions for {bad}')
-    return action
+    names = [str(name) for name in msg.joint_names]
+    rows = [point.positions for point in msg.points]
+    fault = check_command(names, rows, names)
+    if fault is not None:
+        raise ValueError(f'JointTrajectory: {fault.reason}')
+    joint_index(names, joint_names, 'JointTrajectory')  # MissingJointError naming what it lacks
+    return to_robot_order(names, rows[:1], joint_names)[0]

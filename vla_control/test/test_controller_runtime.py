@@ -2,8 +2,9 @@ import math
 
 import numpy as np
 
-from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, LockstepTicks,
-                                 RateMeter, Snapshot, check_image_size, hold_reason)
+from vla_control.lockstep import LockstepTicks
+from vla_control.runtime import (ActionGuard, ControlLoop, EventRate, Inputs, RateMeter, Snapshot,
+                                 check_image_size, hold_reason)
 from vla_safety.rules import SafetyLimits
 
 LIMITS = SafetyLimits.from_values(['a', 'b'], [-1.0, 0.0], [1.0, 0.08], [3.0, 0.3])
@@ -296,3 +297,17 @@ def test_a_lockstep_tick_is_due_once_when_all_its_inputs_carry_its_stamp():
     ticks.observed('image', 0.15)
     ticks.observed('joint_state', 0.15)
     assert not ticks.observed('image_wrist', 0.15) and ticks.due == 0.2  # older than the last
+
+
+def test_a_lockstep_tick_waits_for_the_node_clock_to_reach_its_stamp():
+    import threading
+    ticks = LockstepTicks(('image',))
+    stopping = threading.Event()
+    assert ticks.await_due(lambda: 0.0, 1.0, stopping) == (None, '')  # no tick due yet
+    ticks.observed('image', 2.0)
+    clock = iter([1.0, 1.5, 2.0])
+    assert ticks.await_due(lambda: next(clock), 1.0, stopping, poll=0.0) == (2.0, '')
+    stamp, why = ticks.await_due(lambda: 1.0, 0.01, stopping, poll=0.001)
+    assert stamp is None and 'did not reach the tick stamped 2.000 s' in why
+    stopping.set()
+    assert ticks.await_due(lambda: 1.0, 10.0, stopping) == (None, '')  # shutting down: no fault

@@ -39,3 +39,29 @@ def test_every_command_starts_over_and_an_estop_release_too():
     assert cache.take(6.1).instruction == ''
     cache.restart_command()
     assert not cache.take(6.2).command_changed  # no command to start again
+
+
+def test_images_decode_to_rgb_and_malformed_ones_name_the_fault():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from vla_control.inputs import decode_image
+
+    def msg(encoding='rgb8', height=2, width=3, step=None, data=None):
+        step = width * 3 if step is None else step
+        data = bytes(range(step * height)) if data is None else data
+        return SimpleNamespace(encoding=encoding, height=height, width=width, step=step, data=data)
+
+    rgb = decode_image(msg())
+    assert rgb.shape == (2, 3, 3) and rgb[1, 0].tolist() == [9, 10, 11]
+    bgr = decode_image(msg('bgr8'))
+    assert bgr[1, 0].tolist() == [11, 10, 9]
+    padded = decode_image(msg(step=10, data=bytes(range(20))))  # one padding byte per row
+    assert padded[1, 0].tolist() == [10, 11, 12]
+    with pytest.raises(ValueError, match='zero size'):
+        decode_image(msg(height=0))
+    with pytest.raises(ValueError, match='unsupported image encoding'):
+        decode_image(msg('yuv422'))
+    with pytest.raises(ValueError, match='step 4 is smaller'):
+        decode_image(msg(step=4))

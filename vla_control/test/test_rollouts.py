@@ -60,3 +60,16 @@ def test_a_writer_error_propagates_and_close_stops_the_recording(tmp_path):
     assert recorder.record(np.zeros((4, 6, 3), np.uint8), {}, np.zeros(2), None, np.zeros(2),
                            1.0) is None
     assert list_episodes(tmp_path) == []
+
+
+def test_record_or_stop_reports_a_writer_error_and_stops_the_recording(tmp_path):
+    recorder = RolloutRecorder(tmp_path, JOINTS, fps=10.0)
+    recorder.start('pick')
+    image = np.zeros((4, 6, 3), np.uint8)
+    path, error = recorder.record_or_stop(image, {}, np.zeros(2), np.zeros(2), np.zeros(2), 0.0)
+    assert path is not None and path.name == 'episode_000000.hdf5' and error == ''
+    path, error = recorder.record_or_stop(image, {}, np.zeros(3), np.zeros(2), np.zeros(2), 0.1)
+    assert path is None and error.startswith('recording stopped: ')
+    assert recorder.instruction is None and recorder.close_or_report() == ''
+    assert recorder.record_or_stop(image, {}, np.zeros(2), np.zeros(2), np.zeros(2), 0.2) == (None, '')
+    assert len(list_episodes(tmp_path)) == 1  # the frame before the error is kept

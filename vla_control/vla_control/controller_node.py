@@ -12,11 +12,11 @@ joint state is older than ``max_observation_age``, the policy fails or outputs s
 during an emergency stop, and for ``command_settle_time`` after the command changed.  A hold
 resets the policy (actions queued before a stall are never run after it) and publishes one hold
 when the controller was acting: at the measured position, or at the last commanded target when
-the joint state is stale (see :class:`vla_control.runtime.ControlLoop`).  Inference runs in a
-worker thread (``num_threads`` torch threads) that the control timer signals, so subscriptions
-never wait for it; a tick that finds the previous one still running is counted as an overrun
-(``overruns``, ``overruns_per_minute`` in ``/diagnostics``) and skipped, not queued.  On SIGINT
-(Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the hold before it exits.
+the joint state is stale (see :class:`vla_control.runtime.ControlLoop`).  Ticks run in their
+own thread (:mod:`vla_control.tick_worker`, ``num_threads`` torch threads); a timer tick that
+finds the previous one still running is an overrun (``overruns``, ``overruns_per_minute`` in
+``/diagnostics``), not queued.  On SIGINT (Ctrl-C, ``ros2 launch``) and SIGTERM it publishes the
+hold before it exits.
 
 It is a managed lifecycle node: ``configure`` loads and checks the checkpoint, ``activate``
 starts commanding, ``deactivate`` holds, ``cleanup`` drops the checkpoint; with ``autostart``
@@ -24,11 +24,11 @@ starts commanding, ``deactivate`` holds, ``cleanup`` drops the checkpoint; with 
 configures and activates itself at start-up.  Until active it holds and says why.  A checkpoint
 that does not load or does not fit the robot leaves the node running in an ``error`` state that
 holds.  With ``lockstep`` (a lock-step simulator) there is no timer: each simulated tick is
-taken once its images and joint state (one header stamp) have arrived and the node clock has
-reached it, and every tick is answered, a hold by re-sending its target, so the simulator never
-waits out its timeout and the policy always sees the tick it answers.  With ``record_dir`` set
+answered once its observations are in (:mod:`vla_control.lockstep`).  With ``record_dir`` set
 every observation and predicted action goes to an HDF5 episode per command
-(``episode_NNNNNN.hdf5``, :mod:`vla_control.rollouts`).
+(:mod:`vla_control.rollouts`).  What does not need ROS lives in those modules and
+:mod:`~vla_control.runtime`, :mod:`~vla_control.inputs`, :mod:`~vla_control.loading`,
+:mod:`~vla_control.status`, :mod:`~vla_control.parameters`; this node connects them to ROS.
 """
 from __future__ import annotations
 
@@ -54,15 +54,16 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.logs import emit_log
-from vla_common.messages import (image_to_rgb, known_velocities, parse_joint_state, to_seconds,
-                                 trajectory_msg)
+from vla_common.messages import known_velocities, parse_joint_state, to_seconds, trajectory_msg
 from vla_common.qos import LATCHED
-from vla_control.inputs import InputCache
+from vla_control.inputs import InputCache, decode_image
 from vla_control.loading import PolicySettings, load_policy
-from vla_control.parameters import PARAMETERS, per_joint
+from vla_control.lockstep import LockstepTicks
+from vla_control.parameters import PARAMETERS, per_joint, refused_change
 from vla_control.rollouts import RolloutRecorder
-from vla_control.runtime import ControlLoop, Inputs, LockstepTicks, check_image_size
+from vla_control.runtime import ControlLoop, check_image_size
 from vla_control.status import TickStats, status_values
+from vla_control.tick_worker import TickWorker
 from vla_safety.rules import FaultLog, SafetyLimits
 
 
@@ -89,7 +90,6 @@ class VLAController(LifecycleNode):
 
         self.state = 'unconfigured'  # lifecycle state, or 'error' (no usable checkpoint)
         self.error = ''
-        self.busy = False
         self.num_threads = max(1, int(p('num_threads').value))
         self.policy = None
         self._use_policy(None)
@@ -114,14 +114,10 @@ class VLAController(LifecycleNode):
         # diagnostics on the wall clock: a paused or lock-step simulator's clock may stand still
         self.create_timer(1.0, self._publish_diagnostics, callback_group=inputs,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        # Inference runs in its own thread: the executor thread only takes messages and signals
-        # ticks, so subscriptions never wait for the model (and rclpy's multi-threaded
-        # executor, which busy-spins while a callback group is occupied, is not needed).
-        self._tick_due = threading.Event()
-        self._stopping = threading.Event()
-        self._worker = threading.Thread(target=self._work, name='vla_controller_inference',
-                                        daemon=True)
-        self._worker.start()
+        # ticks (inference) in their own thread: the executor only takes messages and signals
+        self.worker = TickWorker(self._tick, lambda exc: self._fault(
+            'tick error', f'control tick failed: {exc}'), self._set_threads,
+            'vla_controller_inference')
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -132,7 +128,7 @@ class VLAController(LifecycleNode):
         with self.lock:
             self._use_policy(policy)
         self.camera_subs = [self.create_subscription(
-            Image, f'/camera/{camera}/image_raw', lambda msg, c=camera: self._on_extra_image(c, msg),
+            Image, f'/camera/{camera}/image_raw', lambda msg, c=camera: self._on_image(msg, c),
             qos_profile_sensor_data, callback_group=self.inputs) for camera in self.cameras]
         self.state = 'inactive'
         return TransitionCallbackReturn.SUCCESS
@@ -175,21 +171,13 @@ class VLAController(LifecycleNode):
 
     def _halt(self) -> str:
         """Why the controller may not act whatever its inputs ('' = it may)."""
-        if self.state == 'error':
-            return self.error
-        if self.state != 'active':
-            return f'lifecycle state {self.state}: not commanding'
-        return ''
+        if self.state in ('error', 'active'):
+            return self.error if self.state == 'error' else ''
+        return f'lifecycle state {self.state}: not commanding'
 
     def _load_policy(self):
         """Load and check the checkpoint; on failure the node stays up in the error state."""
-        p = self.get_parameter
-        settings = PolicySettings(
-            str(p('checkpoint').value), str(p('device').value), self.num_threads,
-            str(p('action_execution').value), str(p('inference').value),
-            str(p('stitching').value), float(p('max_chunk_age').value),
-            float(p('injected_latency').value), float(p('latency_spike').value),
-            int(p('latency_spike_every').value))
+        settings = PolicySettings.from_parameters(lambda name: self.get_parameter(name).value)
         try:
             policy = load_policy(settings, self.limits.joint_names, self.period, self._now,
                                  lambda level, line: emit_log(self.get_logger(), [(level, line)]))
@@ -208,43 +196,24 @@ class VLAController(LifecycleNode):
             self.get_logger().warning(f'{reason} (further {kind!r} faults are counted in '
                                       '/diagnostics, not logged)')
 
-    def _decode(self, msg: Image, what: str) -> np.ndarray | None:
-        """The image as (H, W, 3) RGB, or None (a counted, logged fault) when it is malformed.
-
-        An unpadded rgb8 image (what cameras and the simulator send) becomes a read-only view
-        of the message's buffer, no copy; other encodings are converted."""
+    def _on_image(self, msg: Image, camera: str = '') -> None:
+        """The main camera's image, or extra ``camera``'s; a malformed one is a counted fault."""
         try:
-            if msg.height == 0 or msg.width == 0:
-                raise ValueError(f'image has zero size {msg.height}x{msg.width}')
-            h, w = int(msg.height), int(msg.width)
-            if msg.encoding == 'rgb8' and msg.step == 3 * w and len(msg.data) == 3 * w * h:
-                return np.frombuffer(msg.data, dtype=np.uint8).reshape(h, w, 3)
-            return image_to_rgb(msg)
+            image = decode_image(msg)
         except ValueError as exc:
-            self._fault('bad image', f'ignored {what} image: {exc}')
-            return None
-
-    def _on_image(self, msg: Image) -> None:
-        image = self._decode(msg, 'camera')
-        if image is None:
+            self._fault('bad image', f'ignored {camera + " " if camera else ""}camera image: {exc}')
             return
         policy = self.policy
-        if self.check_size and policy is not None and self.state != 'error':  # its first image
-            self.check_size = False
+        if not camera and self.check_size and policy is not None and self.state != 'error':
+            self.check_size = False  # the first image: does it fit the checkpoint?
             problem = check_image_size(policy.config.source_image_size, *image.shape[:2])
             if problem and self.get_parameter('strict_image_size').value:
                 self.state, self.error = 'error', problem + ' (strict_image_size)'
                 self.get_logger().error(f'{self.error}; holding')
             elif problem:
                 self.get_logger().warning(problem + '; resizing')
-        self.cache.put_image(image, self._now())
-        self._observed('image', msg.header.stamp)
-
-    def _on_extra_image(self, camera: str, msg: Image) -> None:
-        image = self._decode(msg, f'{camera} camera')
-        if image is not None:
-            self.cache.put_image(image, self._now(), camera)
-            self._observed(f'image_{camera}', msg.header.stamp)
+        self.cache.put_image(image, self._now(), camera)
+        self._observed(f'image_{camera}' if camera else 'image', msg.header.stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -260,23 +229,18 @@ class VLAController(LifecycleNode):
         if self.lockstep:
             with self.lock:
                 if self.ticker.observed(what, to_seconds(stamp)):
-                    self._tick_due.set()
+                    self.worker.wake()
 
     def _on_command(self, msg: String) -> None:
         # Every command message starts over, the same text too (an evaluator re-sends the
         # instruction for each episode): the policy forgets its history, the robot settles.
         text = msg.data.strip()
         with self.lock:
-            now = self._now()
-            retick = self.lockstep and self.ticker.due is not None
-            if retick:
-                now = max(now, self.ticker.due)  # the clock of a lock-step sim comes after its tick
-            if not self.cache.put_command(text, now):
+            due = self.ticker.due if self.lockstep else None  # a lock-step sim's clock comes after
+            if not self.cache.put_command(text, self._now() if due is None else max(self._now(), due)):
                 return
-            if retick:
-                # answer the current tick again, now under the new command (the simulator
-                # follows the newest command of a tick it has not stepped yet)
-                self._tick_due.set()
+            if due is not None:  # answer the tick again under the new command (the simulator
+                self.worker.wake()  # follows the newest command of a tick it has not stepped)
         self.get_logger().info(f'new command: {text!r}' if text else 'command cleared')
 
     def _on_estop(self, msg: String) -> None:
@@ -285,35 +249,24 @@ class VLAController(LifecycleNode):
     # -- the control loop -----------------------------------------------------------------------
     def _on_timer(self) -> None:
         """Signal the inference thread; a tick that finds it still busy is counted, not queued."""
-        if self.busy:
+        if not self.worker.request():
             self.stats.overrun(self._now())
-            return
-        self.busy = True
-        self._tick_due.set()
 
-    def _work(self) -> None:
-        threads_set = False
-        while not self._stopping.is_set():
-            if not self._tick_due.wait(timeout=0.1):
-                continue
-            if self.policy is not None and not threads_set:
-                import torch
-                torch.set_num_threads(self.num_threads)  # this thread's intra-op pool, deliberately
-                threads_set = True
-            self._tick_due.clear()
-            try:
-                self._tick()
-            except Exception as exc:  # noqa: BLE001 - the loop survives any one tick
-                self._fault('tick error', f'control tick failed: {exc}')
-            finally:
-                self.busy = False
+    def _set_threads(self) -> bool:
+        if self.policy is None:
+            return False
+        import torch
+        torch.set_num_threads(self.num_threads)  # the tick thread's intra-op pool, deliberately
+        return True
 
     def _tick(self) -> None:
         stamp = None
         if self.lockstep:
             waited = time.perf_counter()
-            stamp = self._await_clock()
+            stamp, problem = self.ticker.await_due(self._now, 1.0, self.worker.stopping)
             self.stats.clock_waited(time.perf_counter() - waited)
+            if problem:
+                self._fault('clock behind', problem)
             if stamp is None:
                 return
         # the latency of a tick: from its complete observation (in lock-step, once the node
@@ -336,24 +289,6 @@ class VLAController(LifecycleNode):
             self._record(snap.image, result.obs, snap.q, snap.v, result.action, snap.now)
             self.stats.acted(start, latency, result.predicted)
 
-    def _await_clock(self, limit: float = 1.0) -> float | None:
-        """Lock-step: the stamp of the due tick once the node clock has reached it (the
-        simulator publishes /clock after the tick's observations; commands stamped before it
-        would not answer the tick), or None when the clock does not get there within ``limit``
-        wall seconds (the tick is answered by the next one)."""
-        with self.lock:
-            stamp = self.ticker.due
-        if stamp is None:
-            return None
-        deadline = time.monotonic() + limit
-        while self._now() < stamp - 1e-6:
-            if time.monotonic() > deadline or self._stopping.is_set():
-                self._fault('clock behind', f'the node clock did not reach the tick stamped '
-                            f'{stamp:.3f} s within {limit:g} s (is /clock published?)')
-                return None
-            time.sleep(0.0005)
-        return stamp
-
     def _publish_target(self, target: np.ndarray) -> None:
         self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
                                                 np.array([self.period]),
@@ -367,13 +302,10 @@ class VLAController(LifecycleNode):
             self.policy.encode_every_frame = value
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        """``encode_every_tick`` applies at once; the rest is read at start-up, so changing it
-        at run time is refused with the reason rather than silently ignored."""
-        for param in params:
-            if param.name in ('encode_every_tick', 'use_sim_time'):
-                continue
-            return SetParametersResult(successful=False, reason=(
-                f'{param.name} is read at start-up: restart vla_controller to change it'))
+        """``encode_every_tick`` applies at once; changing the rest is refused, with why."""
+        refused = refused_change([param.name for param in params])
+        if refused:
+            return SetParametersResult(successful=False, reason=refused)
         for param in params:
             if param.name == 'encode_every_tick':
                 self._set_encode_every_tick(bool(param.value))
@@ -381,19 +313,16 @@ class VLAController(LifecycleNode):
 
     # -- recording ------------------------------------------------------------------------------
     def _record(self, image, extra, q, v, action, now) -> None:
-        try:
-            path = self.recording.record(image, extra, q, v, action, now)
-            if path is not None:
-                self.get_logger().info(f'recording the run to {path}')
-        except (OSError, ValueError) as exc:
-            self._fault('recording error', f'recording stopped: {exc}')
-            self._close_recording()
+        path, error = self.recording.record_or_stop(image, extra, q, v, action, now)
+        if path is not None:
+            self.get_logger().info(f'recording the run to {path}')
+        if error:
+            self._fault('recording error', error)
 
     def _close_recording(self) -> None:
-        try:
-            self.recording.close()
-        except (OSError, ValueError) as exc:
-            self.get_logger().error(f'could not finish the recording: {exc}')
+        error = self.recording.close_or_report()
+        if error:
+            self.get_logger().error(error)
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -408,14 +337,10 @@ class VLAController(LifecycleNode):
         """Fail safe on exit: hold the robot (as a hold does: at the fresh measured position,
         else at the last commanded target) and finish the recording.  Call it while the
         context is still up: ``main`` handles SIGINT and SIGTERM itself for that."""
-        self._stopping.set()
-        self._worker.join(timeout=2.0)
+        self.worker.stop()
         if self.policy is not None and hasattr(self.policy, 'close'):
             self.policy.close()
-        snap = self.cache.take(self._now())
-        inputs = Inputs(snap.now, snap.instruction, snap.command_time, snap.image_time,
-                        snap.state_time, snap.estop)
-        target, how = self.loop.hold_target(inputs, snap.q) if self.loop.actions else (None, '')
+        target, how = self.loop.final_hold(self.cache.take(self._now()))
         if target is not None and rclpy.ok(context=self.context):
             try:
                 self._publish_target(target)

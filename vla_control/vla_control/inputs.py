@@ -1,13 +1,31 @@
-"""The controller's input cache, without ROS: the newest decoded image(s), joint state, command
-and e-stop with their arrival times, written by the subscription callbacks and taken by the
-tick as one :class:`~vla_control.runtime.Snapshot` (thread-safe)."""
+"""The controller's inputs, without ROS: camera images decoded (:func:`decode_image`) and the
+input cache, the newest image(s), joint state, command and e-stop with their arrival times,
+written by the subscription callbacks and taken by the tick as one
+:class:`~vla_control.runtime.Snapshot` (thread-safe)."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
 from vla_control.runtime import Snapshot
+
+
+def decode_image(msg: Any) -> np.ndarray:
+    """A ``sensor_msgs/Image`` (or anything with its fields) as (H, W, 3) RGB; raises
+    ValueError naming the fault when it is malformed.
+
+    An unpadded rgb8 image (what cameras and the simulator send) becomes a read-only view of
+    the message's buffer, no copy; other encodings are converted
+    (:func:`vla_common.messages.image_to_rgb`)."""
+    if msg.height == 0 or msg.width == 0:
+        raise ValueError(f'image has zero size {msg.height}x{msg.width}')
+    h, w = int(msg.height), int(msg.width)
+    if msg.encoding == 'rgb8' and msg.step == 3 * w and len(msg.data) == 3 * w * h:
+        return np.frombuffer(msg.data, dtype=np.uint8).reshape(h, w, 3)
+    from vla_common.messages import image_to_rgb
+    return image_to_rgb(msg)
 
 
 class InputCache:

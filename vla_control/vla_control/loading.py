@@ -26,6 +26,16 @@ class PolicySettings:
     latency_spike_every: int = 0
     traced: bool = True  # predictions through frozen TorchScript graphs (vla_policy.traced)
 
+    @classmethod
+    def from_parameters(cls, value: Callable[[str], Any]) -> PolicySettings:
+        """The settings from the controller's parameters (``value(name)``: a parameter's value,
+        see :mod:`vla_control.parameters`)."""
+        return cls(str(value('checkpoint')), str(value('device')),
+                   max(1, int(value('num_threads'))), str(value('action_execution')),
+                   str(value('inference')), str(value('stitching')),
+                   float(value('max_chunk_age')), float(value('injected_latency')),
+                   float(value('latency_spike')), int(value('latency_spike_every')))
+
 
 def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: float,
                 clock: Callable[[], float], log: Log) -> Any:

@@ -60,3 +60,17 @@ def per_joint(name: str, joint_names: Sequence[str] | None) -> Any:
     ``max_velocity`` for the node's ``joint_names``): the robot description's values
     (``robot.yaml``), as every node's; none (the value must be given) for a joint it lacks."""
     return robot_default(name, None if name == 'joint_names' else joint_names)
+
+
+#: the parameters that apply at once when set at run time (the rest are read at start-up)
+RUNTIME_SETTABLE = ('encode_every_tick', 'use_sim_time')
+
+
+def refused_change(names: Sequence[str]) -> str:
+    """Why setting parameters ``names`` at run time is refused ('' = it is not): all but
+    :data:`RUNTIME_SETTABLE` are read at start-up, so a change is refused with the reason
+    rather than silently ignored."""
+    for name in names:
+        if name not in RUNTIME_SETTABLE:
+            return f'{name} is read at start-up: restart vla_controller to change it'
+    return ''

@@ -75,3 +75,24 @@ class RolloutRecorder:
             writer.close(success=False, attrs={'source': 'vla_controller rollout'})
         else:
             writer.abort()
+
+    def record_or_stop(self, image: np.ndarray, extra: Mapping[str, np.ndarray], q: np.ndarray,
+                       v: np.ndarray | None, action: np.ndarray, timestamp: float,
+                       ) -> tuple[Path | None, str]:
+        """:meth:`record` for a caller that must keep running: (path of a file opened by this
+        call or None, '') or, on a writer error, (None, why) with the recording stopped until
+        the next :meth:`start` (the episode finished as :meth:`close` does)."""
+        try:
+            return self.record(image, extra, q, v, action, timestamp), ''
+        except (OSError, ValueError) as exc:
+            error = f'recording stopped: {exc}'
+            problem = self.close_or_report()
+            return None, error + (f'; {problem}' if problem else '')
+
+    def close_or_report(self) -> str:
+        """:meth:`close`, returning why finishing the episode failed ('' = it did not)."""
+        try:
+            self.close()
+        except (OSError, ValueError) as exc:
+            return f'could not finish the recording: {exc}'
+        return ''

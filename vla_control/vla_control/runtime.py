@@ -210,6 +210,15 @@ class ControlLoop:
                                       'position')
         return None, 'nothing commanded: no fresh joint state and no earlier target'
 
+    def final_hold(self, snap: Snapshot) -> tuple[np.ndarray | None, str]:
+        """Where to hold the robot when the controller stops (as :meth:`hold_target`: the
+        fresh measured position, else the last commanded target); (None, '') when it never
+        acted."""
+        if not self.actions:
+            return None, ''
+        return self.hold_target(Inputs(snap.now, snap.instruction, snap.command_time,
+                                       snap.image_time, snap.state_time, snap.estop), snap.q)
+
     def step(self, snap: Snapshot) -> TickResult:
         """One tick on the inputs of ``snap``: the action to command, or a hold and its reason.
 
@@ -298,27 +307,6 @@ class ControlLoop:
             if far:
                 self.standing = q.copy()
         return self.standing
-
-
-class LockstepTicks:
-    """Lock-step: which simulated tick is due.  A tick is due once every needed input (the
-    images and the joint state) has arrived with its header stamp, and each stamp once."""
-
-    def __init__(self, needed: Sequence[str]) -> None:
-        self.needed = tuple(needed)  # e.g. ('image', 'joint_state', 'image_wrist')
-        self.stamps: dict[str, float] = {}  # input -> header stamp of its newest message
-        self.answered = float('-inf')  # stamp of the newest tick taken
-        self.due: float | None = None  # stamp of the tick to answer next (None before the first)
-
-    def observed(self, what: str, stamp: float) -> bool:
-        """Note that input ``what`` arrived stamped ``stamp`` (s); True when that makes the
-        tick of ``stamp`` due."""
-        self.stamps[what] = stamp
-        if stamp > self.answered + 1e-6 and all(
-                abs(self.stamps.get(k, -1.0) - stamp) < 1e-6 for k in self.needed):
-            self.answered = self.due = stamp
-            return True
-        return False
 
 
 class EventRate:
