@@ -1,7 +1,8 @@
 """The workbench scene over ROS: sim_node (lock-step), the scripted expert and teleop_collector on
 a real graph record a reach_marker demonstration as a valid episode with success, from the one
 fixed camera (the simulator publishes no wrist image for the workbench, though asked to for the
-cube table)."""
+cube table); with end-effector delta commands the episode also holds them (/actions_ee), and they
+give back the recorded joint targets through the same EEDeltaController."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from vla_collect.episode_io import open_episode, validate_episode
 from vla_common.launching import NodeGroup, NodeSpec
 from vla_common.messages import to_seconds
 from vla_common.testing import GraphProbe, wait_for
+from vla_sim.ee_control import EEDeltaController
 
 pytestmark = pytest.mark.ros
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
@@ -25,7 +27,10 @@ TICK = '/teleop_collector/tick'
 WRIST = '/camera/wrist/image_raw'
 
 
-def nodes(out) -> list[NodeSpec]:
+EE_TOPIC = '/scripted_expert/ee_command'
+
+
+def nodes(out, action_mode: str) -> list[NodeSpec]:
     robot = config_file('robot.yaml')
     sim_time = {'use_sim_time': True}
     return [
@@ -35,17 +40,20 @@ def nodes(out) -> list[NodeSpec]:
                              'publish_wrist_camera': True, 'lockstep_acks': [TICK],
                              'paused': True}),
         NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
-                 param_files=(robot, config_file('sim.yaml')), parameters=sim_time,
+                 param_files=(robot, config_file('sim.yaml')),
+                 parameters={**sim_time, 'action_mode': action_mode},
                  remappings=(('/vla/command', COMMAND_TOPIC),)),
         NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',
                  'teleop_collector', param_files=(robot, config_file('collect.yaml')),
                  parameters={**sim_time, 'output_dir': str(out), 'lockstep': True,
-                             'extra_cameras': ['']}),
+                             'extra_cameras': [''],
+                             'ee_action_topic': EE_TOPIC if action_mode == 'ee_delta' else ''}),
     ]
 
 
-def test_a_workbench_demonstration_is_recorded_from_one_camera_with_success(tmp_path):
-    group = NodeGroup(nodes(tmp_path))
+@pytest.mark.parametrize('action_mode', ['joint', 'ee_delta'])
+def test_a_workbench_demonstration_is_recorded_from_one_camera_with_success(tmp_path, action_mode):
+    group = NodeGroup(nodes(tmp_path, action_mode))
     probe = GraphProbe('workbench_recording_probe')
     try:
         group.start()
@@ -109,5 +117,17 @@ def test_a_workbench_demonstration_is_recorded_from_one_camera_with_success(tmp_
         assert len(ep) + int(ep.attrs['dropped_steps']) >= final['step'] - 1
         assert len(ep) >= final['step'] // 2
         actions = ep.actions[()]
+        start = ep.joint_positions[0]
+        ee_actions = ep.file['actions_ee'][()] if 'actions_ee' in ep.file else None
+        assert ep.attrs.get('action_space') == ('ee_delta' if ee_actions is not None else None)
     assert actions.shape[1] == 7 and np.all(np.isfinite(actions))
+    if action_mode == 'ee_delta':
+        assert ee_actions.shape == actions.shape
+        assert np.abs(ee_actions[:, :3]).max() <= 0.01 + 1e-6  # translation bound per tick
+        ee = EEDeltaController()  # a controller fed these deltas commands the same joint targets
+        ee.reset(start[:6])
+        replayed = np.array([ee.step(a)[0] for a in ee_actions])
+        np.testing.assert_allclose(replayed, actions, atol=1e-4)
+    else:
+        assert ee_actions is None
     assert wrist_frames == 0 and frames > 0  # the workbench has no wrist camera

@@ -32,6 +32,10 @@ directory beside the episode (``episode_NNNNNN.bag/``, MCAP by default, ``bag_st
 see ``vla_collect.episode_bag``.  It is renamed into place when the episode is saved and
 deleted with a discarded one; ``vla dataset import --format rosbag`` re-cuts it.
 
+With ``ee_action_topic`` set, a source's end-effector command (``JointTrajectory`` named
+``ee_action_names``, stamped with its tick, e.g. ``/scripted_expert/ee_command``) is recorded too,
+as ``/actions_ee`` (``episode_writer``); in lock-step it is part of the tick, like an observation.
+
 The language command is the last ``/voice_command`` or the ``language_command`` parameter,
 whichever was set last; ``episode_metadata`` (a JSON object) adds attributes to the next
 episodes (``vla collect`` stores the simulator task and seed this way).  State and drop counts go to ``/diagnostics`` and, as JSON, to
@@ -53,9 +57,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.bag_recording import BagRecording
 from vla_collect.episode_bag import STORAGES
+from vla_collect.episode_metadata import parse_episode_metadata
 from vla_collect.joy_buttons import ButtonEdges
-from vla_collect.recorder import Recorder, RecorderError
-from vla_collect.ros_conversions import MissingJointError, joint_state_to_arrays, trajectory_to_action
+from vla_collect.recorder import ACTION_EE, Recorder, RecorderError
+from vla_collect.ros_conversions import joint_state_to_arrays, trajectory_to_action
 from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES, TickPairing, TickStep
 from vla_common.diagnostics import DiagnosticsPublisher
 from vla_common.messages import ImageConversionError, image_to_rgb, time_msg, to_seconds
@@ -95,11 +100,17 @@ class CollectorNode(Node):
         d('record_bag', False, describe('also keep the raw messages in <output_dir>/episode_NNNNNN.bag/',
                                         read_only=True))
         d('bag_storage', 'mcap', describe(f'rosbag2 storage: {" or ".join(STORAGES)}', read_only=True))
+        d('ee_action_topic', '', describe("also record the end-effector command on this topic ('': "
+                                          'none) as /actions_ee', read_only=True))
+        d('ee_action_names', ['ee_dx', 'ee_dy', 'ee_dz', 'ee_rx', 'ee_ry', 'ee_rz', 'gripper'],
+          describe('names (order) of the end-effector command', read_only=True))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         self.joint_names = [str(n) for n in p('joint_names')]
         action_names = [str(n) for n in p('action_names') if n] or self.joint_names
         cameras = [str(c) for c in p('extra_cameras') if c]
+        ee_topic = str(p('ee_action_topic'))
+        ee_names = [str(n) for n in p('ee_action_names') if n] if ee_topic else None
         rate = float(p('rate'))
         if rate <= 0:
             raise ValueError(f'rate must be > 0 Hz, got {rate}')
@@ -109,12 +120,13 @@ class CollectorNode(Node):
                      ACTION: float(p('action_timeout'))},
             cameras=cameras, robot=str(p('robot_name')),
             min_free_bytes=int(float(p('min_free_mb')) * 2**20),
-            background=bool(p('background_writes')))
+            background=bool(p('background_writes')), ee_action_names=ee_names)
         self.language_command = str(p('language_command'))
-        self.episode_metadata = self._metadata(str(p('episode_metadata')))
+        self.episode_metadata = parse_episode_metadata(str(p('episode_metadata')))
         self.lockstep = bool(p('lockstep'))
-        self.pairing = (TickPairing([IMAGE, JOINT_STATES] + [f'{IMAGE}_{c}' for c in cameras],
-                                    period=1.0 / rate) if self.lockstep else None)
+        self.pairing = (TickPairing([IMAGE, JOINT_STATES] + [f'{IMAGE}_{c}' for c in cameras]
+                                    + ([ACTION_EE] if ee_topic else []), period=1.0 / rate)
+                        if self.lockstep else None)
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
         self.record_bag = bool(p('record_bag'))
@@ -136,6 +148,7 @@ class CollectorNode(Node):
                       lambda m, c=c: self._on_image(f'{IMAGE}_{c}', m), qos_profile_sensor_data)
                      for c in cameras),
                    (JointState, '/joint_states', self._on_joint_state, qos_profile_sensor_data),
+                   *(((JointTrajectory, ee_topic, self._on_ee_command, 10),) if ee_topic else ()),
                    (Joy, '/joy', self._on_joy, 10),
                    (String, '/voice_command', self._on_voice_command, 10)]
         for msg_type, topic, callback, qos in streams:
@@ -176,26 +189,10 @@ class CollectorNode(Node):
                 self.language_command = str(param.value)
             elif param.name == 'episode_metadata':
                 try:
-                    self.episode_metadata = self._metadata(str(param.value))
+                    self.episode_metadata = parse_episode_metadata(str(param.value))
                 except ValueError as exc:
                     return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
-
-    @staticmethod
-    def _metadata(text: str) -> dict:
-        """Extra episode attributes from a JSON object of strings, numbers and booleans."""
-        try:
-            value = json.loads(text or '{}')
-        except json.JSONDecodeError as exc:
-            raise ValueError(f'episode_metadata must be a JSON object, got {text!r}: {exc}') from exc
-        if not isinstance(value, dict) or not all(
-                isinstance(v, (str, int, float, bool)) for v in value.values()):
-            raise ValueError('episode_metadata must be a JSON object of strings, numbers and '
-                             f'booleans, got {text!r}')
-        reserved = {'language_command', 'success', 'duration', 'schema_version'} & set(value)
-        if reserved:
-            raise ValueError(f'episode_metadata may not set {sorted(reserved)}')
-        return value
 
     # -- streams ------------------------------------------------------------------------------
     @staticmethod
@@ -235,10 +232,7 @@ class CollectorNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         try:
             value = joint_state_to_arrays(msg, self.joint_names)
-        except MissingJointError as exc:
-            self._bad('joint_states', f'/joint_states ignored: {exc}')
-            return
-        except ValueError as exc:
+        except ValueError as exc:  # MissingJointError too
             self._bad('joint_states', f'/joint_states ignored: {exc}')
             return
         self.recorder.update(JOINT_STATES, value, self._now())
@@ -254,6 +248,15 @@ class CollectorNode(Node):
         if self.pairing is not None:
             self.pairing.act(action, self._stamp(msg))
             self._ack()
+
+    def _on_ee_command(self, msg: JointTrajectory) -> None:
+        try:
+            value = trajectory_to_action(msg, self.recorder.ee_action_names)
+        except ValueError as exc:
+            self._bad('action_ee', f'end-effector command ignored: {exc}')
+            return
+        self.recorder.update(ACTION_EE, value, self._now())
+        self._observe(ACTION_EE, value, msg)  # stamped with the tick it answers
 
     def _on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
         """``record_bag``: one message, as it arrived, into the episode's bag."""

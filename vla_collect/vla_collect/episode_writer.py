@@ -30,6 +30,9 @@ from vla_collect.episode_schema import (ACTIONS, IMAGES, JOINT_POSITIONS, JOINT_
                                         camera_dataset, episode_number, temp_path_for)
 from vla_common.files import fsync_dir
 
+#: end-effector actions beside the joint ones (``ee_action_names``): their names in attrs['action_ee_names']
+ACTIONS_EE = 'actions_ee'
+
 # HDF5 file-format bounds: SWMR needs the 1.10 format; capping it there keeps the files
 # readable by every h5py built against HDF5 >= 1.10 (2016), not only the newest.
 _LIBVER = ('v110', 'v110')
@@ -83,7 +86,11 @@ class EpisodeWriter:
 
     Any number of joints and actions and any image size: nothing here assumes the simulated
     arm.  ``cameras`` names extra cameras (stored as ``/observations/images_<camera>``) and
-    ``camera_shapes`` their (H, W, 3) shapes (default: ``image_shape``).  Use as a context
+    ``camera_shapes`` their (H, W, 3) shapes (default: ``image_shape``).  ``ee_action_names``
+    adds ``/actions_ee`` (T, E): the end-effector command (e.g. Cartesian deltas) of which
+    ``/actions`` holds the joint targets the robot was given, named in ``attrs['action_ee_names']``,
+    with ``attrs['action_space'] = 'ee_delta'`` (the space the source commanded in); every step
+    then takes ``action_ee``.  Use as a context
     manager: leaving the block with an exception aborts (deletes) the episode, leaving it
     without :meth:`close` keeps the temporary file for recovery.
     """
@@ -94,11 +101,13 @@ class EpisodeWriter:
                  cameras: Sequence[str] = (), camera_shapes: Mapping[str, Sequence[int]] | None = None,
                  flush_every: int = 30, temp_path: str | Path | None = None,
                  created: str | None = None,
-                 min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
+                 min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+                 ee_action_names: Sequence[str] | None = None) -> None:
         self.path = Path(path)
         self.temp_path = Path(temp_path) if temp_path is not None else temp_path_for(self.path)
         self.joint_names = _names(joint_names, 'joint_names')
         self.action_names = _names(action_names, 'action_names')
+        self.ee_action_names = _names(ee_action_names, 'ee_action_names') if ee_action_names else []
         self.image_shape = _shape(image_shape, 'image_shape')
         self.cameras = [str(c) for c in cameras]
         if len(set(self.cameras)) != len(self.cameras) or any(
@@ -165,7 +174,9 @@ class EpisodeWriter:
         for camera, shape in self.camera_shapes.items():
             images(camera_dataset(camera), shape)
         self._frame_datasets = {IMAGES, *(camera_dataset(c) for c in self.camera_shapes)}
-        for name, width in ((JOINT_POSITIONS, n), (JOINT_VELOCITIES, n), (ACTIONS, a)):
+        widths = ((JOINT_POSITIONS, n), (JOINT_VELOCITIES, n), (ACTIONS, a),
+                  *(((ACTIONS_EE, len(self.ee_action_names)),) if self.ee_action_names else ()))
+        for name, width in widths:
             self._datasets[name] = f.create_dataset(
                 name, shape=(0, width), maxshape=(None, width), dtype=np.float32,
                 chunks=(_ROW_CHUNK, width))
@@ -186,6 +197,9 @@ class EpisodeWriter:
         f.attrs['created'] = created
         f.attrs['cameras'] = np.array(self.cameras, dtype=string)
         f.attrs['complete'] = False  # set True by close(); recovery leaves it False
+        if self.ee_action_names:
+            f.attrs['action_ee_names'] = np.array(self.ee_action_names, dtype=string)
+            f.attrs['action_space'] = 'ee_delta'
 
     # -- per step ---------------------------------------------------------------------------
     def _vector(self, value: Any, width: int, what: str) -> np.ndarray:
@@ -206,8 +220,9 @@ class EpisodeWriter:
 
     def append(self, image: np.ndarray, joint_positions: Sequence[float],
                joint_velocities: Sequence[float], action: Sequence[float], timestamp: float,
-               extra_images: Mapping[str, np.ndarray] | None = None) -> None:
-        """Write one time step.
+               extra_images: Mapping[str, np.ndarray] | None = None,
+               action_ee: Sequence[float] | None = None) -> None:
+        """Write one time step (``action_ee``: exactly when the episode has ``ee_action_names``).
 
         Raises ValueError (the episode stays open) for a wrong shape, a non-finite value or a
         timestamp that does not increase; :class:`EpisodeWriteError` (the episode is aborted)
@@ -226,6 +241,11 @@ class EpisodeWriter:
         q = self._vector(joint_positions, n, 'joint_positions')
         dq = self._vector(joint_velocities, n, 'joint_velocities')
         act = self._vector(action, a, 'action')
+        if (action_ee is None) != (not self.ee_action_names):
+            raise ValueError(f'action_ee must be given exactly when ee_action_names are '
+                             f'({self.ee_action_names}), got {action_ee!r}')
+        ee = () if action_ee is None else (
+            (ACTIONS_EE, self._vector(action_ee, len(self.ee_action_names), 'action_ee')),)
         t = float(timestamp)
         if not math.isfinite(t) or t <= self._last_timestamp:
             raise ValueError(f'timestamp {t!r} does not increase (previous {self._last_timestamp!r})')
@@ -234,7 +254,7 @@ class EpisodeWriter:
             if i % self.flush_every == 0 and i:
                 self._check_free_space()
             rows = ((IMAGES, img), *((camera_dataset(c), v) for c, v in extra.items()),
-                    (JOINT_POSITIONS, q), (JOINT_VELOCITIES, dq), (ACTIONS, act),
+                    (JOINT_POSITIONS, q), (JOINT_VELOCITIES, dq), (ACTIONS, act), *ee,
                     (TIMESTAMPS, t))  # timestamps last: a step counts once they are written
             for name, row in rows:
                 ds = self._datasets[name]

@@ -35,6 +35,7 @@ from vla_collect.episode_writer import DEFAULT_MIN_FREE_BYTES, EpisodeWriter
 from vla_collect.stream_pairing import ACTION, IMAGE, JOINT_STATES, Stream
 
 log = logging.getLogger(__name__)
+ACTION_EE = 'action_ee'  # the stream of end-effector commands (Recorder(ee_action_names=...))
 
 
 class RecorderError(RuntimeError):
@@ -99,16 +100,20 @@ class _WriterThread:
 
 class Recorder:
     """Samples ``image``, ``joint_states`` (positions, velocities) and ``action`` (+ extra cameras
-    ``image_<camera>``) into one HDF5 episode per start/stop, in ``output_dir``."""
+    ``image_<camera>``, + ``action_ee`` with ``ee_action_names``: the end-effector command whose
+    joint targets are ``action``, stored as ``/actions_ee``) into one HDF5 episode per start/stop,
+    in ``output_dir``."""
 
     def __init__(self, output_dir: str | Path, joint_names: Sequence[str],
                  action_names: Sequence[str] | None = None, fps: float = 30.0,
                  max_age: Mapping[str, float] | None = None, cameras: Iterable[str] = (),
                  robot: str = 'robot', min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
-                 background: bool = False, max_pending: int = 60) -> None:
+                 background: bool = False, max_pending: int = 60,
+                 ee_action_names: Sequence[str] | None = None) -> None:
         self.output_dir = Path(output_dir).expanduser()
         self.joint_names = [str(n) for n in joint_names]
         self.action_names = [str(n) for n in (action_names or joint_names)]
+        self.ee_action_names = [str(n) for n in (ee_action_names or ())]
         if not self.joint_names:
             raise ValueError('joint_names is empty; set it (robot.yaml) to the joints to record')
         if fps <= 0:
@@ -118,7 +123,9 @@ class Recorder:
         self.robot = robot
         self.min_free_bytes = int(min_free_bytes)
         limits = {IMAGE: 0.2, JOINT_STATES: 0.2, ACTION: 0.2, **(max_age or {})}
-        names = [IMAGE, JOINT_STATES, ACTION] + [f'{IMAGE}_{c}' for c in self.cameras]
+        limits.setdefault(ACTION_EE, limits[ACTION])
+        names = ([IMAGE, JOINT_STATES, ACTION] + [f'{IMAGE}_{c}' for c in self.cameras]
+                 + ([ACTION_EE] if self.ee_action_names else []))
         for name in names:
             limits.setdefault(name, limits[IMAGE])
             if not limits[name] > 0:
@@ -287,7 +294,7 @@ class Recorder:
                     log.warning('%s is %s, the episode started at %s; step dropped', name, got, want)
                     return False
             cur.writer.append(image, positions, velocities, action, timestamp=now,
-                              extra_images=extra)
+                              extra_images=extra, action_ee=values.get(ACTION_EE))
         except (EpisodeWriteError, FileExistsError) as exc:
             if cur.writer is not None:
                 cur.writer.abort()
@@ -329,7 +336,8 @@ class Recorder:
             image_shape=image.shape, fps=self.fps, language_command=cur.language_command,
             robot=self.robot, cameras=self.cameras,
             camera_shapes={c: v.shape for c, v in extra.items()},
-            flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes)
+            flush_every=max(1, int(round(self.fps))), min_free_bytes=self.min_free_bytes,
+            ee_action_names=self.ee_action_names or None)
 
     def _write_step(self, cur: _Current, values: Mapping[str, Any], now: float) -> None:
         """Background mode, in the writer thread: append one step to ``cur``'s file."""
@@ -342,7 +350,7 @@ class Recorder:
             if cur.writer is None:
                 cur.writer = self._open_writer(cur, image, extra)
             cur.writer.append(image, positions, velocities, values[ACTION], timestamp=now,
-                              extra_images=extra)
+                              extra_images=extra, action_ee=values.get(ACTION_EE))
         except (EpisodeWriteError, FileExistsError, OSError) as exc:
             if cur.writer is not None:
                 cur.writer.abort()

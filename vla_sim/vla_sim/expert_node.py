@@ -13,6 +13,14 @@ the action (DART, Laskey et al. 2017): the demonstrations visit states a little 
 expert's path, labelled with how the expert gets back, which is what a cloned policy needs after
 its own small errors.
 
+With ``action_mode: ee_delta`` the expert commands in end-effector space, as a policy with
+end-effector delta actions does: each tick's plan becomes a tool-pose delta (translation,
+rotation vector, gripper opening; ``vla_sim.ee_control``), published on ``~/ee_command``
+(``/scripted_expert/ee_command``, a ``JointTrajectory`` named ``EE_ACTION_NAMES``, stamped as the
+joint command), and the joint targets it sends on ``/vla/command`` are that delta's, from the same
+``EEDeltaController`` a controller uses (the gate keeps checking joint targets).  The recorder
+stores both (``ee_action_topic``).
+
 On sim time (``use_sim_time``, the simulator's ``/clock``) the command of a tick is computed from
 that tick's status: when the timer fires before the status stamped with the same clock time has
 arrived, the expert acts on its arrival, so with a lock-step simulator the command published after
@@ -34,6 +42,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_common.messages import parse_joint_state, trajectory_msg
 from vla_common.parameters import describe
+from vla_sim.ee_control import EE_ACTION_NAMES, EEDeltaController
 from vla_sim.env import JOINT_NAMES
 from vla_sim.expert import QUIET_PHASES
 from vla_sim.kinematics import ArmKinematics
@@ -93,6 +102,9 @@ class ExpertNode(Node):
             'clean command goes out on ~/label for the recorder: DART-style demonstrations, whose '
             'states wander off the expert\'s path and whose labels show the way back', 0.0, 1.0,
             read_only=True))
+        d('action_mode', 'joint', describe("'joint': joint targets; 'ee_delta': end-effector deltas "
+                                           'on ~/ee_command, executed as their joint targets',
+                                           read_only=True))
         rate = float(self.get_parameter('rate').value)
         if rate <= 0:
             raise ValueError(f'rate must be > 0, got {rate}')
@@ -112,6 +124,13 @@ class ExpertNode(Node):
         self.noise_rng = np.random.default_rng(self.noise_seed)
         self.label_pub = (self.create_publisher(JointTrajectory, '~/label', 10)
                           if self.exec_noise > 0 else None)
+        mode = str(self.get_parameter('action_mode').value)
+        if mode not in ('joint', 'ee_delta'):
+            raise ValueError(f"action_mode must be 'joint' or 'ee_delta', got {mode!r}")
+        self.ee = EEDeltaController(ArmKinematics()) if mode == 'ee_delta' else None
+        self.ee_episode: int | None = None  # the episode the EE controller was reset for
+        self.ee_pub = (self.create_publisher(JointTrajectory, '~/ee_command', 10)
+                       if self.ee is not None else None)
         self.create_subscription(JointState, '/joint_states', self._on_joint_state,
                                  qos_profile_sensor_data)
         self.create_subscription(String, '/sim/task_status', self._on_status, 10)
@@ -165,6 +184,13 @@ class ExpertNode(Node):
         self.due = None
         action = self.expert.act()
         stamp = self.get_clock().now().to_msg()
+        if self.ee is not None:
+            if self.ee_episode != self.episode:  # the commanded pose starts at the measured one
+                self.ee.reset(self.source.joint_positions[:6])
+                self.ee_episode = self.episode
+            delta = self.ee.clip(self.ee.delta_for(action))
+            action = self.ee.step(delta)[0].astype(np.float32)
+            self.ee_pub.publish(trajectory_msg(EE_ACTION_NAMES, [self.period], delta[None], stamp))
         executed = action
         if self.label_pub is not None:
             noise = self.noise_rng.normal(0.0, self.exec_noise, size=6)  # every tick: one stream
