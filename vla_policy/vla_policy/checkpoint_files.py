@@ -19,6 +19,10 @@ METADATA_FILE = 'metadata.json'
 TOKENIZER_DIR = 'tokenizer'
 
 
+class IncompatibleCheckpoint(ValueError):
+    """A checkpoint does not fit the robot or the data it is used with."""
+
+
 class CheckpointError(FileNotFoundError):
     """A checkpoint directory is missing or unreadable."""
 
