@@ -38,3 +38,24 @@ def test_wrong_robot_checkpoint_is_refused(tmp_path, capsys):
     assert main(['--checkpoint', str(tmp_path / 'nothing'), '--episodes', '1']) == 1
     assert main(['--checkpoint', str(ckpt), '--tasks', 'fly', '--episodes', '1']) == 1
 
+
+
+def test_an_end_effector_policy_is_evaluated_with_end_effector_actions(tmp_path, monkeypatch):
+    """A checkpoint trained on EE deltas (its action names) drives SimEnv(action_mode='ee_delta')."""
+    import vla_sim
+    from vla_sim import EE_ACTION_NAMES
+    modes = []
+
+    class Recording(SimEnv):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            modes.append(self.action_mode)
+
+    monkeypatch.setattr(vla_sim, 'SimEnv', Recording)
+    still = [0.0] * 6 + [0.04]  # no motion, gripper half open
+    ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINT_NAMES, action_names=EE_ACTION_NAMES,
+                                image_size=32, action_mean=still, action_std=1e-4)
+    out = tmp_path / 'eval.json'
+    assert main(['--checkpoint', str(ckpt), '--tasks', 'reach_marker', '--episodes', '1', '--json', str(out)]) == 0
+    assert modes == ['ee_delta']
+    assert json.loads(out.read_text())['tasks']['reach_marker']['successes'] == 0  # standing still

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_common.evaluation import (VIDEO_FRAME_STRIDE, Episode, FirstOutcomeVideos, format_table,
-                                   latency_summary, machine_info, parse_tasks, run_episodes,
+                                   latency_summary, machine_info, run_episodes,
                                    summarize, write_results)
 
 __all__ = ['rollout', 'evaluate_checkpoint', 'format_table', 'build_parser', 'main']
@@ -76,7 +76,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     from tqdm import tqdm
 
     from vla_policy.policy import VLAPolicy
-    from vla_sim import SimEnv
+    from vla_sim import SimEnv, action_mode_for
     if episodes < 1:
         raise ValueError(f'--episodes must be >= 1, got {episodes}')
     policy = VLAPolicy.from_pretrained(checkpoint, device='cpu')
@@ -90,7 +90,9 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     size = cfg.source_image_size[0] if cfg.source_image_size else 224
     if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
         size = max(cfg.source_image_size)  # the simulator renders square images
-    env = SimEnv(image_size=int(size), cameras=('front', *cfg.extra_cameras))
+    # joint targets or end-effector deltas, as the policy was trained on (its action names)
+    env = SimEnv(image_size=int(size), cameras=('front', *cfg.extra_cameras),
+                 action_mode=action_mode_for(cfg.action_names))
     policy.check_compatible(joint_names=env.joint_names, action_dim=len(env.action_low))
     latencies: list[float] = []
 
@@ -125,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', required=True,
                    help='checkpoint directory (or a training run directory); for the K models of a '
                         '--seeds run, see the loop above')
-    p.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    p.add_argument('--tasks', default='all',
+                   help='comma-separated task or suite names (tabletop, workbench), or "all" (the cube tasks)')
     p.add_argument('--episodes', type=int, default=10, help='episodes per task (default 10)')
     p.add_argument('--seed', type=int, default=1000, help='first evaluation seed (default 1000)')
     p.add_argument('--json', type=Path, help='write the results JSON here')
@@ -143,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vla_policy.policy import CheckpointError, IncompatibleCheckpoint
-    from vla_sim import TASKS
+    from vla_sim import resolve_tasks
     try:
-        tasks = parse_tasks(args.tasks, list(TASKS))
+        tasks = resolve_tasks(args.tasks)
     except ValueError as exc:
         print(f'evaluate: error: {exc}', file=sys.stderr)
         return 1
