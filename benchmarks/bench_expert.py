@@ -41,17 +41,13 @@ def main() -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import numpy as np
 
-    from vla_sim import ALL_TASKS, SUITES, TASKS, ScriptedExpert, SimEnv
+    from vla_sim import ScriptedExpert, SimEnv, resolve_tasks
     from vla_common.stats import rate_summary
 
-    if args.tasks == ["all"]:
-        names = sorted(TASKS)
-    else:
-        names = [n for spec in args.tasks for n in (SUITES[spec] if spec in SUITES else (spec,))]
-    unknown = [n for n in names if n not in ALL_TASKS]
-    if unknown:
-        print(f"error: unknown task(s) {unknown}; valid tasks: {', '.join(sorted(ALL_TASKS))}"
-              f" or suites {', '.join(SUITES)}", file=sys.stderr)
+    try:
+        names = resolve_tasks(",".join(args.tasks))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
     env = SimEnv(render_images=args.render, action_mode=args.action_mode)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--final', action='store_true',
                         help='evaluate only the final checkpoint (RUN/checkpoint) of each --run')
     parser.add_argument('--episodes', type=int, default=10, help='evaluation episodes per task and checkpoint')
-    parser.add_argument('--tasks', default='all', help='comma-separated tasks or "all"')
+    parser.add_argument('--tasks', default='all', help='comma-separated tasks or suites (workbench), or "all" (cube)')
     parser.add_argument('--every', type=int, default=1, help='evaluate every n-th checkpoint (the last always)')
     parser.add_argument('--temporal-ensemble', action='store_true', help='evaluate with temporal ensembling')
     args = parser.parse_args(argv)
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from vla_policy.evaluate import evaluate_checkpoint
     from vla_policy.policy import read_metadata
-    from vla_sim import TASKS
+    from vla_sim import resolve_tasks
     torch.set_num_threads(1)
-    tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
+    tasks = resolve_tasks(args.tasks)
     inference = {'temporal_ensemble': True} if args.temporal_ensemble else {}
     if args.final:
         for run in args.run:
