@@ -188,7 +188,9 @@ class ExpertNode(Node):
             if self.ee_episode != self.episode:  # the commanded pose starts at the measured one
                 self.ee.reset(self.source.joint_positions[:6])
                 self.ee_episode = self.episode
-            delta = self.ee.clip(self.ee.delta_for(action))
+            # applied as recorded (float32): a controller fed the recorded deltas integrates
+            # the same poses
+            delta = self.ee.clip(self.ee.delta_for(action)).astype(np.float32).astype(np.float64)
             action = self.ee.step(delta)[0].astype(np.float32)
             self.ee_pub.publish(trajectory_msg(EE_ACTION_NAMES, [self.period], delta[None], stamp))
         executed = action
