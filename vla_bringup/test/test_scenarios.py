@@ -65,7 +65,7 @@ def test_building_a_scenario_does_not_import_torch():
     import subprocess
     import sys
     code = ('import sys, vla_bringup.scenarios, vla_policy; '
-            'from vla_policy import VLAConfig, preset; '
+            'from vla_policy import VLAConfig, preset, CheckpointError, IncompatibleCheckpoint; '
             'from vla_policy.checkpoint_files import resolve_checkpoint; '
             'assert set(vla_policy.__all__) <= set(dir(vla_policy)), dir(vla_policy); '
             'print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))')

@@ -16,16 +16,17 @@ _LAZY = {
     'VLAConfig': 'vla_policy.config',
     'preset': 'vla_policy.config',
     'VLAPolicy': 'vla_policy.policy',
-    'IncompatibleCheckpoint': 'vla_policy.policy',
-    # the class VLAPolicy.from_pretrained raises (vla_policy.policy defines or re-exports it)
-    'CheckpointError': 'vla_policy.policy',
+    # torch-free; vla_policy.policy raises (and re-exports) the same classes
+    'IncompatibleCheckpoint': 'vla_policy.checkpoint_files',
+    'CheckpointError': 'vla_policy.checkpoint_files',
 }
 
 __all__ = ['CheckpointError', 'IncompatibleCheckpoint', 'VLAConfig', 'VLAPolicy', 'preset']
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
+    from vla_policy.checkpoint_files import CheckpointError, IncompatibleCheckpoint
     from vla_policy.config import VLAConfig, preset
-    from vla_policy.policy import CheckpointError, IncompatibleCheckpoint, VLAPolicy
+    from vla_policy.policy import VLAPolicy
 
 
 def __getattr__(name: str) -> Any:
