@@ -28,7 +28,7 @@ last tick finished before ``~/stop``.
 
 With ``record_bag: true`` the raw messages of every subscribed topic (cameras, joint states,
 the command, ``/voice_command``, ``/joy``) are also written, as they arrived, to a rosbag2
-directory beside the episode (``episode_NNNNNN.bag/``, MCAP by default, ``bag_storage``):
+directory beside the episode (``episode_NNNNNN.bag/``; ``bag_storage``, ``bag_compression``):
 see ``vla_collect.episode_bag``.  It is renamed into place when the episode is saved and
 deleted with a discarded one; ``vla dataset import --format rosbag`` re-cuts it.
 
@@ -56,7 +56,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_collect.bag_recording import BagRecording
-from vla_collect.episode_bag import STORAGES
+from vla_collect.episode_bag import COMPRESSIONS, STORAGES
 from vla_collect.episode_metadata import parse_episode_metadata
 from vla_collect.joy_buttons import ButtonEdges
 from vla_collect.recorder import ACTION_EE, Recorder, RecorderError
@@ -100,6 +100,7 @@ class CollectorNode(Node):
         d('record_bag', False, describe('also keep the raw messages in <output_dir>/episode_NNNNNN.bag/',
                                         read_only=True))
         d('bag_storage', 'mcap', describe(f'rosbag2 storage: {" or ".join(STORAGES)}', read_only=True))
+        d('bag_compression', 'zstd', describe(f'bag compression: {" or ".join(COMPRESSIONS)}', read_only=True))
         d('ee_action_topic', '', describe("also record the end-effector command on this topic ('': "
                                           'none) as /actions_ee', read_only=True))
         d('ee_action_names', ['ee_dx', 'ee_dy', 'ee_dz', 'ee_rx', 'ee_ry', 'ee_rz', 'gripper'],
@@ -130,7 +131,7 @@ class CollectorNode(Node):
         self.buttons = ButtonEdges()
         self.bad_messages: dict[str, int] = {}
         self.record_bag = bool(p('record_bag'))
-        self.bags = BagRecording(str(p('bag_storage')))
+        self.bags = BagRecording(str(p('bag_storage')), str(p('bag_compression')))
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.status_pub = self.create_publisher(String, '~/status', LATCHED)
