@@ -159,7 +159,7 @@ def wait_until(predicate, timeout=5.0):
 
 
 def test_async_policy_serves_the_stitched_plan_and_discards_chunks_from_before_a_reset():
-    from vla_control.chunking import AsyncPolicy, PlanPending
+    from vla_control.async_policy import AsyncPolicy, PlanPending
     clock, policy = Clock(), SlowPolicy()
     stitcher = ChunkStitcher('latency', DT, 1)
     async_policy = AsyncPolicy(policy, stitcher, clock)
@@ -201,7 +201,7 @@ def test_async_policy_serves_the_stitched_plan_and_discards_chunks_from_before_a
 
 
 def test_the_control_loop_holds_on_a_pending_plan_without_resetting_it():
-    from vla_control.chunking import AsyncPolicy
+    from vla_control.async_policy import AsyncPolicy
     from vla_control.runtime import ControlLoop, Inputs, hold_reason
     from vla_safety.rules import SafetyLimits
     limits = SafetyLimits.from_values(['a'], [-2.0], [2.0], [5.0])
@@ -251,3 +251,48 @@ def test_replanner_follows_a_chunk_for_n_action_steps_and_waits_for_a_slow_model
                                  LatencyModel(base=0.25))
     assert result['success'] and every['success'] and result['holds'] == every['holds'] == 3
     assert result['inferences'] < every['inferences']
+
+
+def test_the_plan_preview_is_what_the_next_ticks_will_serve_without_serving_it():
+    """``preview`` (the controller's ``plan_points``) reads the plan ahead in every mode; the
+    actions then served at those ticks are the previewed ones."""
+    for mode in ('latency', 'crossfade', 'ensemble', 'queue'):
+        s = ChunkStitcher(mode, DT, 2, blend=4, decay=0.5, n_action_steps=6)
+        assert s.preview(0.0, 3).shape == (0, 2)  # no plan yet
+        s.add(ramp(0.0), 0.0, 0.0)
+        s.action(0.0)
+        if mode != 'queue':
+            s.add(ramp(5.0), 0.1, 0.2)  # a disagreeing chunk: the handover is previewed too
+        first = s.action(0.2 if mode != 'queue' else 0.1)[0]
+        now = 0.2 if mode != 'queue' else 0.1
+        ahead = s.preview(now, 3)
+        assert ahead.shape == (3, 2), mode
+        served = [s.action(now + DT * k)[0] for k in (1, 2, 3)]
+        np.testing.assert_allclose(ahead, served, err_msg=mode)
+        assert first is not None
+    s = ChunkStitcher('latency', DT, 1)
+    s.add(ramp(0.0, k=4, dim=1), 0.0, 0.0)
+    assert s.preview(0.1, 5)[:, 0].tolist() == [2.0, 3.0]  # fewer where the plan ends
+    q = ChunkStitcher('queue', DT, 1, n_action_steps=3)
+    q.add(ramp(0.0, dim=1), 0.0, 0.0)
+    q.add(ramp(10.0, dim=1), 0.1, 0.1)
+    q.action(0.0)
+    assert q.preview(0.0, 9)[:, 0].tolist() == [1.0, 2.0, 10.0, 11.0, 12.0]
+
+
+def test_async_policy_upcoming_reads_the_plan_after_the_served_action():
+    from vla_control.async_policy import AsyncPolicy, PlanPending
+    clock, policy = Clock(), SlowPolicy()
+    async_policy = AsyncPolicy(policy, ChunkStitcher('latency', DT, 1), clock)
+    try:
+        obs = {'joint_positions': np.zeros(1)}
+        with pytest.raises(PlanPending):
+            async_policy.select_action(obs)
+        assert wait_until(lambda: async_policy.inferences >= 1)
+        policy.go.clear()  # the next inference waits in the model: the plan stays
+        clock.t = 0.2
+        assert float(async_policy.select_action(obs)[0]) == pytest.approx(0.3)
+        assert async_policy.upcoming(3)[:, 0] == pytest.approx([0.4, 0.5, 0.6])
+    finally:
+        policy.go.set()
+        async_policy.close()

@@ -311,3 +311,40 @@ def test_a_lockstep_tick_waits_for_the_node_clock_to_reach_its_stamp():
     assert stamp is None and 'did not reach the tick stamped 2.000 s' in why
     stopping.set()
     assert ticks.await_due(lambda: 1.0, 10.0, stopping) == (None, '')  # shutting down: no fault
+
+
+def test_plan_points_follow_the_command_guarded_like_it():
+    """With ``plan_points`` the policy's upcoming actions (``upcoming(n)``) follow the command,
+    clipped to the bounds and within one tick's motion of the point before; a policy without
+    a plan (or plan_points 0) gives one point."""
+    limits = SafetyLimits.from_values(['a', 'b'], [-1.0, -1.0], [1.0, 1.0], [3.0, 3.0])
+
+    class Planning:
+        predicted_chunk = True
+
+        def __init__(self):
+            self.asked = []
+
+        def reset(self):
+            pass
+
+        def select_action(self, obs):
+            return np.array([0.05, 0.0])
+
+        def upcoming(self, n):
+            self.asked.append(n)
+            return np.array([[0.1, 0.0], [0.2, 5.0], [0.3, np.nan], [0.4, 0.0]])[:n]
+
+    policy = Planning()
+    loop = ControlLoop(policy, limits, period=0.1, max_age=1.0, settle_time=0.0, plan_points=4)
+    tick = Inputs(1.0, 'go', 0.0, 1.0, 1.0, '')
+    result = loop.decide(tick, None, {'joint_positions': np.zeros(2)}, np.zeros(2))
+    np.testing.assert_allclose(result.command, [0.05, 0.0])
+    # the second point: b clipped to 1.0, then 0.3 (one tick at 3 rad/s) from the point before;
+    # the plan stops at the non-finite action
+    np.testing.assert_allclose(result.plan, [[0.1, 0.0], [0.2, 0.3]])
+    assert policy.asked == [4]
+    np.testing.assert_allclose(loop.guard.previous, [0.05, 0.0])  # the plan is not commanded yet
+    one = ControlLoop(policy, limits, period=0.1, max_age=1.0, settle_time=0.0)
+    assert one.decide(tick, None, {'joint_positions': np.zeros(2)}, np.zeros(2)).plan is None
+    assert policy.asked == [4]

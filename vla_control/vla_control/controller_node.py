@@ -3,8 +3,9 @@
 Subscribes ``/camera/image_raw`` (sensor-data QoS; plus ``/camera/<name>/image_raw`` for each
 extra camera the checkpoint was trained with, e.g. ``wrist``), ``/joint_states``,
 ``/voice_command`` and the latched ``/emergency_stop``; every ``1 / control_rate`` s it gives the
-policy the newest frames and publishes one ``JointTrajectory`` point, ``time_from_start`` = one
-tick, on ``/vla/command`` (the command gate forwards it to the robot).  The policy runs the model
+policy the newest frames and publishes a ``JointTrajectory`` on ``/vla/command`` (the command
+gate forwards it to the robot): the action at ``time_from_start`` = one tick, then, with
+``plan_points`` N, up to N upcoming actions of the plan a tick apart.  The policy runs the model
 only when its action queue is empty (one tick in ``n_action_steps``); the other ticks pop the queue.
 
 It holds and says why in the log and ``/diagnostics`` when there is no command, the image or
@@ -161,7 +162,7 @@ class VLAController(LifecycleNode):
         self.cameras = list(policy.config.extra_cameras) if policy is not None else []
         self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
         self.loop = ControlLoop(policy, self.limits, self.period, self.max_age, self.settle,
-                                self.cameras)
+                                self.cameras, int(self.get_parameter('plan_points').value))
         self.recording = RolloutRecorder(str(self.get_parameter('record_dir').value),
                                          self.limits.joint_names, 1.0 / self.period, self.cameras)
         self.check_size = policy is not None
@@ -284,16 +285,19 @@ class VLAController(LifecycleNode):
         if result.log is not None:
             emit_log(self.get_logger(), [result.log])
         if result.command is not None:
-            self._publish_target(result.command)
+            self._publish_target(result.command, result.plan)
         if result.action is not None:
             self._record(snap.image, result.obs, snap.q, snap.v, result.action, snap.now)
             self.stats.acted(start, latency, result.predicted)
 
-    def _publish_target(self, target: np.ndarray) -> None:
-        self.command_pub.publish(trajectory_msg(list(self.limits.joint_names),
-                                                np.array([self.period]),
-                                                np.asarray(target, dtype=np.float64)[None],
-                                                self.get_clock().now().to_msg()))
+    def _publish_target(self, target: np.ndarray, plan: np.ndarray | None = None) -> None:
+        """The target one tick ahead, then the plan's points a tick apart (``plan_points``)."""
+        points = np.asarray(target, dtype=np.float64)[None]
+        if plan is not None:
+            points = np.vstack([points, plan])
+        self.command_pub.publish(trajectory_msg(
+            list(self.limits.joint_names), self.period * np.arange(1, len(points) + 1), points,
+            self.get_clock().now().to_msg()))
 
     # -- parameters -----------------------------------------------------------------------------
     def _set_encode_every_tick(self, value: bool) -> None:

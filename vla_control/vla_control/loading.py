@@ -25,6 +25,7 @@ class PolicySettings:
     latency_spike: float = 0.0
     latency_spike_every: int = 0
     traced: bool = True  # predictions through frozen TorchScript graphs (vla_policy.traced)
+    plan_points: int = 0  # upcoming plan actions published after each command
 
     @classmethod
     def from_parameters(cls, value: Callable[[str], Any]) -> PolicySettings:
@@ -34,7 +35,8 @@ class PolicySettings:
                    max(1, int(value('num_threads'))), str(value('action_execution')),
                    str(value('inference')), str(value('stitching')),
                    float(value('max_chunk_age')), float(value('injected_latency')),
-                   float(value('latency_spike')), int(value('latency_spike_every')))
+                   float(value('latency_spike')), int(value('latency_spike_every')),
+                   plan_points=int(value('plan_points')))
 
 
 def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: float,
@@ -61,6 +63,9 @@ def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: fl
     policy.reset()
     eager = policy.trace_for_inference() if settings.traced else 'eager by request'
     policy = _maybe_async(policy, settings, len(names), period, clock, log)
+    if settings.plan_points > 0 and not hasattr(policy, 'upcoming'):
+        log('warning', f'plan_points {settings.plan_points}: this policy does not expose its plan '
+            '(synchronous inference): one point per command; set inference: async')
     cfg = policy.config
     log('info', f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} '
         f'px, {"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '
@@ -76,7 +81,8 @@ def _maybe_async(policy: Any, settings: PolicySettings, n_joints: int, period: f
         return policy
     if mode != 'async':
         raise ValueError(f'inference must be sync or async, got {mode!r}')
-    from vla_control.chunking import AsyncPolicy, ChunkStitcher, LatencyModel
+    from vla_control.async_policy import AsyncPolicy
+    from vla_control.chunking import ChunkStitcher, LatencyModel
     cfg = policy.config
     stitcher = ChunkStitcher(settings.stitching, period, n_joints, max_age=settings.max_chunk_age,
                              decay=cfg.ensemble_decay, n_action_steps=cfg.n_action_steps)

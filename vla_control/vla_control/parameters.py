@@ -46,6 +46,9 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
      'latency_spike_every-th inference'),
     ('latency_spike_every', 0, 'async, tests and benchmarks: every how many inferences a '
      'latency_spike comes (0 = never)'),
+    ('plan_points', 0, 'async: the plan\'s next N actions follow each command as points one '
+     'tick apart (time_from_start 2, 3, ... ticks), so a ros2_control joint_trajectory_controller '
+     'interpolates between ticks and a late tick finds the path going on; 0 = one point'),
     ('encode_every_tick', False, 'benchmarks: encode every frame, also on ticks served from the '
      'action queue (the cost before lazy encoding; the actions are the same). Settable at run '
      'time'),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_control.chunking import PlanPending
+from vla_control.async_policy import PlanPending
 from vla_safety.rules import SafetyLimits, clip_to_bounds, limit_step
 
 
@@ -81,6 +81,21 @@ class ActionGuard:
         target, _ = limit_step(start, target, self.period, self.limits.max_velocity)
         self.previous = target
         return target, ''
+
+    def plan(self, first: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """The points after ``first`` (the target commanded now), one tick apart: ``actions``
+        (the policy's upcoming plan) clipped to the bounds and each within one tick's motion of
+        the point before; (P, N), up to the first action that is not finite or not N values;
+        None when there is none.  Does not change :attr:`previous`."""
+        points, previous = [], np.asarray(first, dtype=np.float64)
+        for action in actions:
+            action = np.asarray(action, dtype=np.float64).reshape(-1)
+            if action.shape != (self.limits.n,) or not np.all(np.isfinite(action)):
+                break
+            target, _ = clip_to_bounds(action, self.limits)
+            previous, _ = limit_step(previous, target, self.period, self.limits.max_velocity)
+            points.append(previous)
+        return np.stack(points) if points else None
 
 
 class RateMeter:
@@ -153,6 +168,7 @@ class TickResult:
     """What the controller does at one tick."""
 
     command: np.ndarray | None = None  # joint target to publish now; None = publish nothing
+    plan: np.ndarray | None = None  # (P, N) the plan's next targets after command, a tick apart
     action: np.ndarray | None = None  # the policy's action when acting (for the recording)
     hold: str = ''  # why the controller holds ('' = acting)
     log: tuple[str, str] | None = None  # (level 'info' | 'warning', line) to log this tick
@@ -181,12 +197,15 @@ class ControlLoop:
     """
 
     def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float,
-                 settle_time: float = 0.3, cameras: Sequence[str] = ()) -> None:
+                 settle_time: float = 0.3, cameras: Sequence[str] = (), plan_points: int = 0) -> None:
         self.policy = policy  # VLAPolicy-like: select_action(obs), reset(), predicted_chunk
         self.guard = ActionGuard(limits, period)
         self.max_age = float(max_age)
         self.settle_time = float(settle_time)
         self.cameras = list(cameras)  # extra cameras the policy needs besides the main one
+        # acting: up to this many of the policy's upcoming actions (``upcoming(n)``) follow the
+        # command as points one tick apart (a trajectory controller interpolates through them)
+        self.plan_points = max(0, int(plan_points))
         self.hold = ''  # current hold reason ('' = acting)
         self.ticks = self.actions = self.holds = 0
         self.last_target: np.ndarray | None = None  # last joint target commanded
@@ -272,8 +291,10 @@ class ControlLoop:
         log = ('info', f'acting on {inputs.instruction!r}') if self.hold else None
         self.hold, self.last_target = '', target
         self.actions += 1
-        return TickResult(command=target, action=np.asarray(action, dtype=np.float32), log=log,
-                          predicted=predicted)
+        upcoming = getattr(self.policy, 'upcoming', None) if self.plan_points else None
+        plan = None if upcoming is None else self.guard.plan(target, upcoming(self.plan_points))
+        return TickResult(command=target, plan=plan, action=np.asarray(action, dtype=np.float32),
+                          log=log, predicted=predicted)
 
     def _enter_hold(self, reason: str, inputs: Inputs, q: np.ndarray | None,
                     reset: bool = True) -> TickResult:
