@@ -115,6 +115,13 @@ def test_combine_training_seeds_pools_episodes_and_states_the_spread():
     assert len(combined['episodes']) == 16
     assert {e['training_seed'] for e in combined['episodes']} == {0, 1}
     assert combined['latency_ms']['n'] == 4 and combined['control_rate_hz'] == 30.0
+    # each model's simulator timing and controller overruns add up
+    for i, (_, r) in enumerate(per_seed):
+        r['simulation'] = {'mode': 'lockstep', 'timeouts': 3 + i, 'ticks': 100, 'silent': {'/cmd': 3 + i}}
+        r['controller'] = {'overruns': i, 'overruns_per_minute': 0.5 * i}
+    merged = combine_training_seeds(per_seed, policy='x')
+    assert merged['simulation'] == {'mode': 'lockstep', 'timeouts': 7, 'ticks': 200, 'silent': {'/cmd': 7}}
+    assert merged['controller'] == {'overruns': 1, 'overruns_per_minute': 0.5}
     assert set(training_spreads(combined)) == {'pick', 'stack', 'overall'}
     other = _results('x', {'pick': [1, 1, 1, 1], 'stack': [1, 1, 0, 0]}, seed=2000)
     with pytest.raises(ValueError, match='same --tasks, --episodes and --seed'):

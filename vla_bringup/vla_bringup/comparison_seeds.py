@@ -217,6 +217,35 @@ def _weighted(entries: Sequence[Mapping], key: str) -> float | None:
     return round(sum(e[key] * e['n'] for e in entries) / total, 4) if total else None
 
 
+def _merge_simulation(entries: Sequence) -> dict | None:
+    """The simulator timing of K runs: lock-step timeouts, ticks and silent ticks summed."""
+    if not entries or not all(isinstance(e, Mapping) for e in entries):
+        return entries[0] if entries else None
+    if any(e.get('mode') != 'lockstep' for e in entries):
+        return dict(entries[0])
+    silent: dict[str, int] = {}
+    for e in entries:
+        for topic, count in (e.get('silent') or {}).items():
+            silent[topic] = silent.get(topic, 0) + int(count)
+    return {'mode': 'lockstep', 'timeouts': sum(int(e.get('timeouts') or 0) for e in entries),
+            'ticks': sum(int(e.get('ticks') or 0) for e in entries), 'silent': silent}
+
+
+def _merge_controller(entries: Sequence) -> dict | None:
+    """The controllers of K runs: overruns summed, the per-minute rates their largest."""
+    entries = [e for e in entries if isinstance(e, Mapping)]
+    if not entries:
+        return None
+    out: dict = {}
+    if all('overruns' in e for e in entries):
+        out['overruns'] = sum(int(e['overruns']) for e in entries)
+    for key in ('overruns_per_minute', 'overruns_per_minute_max'):
+        values = [e[key] for e in entries if e.get(key) is not None]
+        if values:
+            out[key] = max(values)
+    return out
+
+
 def combine_training_seeds(per_seed: Sequence[tuple[int, Mapping]], policy: str,
                            checkpoints: Mapping[int, str] | None = None) -> dict:
     """One results JSON from the results of K models (``[(training seed, results JSON), ...]``),
@@ -276,7 +305,8 @@ def combine_training_seeds(per_seed: Sequence[tuple[int, Mapping]], policy: str,
             'episodes_per_task': base.get('episodes_per_task'), 'seed': base.get('seed'),
             'tasks': out_tasks, 'overall': overall, 'latency_ms': latency,
             'control_rate_hz': rates[len(rates) // 2] if rates else None,
-            'simulation': base.get('simulation'), 'controller': base.get('controller'),
+            'simulation': _merge_simulation([r.get('simulation') for _, r in per_seed]),
+            'controller': _merge_controller([r.get('controller') for _, r in per_seed]),
             'machine': base.get('machine'),
             'training_seeds': {'seeds': seeds, 'method': METHOD, 'tasks': spreads, 'runs': runs},
             'episodes': [{**e, 'training_seed': s} for s, r in per_seed for e in r.get('episodes', [])]}
