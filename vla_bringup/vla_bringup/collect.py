@@ -36,7 +36,9 @@ from vla_common.launching import NodeGroup, domain_held, isolated_ros_env
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = __doc__
-    parser.add_argument('--tasks', default='all', help='comma-separated task names or "all"')
+    parser.add_argument('--tasks', default='all',
+                        help='"all" (the cube table\'s four tasks), a suite ("tabletop", "workbench") '
+                             'or comma-separated task and suite names')
     parser.add_argument('--episodes', type=int, default=10, help='demonstrations per task')
     parser.add_argument('--out', type=Path, default=Path('data/demos'),
                         help='episode directory (default: data/demos)')
@@ -68,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'it executes, while the recorder keeps its clean command as the action '
                              '(DART-style demonstrations that show the way back to the path; '
                              'default 0: none)')
+    parser.add_argument('--action-mode', choices=('joint', 'ee_delta'), default='joint',
+                        help='what the scripted expert commands: joint targets (default), or '
+                             'end-effector deltas, executed as their joint targets and recorded '
+                             'beside them as /actions_ee')
     parser.add_argument('--only-successes', action='store_true',
                         help='discard episodes in which the expert failed (default: keep them, '
                              'with success=false)')
@@ -96,18 +102,20 @@ def plan(tasks: list[str], episodes: int, seed: int, done: set[tuple[str, int]]
 def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | None,
             episode_timeout: float, only_successes: bool = False, tail: float = 0.5,
             record_bag: bool = False, exec_noise: float = 0.0,
-            image_size: int | None = None, pick_tail: float = 0.0) -> list[Recorded]:
+            image_size: int | None = None, pick_tail: float = 0.0,
+            action_mode: str = 'joint') -> list[Recorded]:
     """Record the demonstrations missing from ``out``; returns what was recorded now.
 
-    ``rtf`` None: lock-step simulation; a number: real time at that factor."""
+    ``rtf`` None: lock-step simulation; a number: real time at that factor.  The tasks of each
+    scene are recorded by a node group of their own (the workbench has no wrist camera)."""
     if episodes < 1:
         raise CommandError(f'--episodes must be >= 1, got {episodes}')
     if rtf is not None and rtf <= 0:
         raise CommandError(f'--real-time-factor must be > 0, got {rtf}')
     if tail < 0 or pick_tail < 0:
         raise CommandError(f'--tail and --pick-tail must be >= 0 s, got {tail} and {pick_tail}')
-    from vla_sim import TASKS
-    tails = {t: pick_tail if TASKS[t].kind == 'pick' else tail for t in tasks}
+    from vla_sim import ALL_TASKS
+    tails = {t: pick_tail if ALL_TASKS[t].kind == 'pick' else tail for t in tasks}
     if image_size is not None and image_size < 8:
         raise CommandError(f'--image-size must be >= 8 pixels, got {image_size}')
     if not 0.0 <= exec_noise <= 1.0:
@@ -124,11 +132,22 @@ def collect(tasks: list[str], episodes: int, out: Path, seed: int, rtf: float | 
     if skipped:
         print(f'vla collect: {skipped} episode(s) already in {out}; recording the other '
               f'{len(todo)}', file=sys.stderr)
-    if not todo:
-        return []
-    values = {'task': todo[0][0], 'seed': todo[0][1], 'real_time_factor': rtf or 1.0,
-              'lockstep': rtf is None, 'record_bag': record_bag, 'exec_noise': exec_noise,
-              'image_size': image_size or ''}
+    recorded: list[Recorded] = []
+    for scene in dict.fromkeys(ALL_TASKS[t].scene for t, _ in todo):
+        part = [(t, s) for t, s in todo if ALL_TASKS[t].scene == scene]
+        values = {'task': part[0][0], 'seed': part[0][1], 'real_time_factor': rtf or 1.0,
+                  'lockstep': rtf is None, 'record_bag': record_bag, 'exec_noise': exec_noise,
+                  'image_size': image_size or '', 'action_mode': action_mode,
+                  **({'extra_cameras': ['']} if scene == 'workbench' else {})}
+        recorded += _collect_scene(part, values, out, rtf, episode_timeout, only_successes, tails,
+                                   exec_noise)
+    return recorded
+
+
+def _collect_scene(todo: list[tuple[str, int]], values: dict, out: Path, rtf: float | None,
+                   episode_timeout: float, only_successes: bool, tails: dict[str, float],
+                   exec_noise: float) -> list[Recorded]:
+    """Record ``todo`` (tasks of one scene) with one collection node group."""
     specs = collection_scenario(values, str(out))
     env = isolated_ros_env()
     from tqdm import tqdm
@@ -196,6 +215,7 @@ def run(args: argparse.Namespace, _rest: list[str]) -> int:
     start = time.monotonic()
     recorded = collect(task_names(args.tasks), args.episodes, args.out, args.seed,
                        args.real_time_factor, args.episode_timeout, args.only_successes, args.tail,
-                       args.record_bag, args.exec_noise, args.image_size, args.pick_tail)
+                       args.record_bag, args.exec_noise, args.image_size, args.pick_tail,
+                       args.action_mode)
     print(summary_text(recorded, time.monotonic() - start, args.out, args.real_time_factor))
     return 0

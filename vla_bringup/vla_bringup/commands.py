@@ -36,11 +36,11 @@ class Command:
 
 
 def task_names(spec: str) -> list[str]:
-    """``--tasks``: ``all`` or comma-separated names of ``vla_sim``'s tasks."""
-    from vla_common.evaluation import parse_tasks
-    from vla_sim.tasks import TASKS
+    """``--tasks``: ``all`` (the cube table's four tasks), a suite (``tabletop``, ``workbench``)
+    or comma-separated task and suite names (``vla_sim.resolve_tasks``)."""
+    from vla_sim.tasks import resolve_tasks
     try:
-        return parse_tasks(spec, list(TASKS))
+        return resolve_tasks(spec)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
 

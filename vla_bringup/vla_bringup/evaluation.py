@@ -45,7 +45,7 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
     values = {'task': tasks[0], 'seed': seed, 'real_time_factor': rtf or 1.0,
               'lockstep': rtf is None, 'image_size': image_size or ''}
     if checkpoint is not None:
-        from vla_policy.policy import CheckpointError, resolve_checkpoint
+        from vla_policy.checkpoint_files import CheckpointError, resolve_checkpoint
         try:
             values['checkpoint'] = str(resolve_checkpoint(checkpoint).resolve())
         except CheckpointError as exc:

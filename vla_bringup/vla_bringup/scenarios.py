@@ -20,6 +20,8 @@ from vla_policy.checkpoint_files import CONFIG_FILE, CheckpointError, resolve_ch
 #: topic the robot obeys (ros2_control's joint_trajectory_controller)
 ROBOT_COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 EXPERT_LABEL_TOPIC = '/scripted_expert/label'  # the expert's clean command when it executes noise
+#: the scripted expert's end-effector delta command (action_mode ee_delta), recorded as /actions_ee
+EXPERT_EE_TOPIC = '/scripted_expert/ee_command'
 #: topic every command source publishes its *requested* command on
 REQUEST_TOPIC = '/vla/command'
 #: the recorder's acknowledgement of each lock-step tick (std_msgs/Header)
@@ -47,7 +49,8 @@ COMMON_ARGUMENTS = (
     LaunchArgument('use_sim', 'true', 'true: the MuJoCo simulated arm; false: a real robot that '
                    'publishes /camera/image_raw and /joint_states and obeys ' + ROBOT_COMMAND_TOPIC),
     LaunchArgument('task', 'pick_red', 'simulator task at start-up: pick_red, pick_green, '
-                   'pick_blue, stack_green_on_red (vla_sim.TASKS)'),
+                   'pick_blue, stack_green_on_red (vla_sim.TASKS), or a workbench task: '
+                   'reach_marker, push_to_goal, press_button, open_drawer, insert_peg'),
     LaunchArgument('seed', '0', 'simulator seed at start-up'),
     LaunchArgument('real_time_factor', '1.0', 'simulator speed relative to wall time'),
     LaunchArgument('lockstep', 'false', 'true: the simulator steps when the command of each tick '
@@ -127,9 +130,19 @@ def expert_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
     parameters = sim_time_parameters(args)
     if exec_noise(args):
         parameters['exec_noise'] = exec_noise(args)
+    if ee_actions(args):
+        parameters['action_mode'] = 'ee_delta'
     return [NodeSpec('vla_sim', 'scripted_expert', 'vla_sim.expert_node', 'scripted_expert',
                      param_files=(config_file('robot.yaml'), config_file('sim.yaml')),
                      parameters=parameters)]
+
+
+def ee_actions(args: Mapping[str, Any]) -> bool:
+    """Whether the scripted expert commands end-effector deltas (``action_mode: ee_delta``)."""
+    mode = str(args.get('action_mode', 'joint') or 'joint')
+    if mode not in ('joint', 'ee_delta'):
+        raise ValueError(f"action_mode must be 'joint' or 'ee_delta', got {mode!r}")
+    return mode == 'ee_delta'
 
 
 def exec_noise(args: Mapping[str, Any]) -> float:
@@ -180,6 +193,10 @@ def recorder_nodes(args: Mapping[str, Any]) -> list[NodeSpec]:
         parameters['language_command'] = str(args['language_command'])
     if 'record_bag' in args:
         parameters['record_bag'] = bool(_value(args['record_bag']))
+    if 'extra_cameras' in args:  # e.g. [''] for the workbench, which has no wrist camera
+        parameters['extra_cameras'] = [str(c) for c in args['extra_cameras']] or ['']
+    if ee_actions(args):
+        parameters['ee_action_topic'] = EXPERT_EE_TOPIC
     # an expert executing noise: record its clean command (DART), not the noisy one the robot got
     remap = ((ROBOT_COMMAND_TOPIC, EXPERT_LABEL_TOPIC),) if exec_noise(args) else ()
     return [NodeSpec('vla_collect', 'teleop_collector', 'vla_collect.collector_node',

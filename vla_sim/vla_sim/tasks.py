@@ -201,13 +201,13 @@ def resolve_tasks(spec: str) -> list[str]:
     a suite name of ``SUITES`` (``tabletop``, ``workbench``), or comma-separated task and suite
     names, in order, without repeats. ``ValueError`` names the valid choices."""
     names: list[str] = []
-    for item in ([*TASKS] if spec.strip() == "all" else [t.strip() for t in spec.split(",") if t.strip()]):
-        expanded = SUITES.get(item, (item,))
-        unknown = [t for t in expanded if t not in ALL_TASKS]
-        if unknown:
-            raise ValueError(f"unknown task {unknown[0]!r}; valid: 'all', a suite ({', '.join(SUITES)}) or "
-                             f"task names ({', '.join(ALL_TASKS)})")
-        names.extend(t for t in expanded if t not in names)
+    items = [*TASKS] if spec.strip() == "all" else [t.strip() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in items if t not in SUITES and t not in ALL_TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; valid: 'all', a suite ({', '.join(SUITES)}) or "
+                         f"task names ({', '.join(ALL_TASKS)})")
+    for item in items:
+        names.extend(t for t in SUITES.get(item, (item,)) if t not in names)
     if not names:
         raise ValueError(f"no task given; valid: 'all', a suite ({', '.join(SUITES)}) or task names")
     return names
