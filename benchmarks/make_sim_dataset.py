@@ -27,7 +27,9 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
     obs = env.reset(task=task, seed=seed)
     expert.reset()
     extra = list(env.cameras[1:])
-    writer = EpisodeWriter(path, joint_names=env.joint_names, action_names=env.action_names,
+    ee = env.action_mode == 'ee_delta'
+    writer = EpisodeWriter(path, joint_names=env.joint_names, action_names=env.joint_names,
+                           ee_action_names=env.action_names if ee else None,
                            image_shape=obs['image'].shape, fps=1.0 / env.dt,
                            language_command=obs['instruction'], robot='vla_sim', cameras=extra,
                            camera_shapes={c: obs[f'image_{c}'].shape for c in extra})
@@ -38,10 +40,12 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
             executed = action.copy()
             if exec_noise > 0:
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
-            if env.action_mode == 'ee_delta':  # the same command as an end-effector delta
-                action, executed = env.ee_delta_for(action), env.ee_delta_for(executed)
+            action_ee = None
+            if ee:  # the same command as an end-effector delta, recorded beside the joint targets
+                action_ee, executed = env.ee_delta_for(action), env.ee_delta_for(executed)
             writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
-                          timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra})
+                          timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra},
+                          action_ee=action_ee)
             obs, _, done, info = env.step(executed)
             step += 1
             if done and end is None:  # record `tail` more steps: the release after a placement
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='seconds recorded after success, so a demonstration shows the whole motion '
                              '(the release after a placement), not only the moment success is detected')
     parser.add_argument('--action-mode', choices=('joint', 'ee_delta'), default='joint',
-                        help='record joint targets (default) or end-effector deltas (vla_sim.EE_ACTION_NAMES)')
+                        help='the arm takes joint targets (default) or end-effector deltas; ee_delta records '
+                             'the deltas as /actions_ee beside the joint targets (/actions), as `vla collect '
+                             '--action-mode ee_delta` does: train on them with `vla train --action-space ee_delta`')
     parser.add_argument('--cameras', default='front,wrist',
                         help='comma-separated sim cameras; the first is the main image, the others are '
                              'stored as /observations/images_<camera> (default front,wrist; a scene records '

@@ -16,19 +16,31 @@ from vla_collect.episode_schema import (ACTIONS, IMAGES, JOINT_POSITIONS, JOINT_
                                         TIMESTAMPS, EpisodeFormatError, attr_value, camera_dataset,
                                         list_episodes, list_interrupted, open_h5, schema_problems,
                                         validate_episode)
+from vla_collect.episode_writer import ACTIONS_EE
+
+#: which recorded actions a reader calls ``actions``: the joint targets, or the end-effector command
+ACTION_SPACES = ('joint', 'ee_delta')
 
 
 class Episode:
     """A lazy reader over one episode file (a context manager; the datasets are h5py datasets)."""
 
-    def __init__(self, path: str | Path, file: h5py.File) -> None:
+    def __init__(self, path: str | Path, file: h5py.File, action_space: str = 'joint') -> None:
         self.path = Path(path)
         self.file = file
         self.attrs: dict[str, Any] = {k: attr_value(v) for k, v in file.attrs.items()}
         self.images: h5py.Dataset = file[IMAGES]
         self.joint_positions: h5py.Dataset = file[JOINT_POSITIONS]
         self.joint_velocities: h5py.Dataset = file[JOINT_VELOCITIES]
-        self.actions: h5py.Dataset = file[ACTIONS]
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f'action_space must be one of {ACTION_SPACES}, got {action_space!r}')
+        self.action_space = action_space
+        if action_space == 'ee_delta' and ACTIONS_EE not in file:
+            raise EpisodeFormatError(f'{self.path} has no /{ACTIONS_EE} (end-effector actions): record with '
+                                     '`vla collect --action-mode ee_delta`, or train on its joint actions')
+        # 'joint': /actions (the joint targets the robot got); 'ee_delta': /actions_ee, the
+        # end-effector command they came from
+        self.actions: h5py.Dataset = file[ACTIONS if action_space == 'joint' else ACTIONS_EE]
         self.timestamps: h5py.Dataset = file[TIMESTAMPS]
         self.cameras: list[str] = list(self.attrs.get('cameras') or [])
 
@@ -54,7 +66,8 @@ class Episode:
 
     @property
     def action_names(self) -> list[str]:
-        return list(self.attrs['action_names'])
+        """Names of :attr:`actions` (of ``/actions_ee`` when opened with ``action_space='ee_delta'``)."""
+        return list(self.attrs['action_names' if self.action_space == 'joint' else 'action_ee_names'])
 
     def camera_images(self, camera: str) -> h5py.Dataset:
         """Images of an extra camera (``/observations/images_<camera>``)."""
@@ -79,16 +92,17 @@ class Episode:
                 f'command={self.language_command!r}, success={self.success})')
 
 
-def open_episode(path: str | Path) -> Episode:
+def open_episode(path: str | Path, action_space: str = 'joint') -> Episode:
     """Open an episode for lazy reading; raises :class:`EpisodeFormatError` naming the file and
-    the fault for corrupt, truncated or non-schema files (FileNotFoundError when missing)."""
+    the fault for corrupt, truncated or non-schema files (FileNotFoundError when missing).
+    ``action_space='ee_delta'`` reads ``/actions_ee`` as the episode's actions."""
     path = Path(path)
     f = open_h5(path)
     try:
         problems = schema_problems(f)
         if problems:
             raise EpisodeFormatError(f'{path}: ' + '; '.join(problems))
-        return Episode(path, f)
+        return Episode(path, f, action_space)
     except EpisodeFormatError:
         f.close()
         raise

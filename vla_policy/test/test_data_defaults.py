@@ -104,3 +104,47 @@ def test_binary_action_levels_are_checked():
         preset('cpu', binary_actions={'gripper': [1.0, -1.0]})
     with pytest.raises(ValueError, match='binary_actions'):
         preset('cpu', action_names=['a'], action_dim=1, binary_actions={'gripper': [0.0, 1.0]})
+
+
+def _episodes_with_ee_actions(directory, episodes=3, steps=16):
+    """Episodes as `vla collect --action-mode ee_delta` records them: joint targets in /actions,
+    the end-effector command in /actions_ee."""
+    from vla_collect.episode_io import EpisodeWriter
+    from vla_sim import EE_ACTION_NAMES, JOINT_NAMES
+    rng = np.random.default_rng(0)
+    for e in range(episodes):
+        writer = EpisodeWriter(directory / f'episode_{e:06d}.hdf5', joint_names=JOINT_NAMES,
+                               action_names=JOINT_NAMES, image_shape=(32, 32, 3), fps=30.0,
+                               language_command='touch the red marker', ee_action_names=EE_ACTION_NAMES)
+        with writer:
+            for t in range(steps):
+                q = rng.normal(0, 0.3, 7)
+                writer.append(np.full((32, 32, 3), 9 * t, np.uint8), q, np.zeros(7), q + 0.01,
+                              timestamp=t / 30, action_ee=np.r_[rng.normal(0, 0.004, 6), 0.04])
+            writer.close(success=True)
+
+
+def test_end_effector_actions_of_a_ros_recording_are_learnt_with_action_space_ee_delta(tmp_path):
+    from vla_policy.dataset import EpisodeDataset, compute_stats
+    from vla_policy.train import run
+    from vla_sim import EE_ACTION_NAMES, JOINT_NAMES
+    data = tmp_path / 'data'
+    data.mkdir()
+    _episodes_with_ee_actions(data)
+    joint, ee = scan_episodes(data), scan_episodes(data, action_space='ee_delta')
+    assert joint.action_names == list(JOINT_NAMES) and ee.action_names == list(EE_ACTION_NAMES)
+    assert joint.fingerprint() != ee.fingerprint()  # their statistics are cached apart
+    assert max(compute_stats(ee, [0, 1, 2])['action']['std'][:3]) < 0.01  # deltas, not joint targets
+    sample = EpisodeDataset(ee, [0], 1, 4, 16, cache_images=False, progress=False)[0]
+    assert sample['actions'].shape == (4, 7)
+    out = tmp_path / 'run'
+    run(['--data', str(data), '--out', str(out), '--steps', '3', '--action-space', 'ee_delta', '--preset', 'tiny',
+         '--batch-size', '4', '--warmup-steps', '1', '--workers', '0', '--threads', '1', '--val-fraction', '0'])
+    from vla_policy import VLAPolicy
+    assert VLAPolicy.from_pretrained(out).config.action_names == list(EE_ACTION_NAMES)
+    # joint-only recordings cannot give end-effector actions: a clear error naming the file
+    plain = tmp_path / 'plain'
+    write_tiny_dataset(plain, episodes=1, steps=8)
+    from vla_policy.dataset import DataError
+    with pytest.raises(DataError, match='actions_ee'):
+        scan_episodes(plain, action_space='ee_delta')

@@ -54,6 +54,7 @@ class DatasetInfo:
     image_shape: tuple[int, int, int]
     fps: float
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    action_space: str = 'joint'  # which recorded actions are learnt: 'joint' /actions, 'ee_delta' /actions_ee
 
     @property
     def cameras(self) -> list[str]:
@@ -82,17 +83,23 @@ class DatasetInfo:
         ids = range(len(self.episodes)) if ids is None else ids
         items = [(self.episodes[i].path.name, self.episodes[i].path.stat().st_size, self.episodes[i].length)
                  for i in ids]
+        if self.action_space != 'joint':  # other actions, other statistics
+            items.append(self.action_space)
         return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:16]
 
 
-def scan_episodes(directory: str | Path, skip_invalid: bool = False, include_failed: bool = False) -> DatasetInfo:
+def scan_episodes(directory: str | Path, skip_invalid: bool = False, include_failed: bool = False,
+                  action_space: str = 'joint') -> DatasetInfo:
     """Validate a directory of episodes and check they agree on dimensions.
+
+    ``action_space='ee_delta'``: the actions to learn are the end-effector ones (``/actions_ee``)
+    of episodes recorded with ``vla collect --action-mode ee_delta``.
 
     Raises :class:`DataError` for a missing/empty directory, invalid files (unless
     ``skip_invalid``), or episodes whose joint/action names, image shape or fps disagree.
     Unsuccessful episodes are left out unless ``include_failed``.
     """
-    from vla_collect.episode_io import list_episodes, load_valid_episodes, open_episode
+    from vla_collect.episode_io import EpisodeFormatError, list_episodes, load_valid_episodes, open_episode
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f'data directory {directory} does not exist (expected a directory of episode_*.hdf5 '
@@ -111,7 +118,11 @@ def scan_episodes(directory: str | Path, skip_invalid: bool = False, include_fai
     ref_path: Path | None = None
     failed = 0
     for path in valid:
-        with open_episode(path) as ep:
+        try:
+            ep = open_episode(path, action_space)
+        except EpisodeFormatError as exc:
+            raise DataError(str(exc)) from exc
+        with ep:
             meta = (ep.joint_names, ep.action_names, tuple(ep.images.shape[1:]), ep.fps)
             if ref is None:
                 ref, ref_path = meta, path
@@ -132,7 +143,7 @@ def scan_episodes(directory: str | Path, skip_invalid: bool = False, include_fai
         raise DataError(f'no usable episodes in {directory}{why}')
     assert ref is not None
     return DatasetInfo(directory, records, list(ref[0]), list(ref[1]), tuple(ref[2]), float(ref[3]),
-                       skipped=list(skipped))
+                       skipped=list(skipped), action_space=action_space)
 
 
 def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -165,7 +176,7 @@ def compute_stats(info: DatasetInfo, ids: list[int]) -> dict[str, Any]:
     levels: list[set[float] | None] = [set() for _ in info.action_names]
     for i in ids:
         rec = info.episodes[i]
-        with open_episode(rec.path) as ep:
+        with open_episode(rec.path, info.action_space) as ep:
             for key, data in (('state', ep.joint_positions[()]), ('action', ep.actions[()])):
                 data = np.asarray(data, dtype=np.float64)
                 bad = np.argwhere(~np.isfinite(data))
@@ -250,7 +261,7 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.states: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         for path in self.paths:
-            with open_episode(path) as ep:
+            with open_episode(path, info.action_space) as ep:
                 self.states.append(np.asarray(ep.joint_positions[()], dtype=np.float32))
                 self.actions.append(np.asarray(ep.actions[()], dtype=np.float32))
         # the same, end to end over all episodes (sample i of episode k is row starts[k] + i)

@@ -134,7 +134,8 @@ def run(argv: list[str] | None = None, clock: Callable[[], float] = time.monoton
         torch.set_num_threads(cfg.threads)
     dist = init_distributed(cfg.device)
     device = pick_device(cfg.device, dist)
-    info = scan_episodes(cfg.data, skip_invalid=cfg.skip_invalid, include_failed=cfg.include_failed)
+    info = scan_episodes(cfg.data, skip_invalid=cfg.skip_invalid, include_failed=cfg.include_failed,
+                         action_space=cfg.action_space)
     for path, why in info.skipped:
         log.warning('skipping %s: %s', path, why)
     out = Path(cfg.out)

@@ -56,6 +56,9 @@ class TrainConfig:
               'preparation included; with --steps or --epochs, whichever ends first')
     skip_invalid: bool = option(False, 'train on the valid episodes, skipping bad files')
     include_failed: bool = option(False, 'also learn from episodes with success=False')
+    action_space: str = option('joint', 'the actions to learn: joint (/actions, the joint targets) or ee_delta '
+                                        '(/actions_ee of `vla collect --action-mode ee_delta`)',
+                               choices=('joint', 'ee_delta'))
     threads: int = option(0, 'torch CPU threads (0: torch default)')
 
     def __post_init__(self) -> None:
