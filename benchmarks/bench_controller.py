@@ -21,6 +21,17 @@ cameras): p99 < 20 ms and >= 29.5 Hz achieved.  The node processes run with
 It ends with ``select_action`` timed alone in the bench process (``--offline``), the two modes
 (traced, as the controller runs them) and the eager model called in turn, for the cost without
 ROS around it and what tracing saves.
+
+Asynchronous inference (issue 15): ``--inference async`` runs the model beside the 30 Hz tick
+(``--stitching``, ``--plan-points``); the commands table then gives, per mode, the rate of
+commands the controller published on /vla/command, the hold ticks after the warm-up (ticks
+without an action: the plan ran out), the worker's inference p50/p99 (its last 300), and the
+largest change of commanded joint velocity between consecutive commands (jerk: first points,
+velocity = step / control period) of the controller's requests and of the gate's output, set
+against the gate's ``max_acceleration`` x one tick and ``max_velocity``::
+
+    ./run.sh bench bench_controller.py --preset clip-bert --cameras none --inference async \
+        --modes new --minutes 2 --offline 0
 """
 from __future__ import annotations
 
@@ -75,6 +86,35 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def max_jerk(stamped: list, period: float) -> np.ndarray | None:
+    """Per joint, the largest change of commanded velocity between commands of consecutive
+    ticks (their first points; velocity = step / ``period``), from ``(arrival, msg)`` pairs:
+    only steps between commands stamped (header, else arrival) 0.5 to 1.5 ticks apart count,
+    so a hold's silence is not read as one long step; None when there is no such triple."""
+    if len(stamped) < 3:
+        return None
+    times = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 or t for t, m in stamped])
+    positions = np.array([m.points[0].positions for _, m in stamped], dtype=np.float64)
+    gaps = np.diff(times) / period
+    tick = (gaps > 0.5) & (gaps < 1.5)
+    velocity = np.diff(positions, axis=0) / period
+    both = tick[1:] & tick[:-1]
+    if not both.any():
+        return None
+    return np.abs(np.diff(velocity, axis=0))[both].max(axis=0)
+
+
+def gate_limits() -> tuple[np.ndarray, np.ndarray]:
+    """The command gate's max_acceleration and max_velocity from the deploy scenario's
+    safety.yaml (the node's section)."""
+    import yaml
+
+    from vla_bringup.scenarios import config_file
+    gate = yaml.safe_load(Path(config_file('safety.yaml')).read_text())['command_gate']['ros__parameters']
+    return (np.asarray(gate['max_acceleration'], dtype=np.float64),
+            np.asarray(gate['max_velocity'], dtype=np.float64))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -135,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--warmup', type=float, default=10.0, help='seconds ignored at the start')
     parser.add_argument('--isa', default='avx2', choices=['avx2', 'default'],
                         help='restrict the nodes\' torch kernels to AVX2 (issue 11) or not')
+    parser.add_argument('--inference', default='sync', choices=['sync', 'async'],
+                        help='the controller\'s inference parameter')
+    parser.add_argument('--stitching', default='crossfade', help='async: chunk stitching')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='the controller\'s num_threads (0: controller.yaml\'s)')
+    parser.add_argument('--plan-points', type=int, default=0,
+                        help='the controller\'s plan_points (extra trajectory points)')
     parser.add_argument('--offline', type=int, default=400, metavar='CALLS',
                         help='also time select_action alone for CALLS calls per mode (0 = skip)')
     args = parser.parse_args(argv)
@@ -158,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
-    from vla_bringup.scenarios import build_scenario
+    from trajectory_msgs.msg import JointTrajectory
+
+    from vla_bringup.scenarios import REQUEST_TOPIC, ROBOT_COMMAND_TOPIC, build_scenario
     from vla_common.testing import GraphProbe
 
     checkpoint = args.checkpoint or make_checkpoint(
@@ -168,8 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     specs = [dataclasses.replace(s, parameters={**s.parameters, 'image_size': args.image_size})
              if s.name == 'sim_node' else
              dataclasses.replace(s, parameters={**s.parameters, 'device': args.device,
-                                                'encode_every_tick': MODES[modes[0]]})
+                                                'encode_every_tick': MODES[modes[0]],
+                                                'inference': args.inference,
+                                                'stitching': args.stitching,
+                                                'plan_points': args.plan_points,
+                                                **({'num_threads': args.threads}
+                                                   if args.threads > 0 else {})})
              if s.name == 'vla_controller' else s for s in specs]
+    import yaml
+
+    from vla_bringup.scenarios import config_file
+    period = 1.0 / float(yaml.safe_load(Path(config_file('controller.yaml')).read_text())
+                         ['vla_controller']['ros__parameters']['control_rate'])
     lock = threading.Lock()
     reports: list[tuple[float, dict]] = []
 
@@ -180,14 +239,17 @@ def main(argv: list[str] | None = None) -> int:
                     reports.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
 
     stats = {m: dict(ticks=[], infer=[], overruns=0, n_ticks=0, seconds=0.0, ctl_cpu=0.0,
-                     sim_cpu=0.0, holds=set()) for m in modes}
+                     sim_cpu=0.0, holds=set(), commands=0, hold_ticks=0, jerk_request=[],
+                     jerk_gate=[], async_p50=[], async_p99=[], points=set()) for m in modes}
     with NodeGroup(specs, env=env) as group:
         pids = {p.spec.name: p.pid for p in group.processes}
         probe = GraphProbe('bench_controller')
         try:
             probe.subscribe(DiagnosticArray, '/diagnostics', 50, on_message=on_diag)
+            probe.subscribe(JointTrajectory, REQUEST_TOPIC, 50)
+            probe.subscribe(JointTrajectory, ROBOT_COMMAND_TOPIC, 50)
             client = probe.node.create_client(SetParameters, '/vla_controller/set_parameters')
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # a big model loads and traces for a while
             while not any(v.get('state') == 'active' for _, v in list(reports)):
                 if time.monotonic() > deadline or group.dead():
                     sys.exit('the controller did not start acting:\n'
@@ -196,7 +258,16 @@ def main(argv: list[str] | None = None) -> int:
             if not client.wait_for_service(timeout_sec=10.0):
                 sys.exit('no /vla_controller/set_parameters service')
             time.sleep(args.warmup)
+            # loading a big model can starve the simulator on a busy machine long enough for the
+            # monitor to latch a stop (silent /joint_states): clear it once, as an operator would
+            from std_srvs.srv import Trigger
+            reset = probe.call(Trigger, '/emergency_stop/reset', Trigger.Request(), 10.0)
+            if reset is not None and reset.success:
+                print(f'e-stop reset after start-up: {reset.message}', file=sys.stderr)
+                time.sleep(2.0)
             segments = max(len(modes), int(round(args.minutes * 60 / args.segment)))
+            with lock:
+                start_report = reports[-1][1]  # after the warm-up: hold ticks from here on
             for i in range(segments):
                 mode = modes[i % len(modes)]
                 request = SetParameters.Request(parameters=[Parameter(
@@ -227,16 +298,33 @@ def main(argv: list[str] | None = None) -> int:
                     if values.get('encode_every_tick') != str(MODES[mode]).lower():
                         continue
                     if values.get('state') != 'active':
-                        s['holds'].add(values.get('hold_reason', ''))
+                        s['holds'].add(values.get('hold_reason', '').split(';')[0])
                     for key, out in (('latency_samples_ms', 'ticks'), ('inference_samples_ms', 'infer')):
                         if values.get(key):
                             s[out].extend(float(x) for x in values[key].split(','))
+                requests = [(t, m) for t, m in probe.stamped(REQUEST_TOPIC) if begin <= t <= end]
+                forwarded = [(t, m) for t, m in probe.stamped(ROBOT_COMMAND_TOPIC) if begin <= t <= end]
+                probe.clear(REQUEST_TOPIC)
+                probe.clear(ROBOT_COMMAND_TOPIC)
+                s['commands'] += len(requests)
+                s['points'].update(len(m.points) for _, m in requests)
+                for key, messages in (('jerk_request', requests), ('jerk_gate', forwarded)):
+                    jerk = max_jerk(messages, period)
+                    if jerk is not None:
+                        s[key].append(jerk)
+                s['hold_ticks'] += (int(last['ticks']) - int(last['actions'])) - (
+                    int(first['ticks']) - int(first['actions']))
+                if 'async_inference_p50_ms' in last:
+                    s['async_p50'].append(float(last['async_inference_p50_ms']))
+                    s['async_p99'].append(float(last['async_inference_p99_ms']))
                 s['overruns'] += int(last['overruns']) - int(first['overruns'])
                 s['n_ticks'] += int(last['ticks']) - int(first['ticks'])
                 s['seconds'] += end - begin
                 s['ctl_cpu'] += cpu1['vla_controller'] - cpu0['vla_controller']
                 s['sim_cpu'] += cpu1['sim_node'] - cpu0['sim_node']
             final = reports[-1][1]
+            held_after_start = (int(final['ticks']) - int(final['actions'])) - (
+                int(start_report['ticks']) - int(start_report['actions']))
         finally:
             probe.close()
 
@@ -264,6 +352,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f'  ({LABELS[mode]}: some reports were holding: {sorted(s["holds"])})')
     print('latencies in ms; tick = every acting tick (from the start of the tick to the action), '
           'infer = ticks that ran the model; CPU = share of one core')
+    amax, vmax = gate_limits()
+    print(f'\ncommands ({args.inference} inference'
+          + (f', {args.stitching} stitching' if args.inference == 'async' else '')
+          + f', plan_points {args.plan_points}); jerk = max |change of commanded joint velocity| '
+          f'between consecutive commands, rad/s (gripper m/s) per tick; the gate\'s '
+          f'max_acceleration x one tick = {np.round(amax * period, 3).tolist()}, '
+          f'max_velocity = {vmax.tolist()}')
+    print(f'{"mode":<28} {"published Hz":>12} {"hold ticks":>10} {"points":>7} '
+          f'{"async p50":>9} {"async p99":>9} {"jerk req":>9} {"jerk gate":>9} '
+          f'{"jerk/(amax*dt)":>14}')
+    for mode in modes:
+        s = stats[mode]
+        n = len(amax)
+        request = np.max(np.stack(s['jerk_request']), axis=0) if s['jerk_request'] else np.full(n, np.nan)
+        gate = np.max(np.stack(s['jerk_gate']), axis=0) if s['jerk_gate'] else np.full(n, np.nan)
+        print(f'{LABELS[mode]:<28} {s["commands"] / max(s["seconds"], 1e-9):>12.2f} '
+              f'{s["hold_ticks"]:>10} {",".join(map(str, sorted(s["points"]))):>7} '
+              f'{np.median(s["async_p50"]) if s["async_p50"] else float("nan"):>9.1f} '
+              f'{max(s["async_p99"]) if s["async_p99"] else float("nan"):>9.1f} '
+              f'{request.max():>9.3f} {gate.max():>9.3f} {(gate / (amax * period)).max():>14.2f}')
+        print(f'  per joint: request {np.round(request, 3).tolist()}, gate {np.round(gate, 3).tolist()}')
+    print(f'hold ticks from the end of the warm-up to the end, all modes and the 1 s gaps '
+          f'between segments included: {held_after_start}')
+    print('(hold ticks: ticks without an action after the warm-up; async p50: median of the '
+          'per-segment p50s, p99: the largest per-segment p99, each over the worker\'s last 300 '
+          'inferences)')
     if args.offline > 0 and args.device == 'cpu':
         offline(checkpoint, args.offline, modes, int(final.get('num_threads') or 1))
     return 0
