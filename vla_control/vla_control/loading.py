@@ -64,8 +64,12 @@ def load_policy(settings: PolicySettings, joint_names: Sequence[str], period: fl
     eager = policy.trace_for_inference() if settings.traced else 'eager by request'
     policy = _maybe_async(policy, settings, len(names), period, clock, log)
     if settings.plan_points > 0 and not hasattr(policy, 'upcoming'):
-        log('warning', f'plan_points {settings.plan_points}: this policy does not expose its plan '
-            '(synchronous inference): one point per command; set inference: async')
+        log('warning', f'plan_points {settings.plan_points}: this policy does not expose its plan: '
+            'one point per command; set inference: async')
+    elif settings.plan_points > 0 and policy.config.temporal_ensemble and settings.inference != 'async':
+        log('warning', f'plan_points {settings.plan_points}: temporal ensembling decides each action '
+            'at its tick, so there is no plan ahead: one point per command; use action_execution: '
+            'queue or inference: async')
     cfg = policy.config
     log('info', f'loaded {path} ({cfg.preset}, {cfg.vision_encoder} vision, image {cfg.image_size} '
         f'px, {"temporal ensemble" if cfg.temporal_ensemble else "action queue"}, chunk '

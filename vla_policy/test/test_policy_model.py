@@ -97,6 +97,12 @@ def test_predict_chunk_is_the_chunk_select_action_serves(tmp_path):
     assert chunk.shape == (a.config.chunk_size, len(JOINTS)) and a.predicted_chunk
     served = [b.select_action(obs) for _ in range(b.config.n_action_steps)]
     np.testing.assert_allclose(np.stack(served), chunk[: b.config.n_action_steps], atol=1e-6)
+    # the queue's plan ahead (the controller's plan_points with synchronous inference)
+    c = VLAPolicy.from_pretrained(ck)
+    c.select_action(obs)
+    n = c.config.n_action_steps
+    np.testing.assert_allclose(c.upcoming(5), chunk[1:min(6, n)], atol=1e-6)
+    assert c.upcoming(0).shape == (0, len(JOINTS))
 
 
 def test_temporal_ensembling_blends_overlapping_chunks(tmp_path):

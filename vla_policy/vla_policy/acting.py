@@ -153,6 +153,14 @@ class ActingMixin:
             self._queue.extend(chunk[: self.config.n_action_steps])
         return self._queue.popleft()
 
+    def upcoming(self, n: int) -> np.ndarray:
+        """The next ``n`` actions (n', A) of the queue after the one :meth:`select_action` returned
+        last, one tick apart (fewer when the queue ends; none with temporal ensembling, whose next
+        actions are not decided yet): what a downstream trajectory controller can interpolate
+        towards (the controller's ``plan_points``)."""
+        queued = [] if self.config.temporal_ensemble else list(self._queue)[:max(0, int(n))]
+        return np.stack(queued).astype(np.float32) if queued else np.zeros((0, self.config.action_dim), np.float32)
+
     @torch.no_grad()
     def predict_chunk(self, obs: dict[str, Any]) -> np.ndarray:
         """The whole chunk (K, A) float32 in robot units predicted from ``obs`` (one model run,
