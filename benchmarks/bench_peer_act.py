@@ -106,33 +106,37 @@ class Demonstrations:
 
         from vla_collect.episode_io import load_valid_episodes, open_episode
         paths, skipped = load_valid_episodes(data)
-        images, states, actions, instructions, starts = [], [], [], [], []
-        self.skipped = len(skipped)
-        self.failed = 0
-        for path in paths:
+        self.skipped, self.failed = len(skipped), 0
+        kept, lengths, instructions = [], [], []
+        for path in paths:  # a first pass over the attributes: the frames are read once, into place
             with open_episode(path, action_space=action_space) as episode:
                 if not episode.success:
                     self.failed += 1
                     continue
-                starts.append(sum(len(a) for a in actions))
-                images.append(episode.images[()])  # (T, H, W, 3) uint8
-                states.append(episode.joint_positions[()].astype(np.float32))
-                actions.append(episode.actions[()].astype(np.float32))
+                kept.append(path)
+                lengths.append(len(episode))
                 instructions.append(episode.language_command)
-                self.action_names = episode.action_names
-                self.fps = episode.fps
-        if not images:
+                shape = episode.images.shape[1:]  # (H, W, 3)
+                self.action_names, self.fps = episode.action_names, episode.fps
+        if not kept:
             raise SystemExit(f'no successful episode in {data} ({len(skipped)} skipped, {self.failed} failed)')
+        total = int(sum(lengths))
+        starts = np.cumsum([0, *lengths[:-1]])
         self.tasks = sorted(set(instructions)) if conditioning == 'onehot' else []
-        lengths = [len(a) for a in actions]
-        self.images = np.concatenate(images)
-        self.actions = np.concatenate(actions)
-        joints = np.concatenate(states)
-        onehot = np.zeros((len(joints), len(self.tasks)), np.float32)
-        for start, length, instruction in zip(starts, lengths, instructions):
-            if self.tasks:
-                onehot[start:start + length, self.tasks.index(instruction)] = 1.0
-        self.states = np.concatenate([joints, onehot], axis=1)
+        self.images = np.empty((total, *shape), np.uint8)  # uint8 in RAM: 49 kB a frame at 128 px
+        self.actions = np.empty((total, len(self.action_names)), np.float32)
+        self.states = np.zeros((total, 0), np.float32)
+        for path, start, length, instruction in zip(kept, starts, lengths, instructions):
+            with open_episode(path, action_space=action_space) as episode:
+                rows = slice(start, start + length)
+                self.images[rows] = episode.images[()]
+                self.actions[rows] = episode.actions[()]
+                joints = episode.joint_positions[()].astype(np.float32)
+                if self.states.shape[1] == 0:
+                    self.states = np.zeros((total, joints.shape[1] + len(self.tasks)), np.float32)
+                self.states[rows, :joints.shape[1]] = joints
+                if self.tasks:  # the task one-hot after the joint positions
+                    self.states[rows, joints.shape[1] + self.tasks.index(instruction)] = 1.0
         self.episodes = len(lengths)
         # for each frame, the index one past its episode's last frame
         self.ends = np.concatenate([np.full(n, s + n) for s, n in zip(starts, lengths)])
