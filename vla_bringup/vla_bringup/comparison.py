@@ -2,7 +2,8 @@
 
 Two evaluations on the same seeds are *paired*: each episode of B has a twin in A that started
 from the same state, and only the discordant pairs (one succeeded, the other did not) carry
-information about the difference.  The tools here:
+information about the difference.  The tools here (the tests and intervals live in
+:mod:`vla_bringup.comparison_stats` and are importable from here too):
 
 - :func:`mcnemar_exact`: exact (binomial) McNemar test on the discordant pairs;
 - :func:`paired_difference_interval`: Newcombe's (1998) hybrid score interval for a difference of
@@ -19,142 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 
+from vla_bringup.comparison_stats import (PairedTable, fisher_exact, mcnemar_exact,
+                                          mcnemar_sample_size, paired_difference_interval,
+                                          two_proportion_sample_size,
+                                          unpaired_difference_interval)
 from vla_common.stats import wilson_interval
 
 #: verdicts of :func:`verdict`
 B_BETTER, A_BETTER, NO_DIFFERENCE, UNDERPOWERED = ('B better', 'A better', 'no difference detected',
                                                    'underpowered')
-
-
-def _z(p: float) -> float:
-    return NormalDist().inv_cdf(p)
-
-
-def _binom_cdf(k: int, n: int, p: float = 0.5) -> float:
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(0, k + 1))
-
-
-# -- paired ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PairedTable:
-    """The 2x2 table of paired outcomes: ``both``, ``a_only``, ``b_only``, ``neither`` succeeded."""
-
-    both: int
-    a_only: int
-    b_only: int
-    neither: int
-
-    @classmethod
-    def from_outcomes(cls, a: Sequence[bool], b: Sequence[bool]) -> PairedTable:
-        if len(a) != len(b):
-            raise ValueError(f'paired outcomes need equal lengths, got {len(a)} and {len(b)}')
-        pairs = list(zip(map(bool, a), map(bool, b)))
-        return cls(both=pairs.count((True, True)), a_only=pairs.count((True, False)),
-                   b_only=pairs.count((False, True)), neither=pairs.count((False, False)))
-
-    @property
-    def n(self) -> int:
-        return self.both + self.a_only + self.b_only + self.neither
-
-    @property
-    def discordant(self) -> int:
-        return self.a_only + self.b_only
-
-    @property
-    def rate_a(self) -> float:
-        return (self.both + self.a_only) / self.n if self.n else 0.0
-
-    @property
-    def rate_b(self) -> float:
-        return (self.both + self.b_only) / self.n if self.n else 0.0
-
-
-def mcnemar_exact(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: the discordant pairs against Binomial(a_only + b_only, 1/2)."""
-    if a_only < 0 or b_only < 0:
-        raise ValueError(f'discordant counts must be >= 0, got {a_only}, {b_only}')
-    n = a_only + b_only
-    if n == 0:
-        return 1.0
-    return min(1.0, 2.0 * _binom_cdf(min(a_only, b_only), n))
-
-
-def paired_difference_interval(table: PairedTable, z: float = 1.959964) -> tuple[float, float]:
-    """95% interval of ``rate_b - rate_a`` for paired outcomes (Newcombe 1998, method 10)."""
-    n = table.n
-    if n == 0:
-        return (-1.0, 1.0)
-    pa, pb = table.rate_a, table.rate_b
-    la, ua = wilson_interval(table.both + table.a_only, n, z)
-    lb, ub = wilson_interval(table.both + table.b_only, n, z)
-    # phi: correlation of the paired outcomes, with Newcombe's continuity correction of AD - BC
-    # (A = both, B = a_only, C = b_only, D = neither).
-    ad_bc = table.both * table.neither - table.a_only * table.b_only
-    if ad_bc > 0:
-        ad_bc = max(ad_bc - n / 2, 0.0)
-    margins = ((table.both + table.a_only) * (table.b_only + table.neither)
-               * (table.both + table.b_only) * (table.a_only + table.neither))
-    phi = ad_bc / math.sqrt(margins) if margins > 0 else 0.0
-    diff = pb - pa
-    lower = diff - math.sqrt(max((pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2, 0.0))
-    upper = diff + math.sqrt(max((ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2, 0.0))
-    return (max(-1.0, lower), min(1.0, upper))
-
-
-def mcnemar_sample_size(effect: float, discordant_rate: float, alpha: float = 0.05,
-                        power: float = 0.8) -> int:
-    """Pairs needed to detect ``rate_b - rate_a = effect`` (Connor 1987), given the expected
-    share of discordant pairs (at least ``|effect|``)."""
-    effect = abs(effect)
-    if not 0 < effect <= 1:
-        raise ValueError(f'effect must be in (0, 1], got {effect}')
-    psi = min(1.0, max(discordant_rate, effect))
-    za, zb = _z(1 - alpha / 2), _z(power)
-    n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - effect ** 2, 0.0))) ** 2 / effect ** 2
-    return math.ceil(n)
-
-
-# -- unpaired --------------------------------------------------------------------------------
-def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float:
-    """Two-sided Fisher exact p-value for two independent success counts."""
-    total, successes = n_a + n_b, successes_a + successes_b
-    if total == 0:
-        return 1.0
-
-    def prob(k: int) -> float:
-        return (math.comb(n_a, k) * math.comb(n_b, successes - k)) / math.comb(total, successes)
-
-    lo, hi = max(0, successes - n_b), min(n_a, successes)
-    observed = prob(successes_a)
-    return min(1.0, sum(p for p in map(prob, range(lo, hi + 1)) if p <= observed * (1 + 1e-7)))
-
-
-def unpaired_difference_interval(successes_a: int, n_a: int, successes_b: int, n_b: int,
-                                 z: float = 1.959964) -> tuple[float, float]:
-    """95% interval of ``rate_b - rate_a`` for independent samples (Newcombe 1998, method 10)."""
-    pa = successes_a / n_a if n_a else 0.0
-    pb = successes_b / n_b if n_b else 0.0
-    la, ua = wilson_interval(successes_a, n_a, z)
-    lb, ub = wilson_interval(successes_b, n_b, z)
-    diff = pb - pa
-    return (max(-1.0, diff - math.hypot(pb - lb, ua - pa)),
-            min(1.0, diff + math.hypot(ub - pb, pa - la)))
-
-
-def two_proportion_sample_size(rate: float, effect: float, alpha: float = 0.05,
-                               power: float = 0.8) -> int:
-    """Episodes per policy to detect ``effect`` around ``rate`` with independent samples."""
-    effect = abs(effect)
-    if not 0 < effect <= 1:
-        raise ValueError(f'effect must be in (0, 1], got {effect}')
-    p1 = min(max(rate - effect / 2, 0.0), 1.0 - effect)
-    p2 = p1 + effect
-    pbar = (p1 + p2) / 2
-    za, zb = _z(1 - alpha / 2), _z(power)
-    n = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2
-    return math.ceil(n / effect ** 2)
 
 
 # -- verdicts --------------------------------------------------------------------------------
