@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from vla_bringup.report_inputs import MEDIA_TYPES
-from vla_bringup.report_sections import Report
+from vla_bringup.report_model import Report
 
 TEMPLATES = Path(__file__).resolve().parent / 'templates'  # installed as package data
 BROWSER_CODECS = ('avc1', 'h264', 'x264', 'vp09', 'av01', 'hev1', 'hvc1')  # what <video> plays
