@@ -184,7 +184,8 @@ def act_config(image_shape, state_dim: int, action_dim: int, args: argparse.Name
         output_features={ACTION: PolicyFeature(FeatureType.ACTION, (action_dim,))},
         device='cpu', push_to_hub=False,
         chunk_size=args.chunk_size, n_action_steps=args.n_action_steps or args.chunk_size,
-        dim_model=args.dim_model, pretrained_backbone_weights=None,  # ResNet18 from scratch, no download
+        dim_model=args.dim_model, dim_feedforward=args.dim_feedforward,
+        pretrained_backbone_weights=None,  # ResNet18 from scratch: nothing is downloaded
         optimizer_lr=args.lr, optimizer_lr_backbone=args.lr)
 
 
@@ -389,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--chunk-size', type=int, default=20, help='actions per predicted chunk (default 20)')
     p.add_argument('--n-action-steps', type=int, help='actions served per chunk (default: the chunk size)')
     p.add_argument('--dim-model', type=int, default=256, help='transformer width (default 256)')
+    p.add_argument('--dim-feedforward', type=int, default=3200,
+                   help="transformer feed-forward width (default 3200, LeRobot's ACTConfig default)")
     p.add_argument('--lr', type=float, default=1e-4, help='learning rate, backbone included (default 1e-4)')
     p.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
     p.add_argument('--threads', type=int, default=0, help='torch threads for training (0: nproc)')
