@@ -25,9 +25,10 @@ the report):
   results of ``benchmarks/bench_async_latency.py``, plotted as success and mean jerk against
   injected latency per stitching policy.
 
-The work is split by concern: ``report_inputs`` reads and checks the run directory,
-``report_figures`` draws the plots, ``report_sections`` lays the report out as one list of
-sections and ``report_render`` renders it through ``templates/report.md.j2`` and
+The work is split by concern: ``report_inputs`` (with ``report_metrics``, the training log)
+reads and checks the run directory, ``report_figures`` draws the plots, ``report_sections`` lays
+the report out as one list of sections (its parts: ``report_model``) and ``report_render``
+renders it through ``templates/report.md.j2`` and
 ``templates/report.html.j2``.
 
 Rollout media: GIFs and MP4s up to ``max_embed_mb`` are embedded as data URIs (``<img>`` /
