@@ -52,6 +52,7 @@ PARSER = [
     (('--max-minutes',), 'max_minutes', None, 'float', None, None, None, False, '_StoreAction'),
     (('--skip-invalid',), 'skip_invalid', False, None, None, 0, True, False, '_StoreTrueAction'),
     (('--include-failed',), 'include_failed', False, None, None, 0, True, False, '_StoreTrueAction'),
+    (('--action-space',), 'action_space', 'joint', None, ('joint', 'ee_delta'), None, None, False, '_StoreAction'),
     (('--threads',), 'threads', 0, 'int', None, None, None, False, '_StoreAction'),
 ]
 
@@ -96,6 +97,7 @@ CASES = [
      dict(seed=3, device='cpu', workers=0, cache_images='off', cache_budget_gb=0.5)),
     (['--max-minutes', '1.5', '--steps', '100'], dict(max_minutes=1.5, steps=100)),
     (['--skip-invalid', '--include-failed', '--threads', '2'], dict(skip_invalid=True, include_failed=True, threads=2)),
+    (['--action-space', 'ee_delta'], dict(action_space='ee_delta')),
     (['--resume', '--set', 'chunk_size=4', '--cameras', 'none', '--clip-path', 'c', '--bert-path', 'b',
       '--config', 'x.json'], {}),
 ]
