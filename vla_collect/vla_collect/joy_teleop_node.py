@@ -18,6 +18,7 @@ from vla_collect.joy_buttons import ButtonEdges
 from vla_collect.teleop import JogInput, JoyMapping
 from vla_collect.teleop_base import TeleopBase, send_final_hold
 from vla_common.parameters import describe
+from vla_common.shutdown import spin_until_signalled
 
 
 class JoyTeleopNode(TeleopBase):
@@ -77,12 +78,13 @@ class JoyTeleopNode(TeleopBase):
 
 
 def main(args=None) -> None:
-    # Python's own SIGINT handling keeps the context alive for the final hold command
+    # the node takes SIGINT/SIGTERM itself (vla_common.shutdown), so the context is still alive
+    # for the final hold command
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = JoyTeleopNode()
-        rclpy.spin(node)
+        spin_until_signalled(node)  # SIGINT/SIGTERM end the loop; the final hold follows
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -19,6 +19,7 @@ from std_srvs.srv import SetBool, Trigger
 from vla_collect.teleop_base import TeleopBase, send_final_hold
 from vla_collect.teleop import CARTESIAN, key_input
 from vla_common.parameters import describe
+from vla_common.shutdown import spin_until_signalled
 
 HELP = """keyboard teleop (focus this terminal):
   joint mode     q/a w/s e/d r/f t/g y/h   joint1..joint6 + / -
@@ -97,7 +98,8 @@ def read_keys(keys: queue.Queue, stream) -> None:
 
 
 def main(args=None) -> None:
-    # Python's own SIGINT handling keeps the context alive for the final hold command
+    # the node takes SIGINT/SIGTERM itself (vla_common.shutdown), so the context is still alive
+    # for the final hold command
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     keys: queue.Queue = queue.Queue()
     saved = None
@@ -114,7 +116,7 @@ def main(args=None) -> None:
             node.get_logger().warning('stdin is not a terminal: reading keys from it anyway')
         print(HELP, file=sys.stderr)
         threading.Thread(target=read_keys, args=(keys, sys.stdin), daemon=True).start()
-        rclpy.spin(node)
+        spin_until_signalled(node)  # SIGINT/SIGTERM end the loop; the final hold follows
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
