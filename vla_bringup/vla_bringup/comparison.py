@@ -2,16 +2,11 @@
 
 Two evaluations on the same seeds are *paired*: each episode of B has a twin in A that started
 from the same state, and only the discordant pairs (one succeeded, the other did not) carry
-information about the difference.  The tools here (the tests and intervals live in
-:mod:`vla_bringup.comparison_stats` and are importable from here too):
+information about the difference.  The tests and intervals (exact McNemar, Newcombe's paired and
+unpaired intervals, Fisher's exact test, the sample sizes behind "underpowered") live in
+:mod:`vla_bringup.comparison_stats` and are importable from here too; this module adds the
+per-task comparison of two results, the verdicts, and
 
-- :func:`mcnemar_exact`: exact (binomial) McNemar test on the discordant pairs;
-- :func:`paired_difference_interval`: Newcombe's (1998) hybrid score interval for a difference of
-  paired proportions (his method 10), built from the two Wilson intervals;
-- :func:`fisher_exact` and :func:`unpaired_difference_interval` (Newcombe's method 10 for
-  independent samples) when the seeds differ and the pairing is lost;
-- :func:`mcnemar_sample_size` (Connor 1987) and :func:`two_proportion_sample_size`: the episodes a
-  stated effect needs at 80% power, for the "underpowered" verdict;
 - :class:`SequentialMcNemar`: Wald's sequential probability ratio test on the discordant pairs,
   fixed before the run, that stops as soon as the evidence decides.
 """
