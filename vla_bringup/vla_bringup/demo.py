@@ -229,7 +229,9 @@ def baseline_verdict(run_dir: Path) -> str:
         return f'no paired comparison ({exc})'
     ratio = (overall.successes_b / overall.n_b) / (overall.successes_a / overall.n_a) \
         if overall.successes_a else float('nan')
-    pairing = 'paired on the same seeds, exact McNemar' if overall.paired else 'unpaired, Fisher exact'
+    # the test compare_results chose: exact McNemar when paired on the same seeds, Fisher exact
+    # when not, Welch's t-test on per-seed rates when a side has several training seeds
+    pairing = f'{"paired on the same seeds" if overall.paired else "unpaired"}, {overall.test_name}'
     return (f'policy - baseline {overall.difference:+.2f} (95% CI {overall.ci95[0]:+.2f} to '
             f'{overall.ci95[1]:+.2f}, n={overall.n_b}, {pairing} p={overall.p_value:.3g}): '
             f'{overall.verdict.replace("B ", "policy ").replace("A ", "baseline ")}; the policy '
