@@ -6,20 +6,11 @@ import numpy as np
 import pytest
 
 from vla_common.evaluation import (EPISODE_KEYS, OVERALL_KEYS, RESULT_KEYS, TASK_KEYS, Episode,
-                                   FirstOutcomeVideos, format_table, latency_summary, parse_tasks,
+                                   FirstOutcomeVideos, format_table, latency_summary,
                                    run_episodes, summarize, write_results)
 from vla_common.stats import wilson_interval
 
 TASKS = ['pick_red', 'pick_blue', 'stack']
-
-
-def test_task_lists():
-    assert parse_tasks('all', TASKS) == TASKS
-    assert parse_tasks('pick_blue,stack,', TASKS) == ['pick_blue', 'stack']
-    with pytest.raises(ValueError, match=r"unknown task\(s\) \['fly'\]; valid tasks: pick_red, "):
-        parse_tasks('pick_red,fly', TASKS)
-    with pytest.raises(ValueError, match='no task given'):
-        parse_tasks(',', TASKS)
 
 
 def _episode(task, seed, success, estops=0, timed_out=False, frames=True):

@@ -39,17 +39,6 @@ VIDEO_FRAME_STRIDE = 3
 VIDEO_FPS = 30.0 / VIDEO_FRAME_STRIDE
 
 
-def parse_tasks(spec: str, known: Sequence[str]) -> list[str]:
-    """``"all"`` or comma-separated task names, checked against ``known``; ``ValueError`` (its
-    message lists the valid names) for an unknown name or an empty list."""
-    names = list(known) if spec == 'all' else [t for t in spec.split(',') if t.strip()]
-    unknown = [t for t in names if t not in known]
-    if unknown or not names:
-        raise ValueError(f'unknown task(s) {unknown}; valid tasks: {", ".join(known)} or "all"'
-                         if unknown else f'no task given; valid tasks: {", ".join(known)} or "all"')
-    return names
-
-
 @dataclass
 class Episode:
     """One evaluation episode as the results JSON lists it (``frames`` is not serialised)."""
