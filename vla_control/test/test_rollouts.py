@@ -73,3 +73,18 @@ def test_record_or_stop_reports_a_writer_error_and_stops_the_recording(tmp_path)
     assert recorder.instruction is None and recorder.close_or_report() == ''
     assert recorder.record_or_stop(image, {}, np.zeros(2), np.zeros(2), np.zeros(2), 0.2) == (None, '')
     assert len(list_episodes(tmp_path)) == 1  # the frame before the error is kept
+
+
+def test_an_end_effector_policy_records_its_actions_beside_the_joint_targets(tmp_path):
+    names = ['ee_dx', 'gripper']
+    recorder = RolloutRecorder(tmp_path, JOINTS, fps=10.0, ee_action_names=names)
+    recorder.start('reach')
+    path = recorder.record(np.zeros((4, 6, 3), np.uint8), {}, np.zeros(2), np.zeros(2),
+                           np.array([0.3, 0.04], np.float32), 0.0,
+                           action_ee=np.array([0.01, 0.04], np.float32))
+    recorder.close()
+    with open_episode(path) as ep:
+        np.testing.assert_allclose(ep.actions[:], [[0.3, 0.04]])
+    with open_episode(path, 'ee_delta') as ep:
+        assert ep.action_names == names
+        np.testing.assert_allclose(ep.actions[:], [[0.01, 0.04]])

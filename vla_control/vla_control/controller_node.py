@@ -7,6 +7,8 @@ policy the newest frames and publishes a ``JointTrajectory`` on ``/vla/command``
 gate forwards it to the robot): the action at ``time_from_start`` = one tick, then, with
 ``plan_points`` N, up to N upcoming actions of the plan a tick apart.  The policy runs the model
 only when its action queue is empty (one tick in ``n_action_steps``); the other ticks pop the queue.
+A checkpoint of end-effector deltas (``vla train --action-space ee_delta``) has each action turned
+into joint targets by IK on ``kinematics_model`` first (:mod:`vla_control.ee_actions`).
 
 It holds and says why in the log and ``/diagnostics`` when there is no command, the image or
 joint state is older than ``max_observation_age``, the policy fails or outputs something unsafe,
@@ -123,11 +125,11 @@ class VLAController(LifecycleNode):
     # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and check the checkpoint; a failure leaves the node up, holding, in ``error``."""
-        policy = self._load_policy()
-        if policy is None:
+        loaded = self._load_policy()  # (policy, end-effector converter or None)
+        if loaded is None:
             return TransitionCallbackReturn.FAILURE
         with self.lock:
-            self._use_policy(policy)
+            self._use_policy(*loaded)
         self.camera_subs = [self.create_subscription(
             Image, f'/camera/{camera}/image_raw', lambda msg, c=camera: self._on_image(msg, c),
             qos_profile_sensor_data, callback_group=self.inputs) for camera in self.cameras]
@@ -156,15 +158,16 @@ class VLAController(LifecycleNode):
         self.state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
-    def _use_policy(self, policy) -> None:
-        """The loop, lock-step ticks and recorder for ``policy`` (None: none, holding)."""
+    def _use_policy(self, policy, ee=None) -> None:
+        """The loop, ticks and recorder for ``policy`` (None: holding), ``ee`` its EE converter."""
         self.policy = policy
         self.cameras = list(policy.config.extra_cameras) if policy is not None else []
         self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
         self.loop = ControlLoop(policy, self.limits, self.period, self.max_age, self.settle,
-                                self.cameras, int(self.get_parameter('plan_points').value))
+                                self.cameras, int(self.get_parameter('plan_points').value), ee)
         self.recording = RolloutRecorder(str(self.get_parameter('record_dir').value),
-                                         self.limits.joint_names, 1.0 / self.period, self.cameras)
+                                         self.limits.joint_names, 1.0 / self.period, self.cameras,
+                                         None if ee is None else ee.action_names)
         self.check_size = policy is not None
         if policy is not None:
             self._set_encode_every_tick(self.encode_every_tick)
@@ -177,16 +180,16 @@ class VLAController(LifecycleNode):
         return f'lifecycle state {self.state}: not commanding'
 
     def _load_policy(self):
-        """Load and check the checkpoint; on failure the node stays up in the error state."""
+        """Load and check the checkpoint: (policy, end-effector converter or None); on failure
+        None, and the node stays up in the error state."""
         settings = PolicySettings.from_parameters(lambda name: self.get_parameter(name).value)
         try:
-            policy = load_policy(settings, self.limits.joint_names, self.period, self._now,
-                                 lambda level, line: emit_log(self.get_logger(), [(level, line)]))
+            return load_policy(settings, self.limits.joint_names, self.period, self._now,
+                               lambda level, line: emit_log(self.get_logger(), [(level, line)]))
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
             self.state, self.error = 'error', f'checkpoint {settings.checkpoint!r} not usable: {exc}'
             self.get_logger().error(f'{self.error}; holding (fix the checkpoint and restart)')
             return None
-        return policy
 
     # -- inputs ---------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -287,7 +290,8 @@ class VLAController(LifecycleNode):
         if result.command is not None:
             self._publish_target(result.command, result.plan)
         if result.action is not None:
-            self._record(snap.image, result.obs, snap.q, snap.v, result.action, snap.now)
+            self._record(snap.image, result.obs, snap.q, snap.v, result.action, snap.now,
+                         result.action_ee)
             self.stats.acted(start, latency, result.predicted)
 
     def _publish_target(self, target: np.ndarray, plan: np.ndarray | None = None) -> None:
@@ -316,8 +320,8 @@ class VLAController(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # -- recording ------------------------------------------------------------------------------
-    def _record(self, image, extra, q, v, action, now) -> None:
-        path, error = self.recording.record_or_stop(image, extra, q, v, action, now)
+    def _record(self, image, extra, q, v, action, now, action_ee=None) -> None:
+        path, error = self.recording.record_or_stop(image, extra, q, v, action, now, action_ee)
         if path is not None:
             self.get_logger().info(f'recording the run to {path}')
         if error:

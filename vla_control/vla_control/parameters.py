@@ -49,6 +49,11 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('plan_points', 0, 'async: the plan\'s next N actions follow each command as points one '
      'tick apart (time_from_start 2, 3, ... ticks), so a ros2_control joint_trajectory_controller '
      'interpolates between ticks and a late tick finds the path going on; 0 = one point'),
+    ('kinematics_model', '', 'checkpoints of end-effector actions (vla train --action-space '
+     'ee_delta): MJCF of the arm whose IK turns them into joint targets (its arm joints are the '
+     'robot\'s joint_names but the last, the gripper); \'\' = the simulated arm\'s (vla_sim)'),
+    ('kinematics_site', 'tcp', 'end-effector checkpoints: the site of kinematics_model the '
+     'actions move (the tool-centre point)'),
     ('encode_every_tick', False, 'benchmarks: encode every frame, also on ticks served from the '
      'action queue (the cost before lazy encoding; the actions are the same). Settable at run '
      'time'),

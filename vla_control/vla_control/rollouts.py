@@ -19,14 +19,18 @@ class RolloutRecorder:
     every acted tick (the file is opened on the first, when the image sizes are known),
     :meth:`close` when the command ends or the node stops.
 
+    ``ee_action_names``: the policy outputs end-effector actions; each frame then records the
+    joint targets they became (``/actions``) and the policy's action (``/actions_ee``).
+
     ``directory`` '' (or None) records nothing.  Errors of the episode writer (``OSError``,
     ``ValueError``) propagate; the caller reports them and calls :meth:`close`, which stops
     the recording until the next :meth:`start`.
     """
 
     def __init__(self, directory: str | Path | None, joint_names: Sequence[str], fps: float,
-                 cameras: Sequence[str] = ()) -> None:
+                 cameras: Sequence[str] = (), ee_action_names: Sequence[str] | None = None) -> None:
         self.directory = Path(directory) if directory else None
+        self.ee_action_names = list(ee_action_names) if ee_action_names else None
         self.joint_names = list(joint_names)
         self.fps = float(fps)
         self.cameras = list(cameras)
@@ -46,8 +50,10 @@ class RolloutRecorder:
             self.instruction = instruction
 
     def record(self, image: np.ndarray, extra: Mapping[str, np.ndarray], q: np.ndarray,
-               v: np.ndarray | None, action: np.ndarray, timestamp: float) -> Path | None:
-        """Append one acted frame (``extra``: ``image_<camera>`` -> image); returns the path
+               v: np.ndarray | None, action: np.ndarray, timestamp: float,
+               action_ee: np.ndarray | None = None) -> Path | None:
+        """Append one acted frame (``extra``: ``image_<camera>`` -> image; ``action_ee``: the
+        end-effector action of which ``action`` holds the joint targets); returns the path
         of a file opened by this call (to announce it), else None."""
         if self.instruction is None:
             return None
@@ -59,8 +65,9 @@ class RolloutRecorder:
                 opened, joint_names=self.joint_names, action_names=self.joint_names,
                 image_shape=image.shape, fps=self.fps, language_command=self.instruction,
                 robot='vla_controller', cameras=self.cameras,
-                camera_shapes={c: extra[f'image_{c}'].shape for c in self.cameras})
-        self.writer.append(image, q, v, action, timestamp=timestamp,
+                camera_shapes={c: extra[f'image_{c}'].shape for c in self.cameras},
+                ee_action_names=self.ee_action_names)
+        self.writer.append(image, q, v, action, timestamp=timestamp, action_ee=action_ee,
                            extra_images={c: extra[f'image_{c}'] for c in self.cameras})
         return opened
 
@@ -78,12 +85,12 @@ class RolloutRecorder:
 
     def record_or_stop(self, image: np.ndarray, extra: Mapping[str, np.ndarray], q: np.ndarray,
                        v: np.ndarray | None, action: np.ndarray, timestamp: float,
-                       ) -> tuple[Path | None, str]:
+                       action_ee: np.ndarray | None = None) -> tuple[Path | None, str]:
         """:meth:`record` for a caller that must keep running: (path of a file opened by this
         call or None, '') or, on a writer error, (None, why) with the recording stopped until
         the next :meth:`start` (the episode finished as :meth:`close` does)."""
         try:
-            return self.record(image, extra, q, v, action, timestamp), ''
+            return self.record(image, extra, q, v, action, timestamp, action_ee), ''
         except (OSError, ValueError) as exc:
             error = f'recording stopped: {exc}'
             problem = self.close_or_report()

@@ -170,6 +170,8 @@ class TickResult:
     command: np.ndarray | None = None  # joint target to publish now; None = publish nothing
     plan: np.ndarray | None = None  # (P, N) the plan's next targets after command, a tick apart
     action: np.ndarray | None = None  # the policy's action when acting (for the recording)
+    # end-effector checkpoints: ``action`` is the joint target IK gave, this the policy's action
+    action_ee: np.ndarray | None = None
     hold: str = ''  # why the controller holds ('' = acting)
     log: tuple[str, str] | None = None  # (level 'info' | 'warning', line) to log this tick
     fault: tuple[str, str] | None = None  # (kind, message) to count in /diagnostics
@@ -194,11 +196,18 @@ class ControlLoop:
     joint state is fresh, else the last commanded target (the arm was sent there; a stale
     measured position would drag it back), else nothing.  During an emergency stop the gate
     holds the robot and the controller commands nothing.
+
+    With ``ee`` (a :class:`~vla_control.ee_actions.EEActionConverter`) the policy's actions are
+    end-effector deltas: each becomes joint targets before the guard, the commanded tool pose
+    anchored at the measured joints whenever acting starts (the first action, after any hold
+    or a new command), and IK that does not converge holds with the reason.
     """
 
     def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float,
-                 settle_time: float = 0.3, cameras: Sequence[str] = (), plan_points: int = 0) -> None:
+                 settle_time: float = 0.3, cameras: Sequence[str] = (), plan_points: int = 0,
+                 ee: Any = None) -> None:
         self.policy = policy  # VLAPolicy-like: select_action(obs), reset(), predicted_chunk
+        self.ee = ee  # EEActionConverter for end-effector actions, None for joint targets
         self.guard = ActionGuard(limits, period)
         self.max_age = float(max_age)
         self.settle_time = float(settle_time)
@@ -216,6 +225,8 @@ class ControlLoop:
         if self.policy is not None:
             self.policy.reset()
         self.guard.reset()
+        if self.ee is not None:
+            self.ee.invalidate()  # re-anchored at the measured pose when acting starts again
 
     def hold_target(self, inputs: Inputs, q: np.ndarray | None) -> tuple[np.ndarray | None, str]:
         """(where to hold, how it was chosen): the fresh measured position, else the last
@@ -283,18 +294,30 @@ class ControlLoop:
             result.fault = ('inference error', f'policy failed: {exc}')
             return result
         predicted = bool(getattr(self.policy, 'predicted_chunk', True))
-        target, problem = self.guard(action, q)
+        joints, problem, kind = action, '', 'bad model output'
+        if self.ee is not None:
+            if self.hold or not self.ee.anchored:  # acting starts: from the measured pose
+                self.ee.anchor(q)
+            joints, problem = self.ee.step(action)
+            kind = 'ik not converged' if problem.startswith('IK') else kind
+        target = None
+        if joints is not None:
+            target, problem = self.guard(joints, q)
         if target is None:
             result = self._enter_hold(problem, inputs, q)
-            result.fault, result.predicted = ('bad model output', problem), predicted
+            result.fault, result.predicted = (kind, problem), predicted
             return result
         log = ('info', f'acting on {inputs.instruction!r}') if self.hold else None
         self.hold, self.last_target = '', target
         self.actions += 1
         upcoming = getattr(self.policy, 'upcoming', None) if self.plan_points else None
-        plan = None if upcoming is None else self.guard.plan(target, upcoming(self.plan_points))
-        return TickResult(command=target, plan=plan, action=np.asarray(action, dtype=np.float32),
-                          log=log, predicted=predicted)
+        plan = None
+        if upcoming is not None:
+            ahead = upcoming(self.plan_points)
+            plan = self.guard.plan(target, ahead if self.ee is None else self.ee.preview(ahead))
+        ee_action = None if self.ee is None else np.asarray(action, dtype=np.float32)
+        return TickResult(command=target, plan=plan, action=np.asarray(joints, dtype=np.float32),
+                          action_ee=ee_action, log=log, predicted=predicted)
 
     def _enter_hold(self, reason: str, inputs: Inputs, q: np.ndarray | None,
                     reset: bool = True) -> TickResult:

@@ -72,6 +72,9 @@ def status_values(state: str, error: str, loop: ControlLoop, stats: TickStats, *
               ('holds', loop.holds), ('faults', faults.total),
               ('num_threads', num_threads),
               ('encode_every_tick', str(encode_every_tick).lower()),
+              # what the policy outputs: joint targets, or end-effector deltas turned into them
+              ('action_space', 'joint' if loop.ee is None else 'ee_delta'),
+              *([] if loop.ee is None else [('ik_failures', loop.ee.ik_failures)]),
               *_async_values(policy),
               ('latency_samples_ms', ','.join(f'{x:.2f}' for x in stats.meter.take_pending())),
               ('inference_samples_ms',
