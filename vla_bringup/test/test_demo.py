@@ -49,3 +49,31 @@ def test_demo_names_the_failing_stage(tmp_path, capsys):
     assert "stage 'train' failed" in err and 'rerun' in err
     stages = json.loads((run / 'stages.json').read_text())
     assert stages['train']['status'] == 'failed' and 'evaluate' not in stages
+
+
+@pytest.mark.slow
+def test_demo_with_two_training_seeds(tmp_path, capsys):
+    """--seeds 2 end to end: two models trained on the demo's data, both evaluated on the same
+    seeds, the spread and Welch's t-test in the summary and the report."""
+    run = tmp_path / 'run'
+    assert main(['demo', '--out', str(run), *SMALL, '--seeds', '2']) == 0
+    stages = json.loads((run / 'stages.json').read_text())
+    assert all(info['status'] == 'done' for info in stages.values()), stages
+    assert stages['train']['command'].endswith('--seeds 2')
+    for seed in (0, 1):
+        assert (run / 'checkpoint' / f'seed_{seed}' / 'checkpoint' / 'config.json').is_file()
+        one = json.loads((run / 'eval' / f'policy.seed_{seed}.json').read_text())
+        assert [e['seed'] for e in one['episodes']] == [1000]
+    assert json.loads((run / 'checkpoint' / 'seeds.json').read_text())['seeds'] == [0, 1]
+    policy = json.loads((run / 'eval' / 'policy.json').read_text())
+    assert policy['overall']['n'] == 2 and policy['training_seeds']['seeds'] == [0, 1]
+    out = capsys.readouterr().out
+    assert 'pooled over 2 training seeds' in out and 'training seeds 0, 1: success' in out
+    assert 'min-max' in out and '95% CI of the mean' in out
+    verdict = next(ln for ln in out.splitlines() if ln.strip().startswith('verdict'))
+    assert 'Welch t on per-training-seed rates' in verdict
+    md = (run / 'report' / 'report.md').read_text()
+    assert '2 models trained with seeds 0, 1' in md and "Welch's t-test" in md
+    # resumable as before: a rerun reuses every stage
+    assert main(['demo', '--out', str(run), *SMALL, '--seeds', '2']) == 0
+    assert json.loads((run / 'stages.json').read_text()) == stages

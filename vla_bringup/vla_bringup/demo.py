@@ -2,6 +2,7 @@
 
     collect   scripted-expert demonstrations for every task, over ROS      -> RUN_DIR/data
     train     the CPU default policy by behavioural cloning                 -> RUN_DIR/checkpoint
+              (``--seeds K``: K models, training seeds 0..K-1    -> RUN_DIR/checkpoint/seed_<S>/)
     evaluate  the policy behind the safety gate, on held-out seeds, over ROS -> RUN_DIR/eval/policy.json
     baseline  the scripted expert on the same seeds                         -> RUN_DIR/eval/baseline.json
     report    plots, tables and rollouts                                    -> RUN_DIR/report/index.html
@@ -15,6 +16,13 @@ when its command has arrived), so their episodes do not depend on how fast this 
 ``--timing real-time`` runs them against the wall clock (``--collect-speed``, ``--eval-speed``)
 as before, e.g. to measure the controller's latency under real deadlines.  The summary and the
 report name the timing and the CPU (torch's kernel level and the core count).
+
+``--seeds K`` trains K models on the same demonstrations (``vla train --seeds K``) and evaluates
+each on the same evaluation seeds (``vla evaluate --checkpoint RUN_DIR/checkpoint`` of such a run):
+the summary and the report give each model's success, their mean, min/max and the Student-t
+interval of the mean across training seeds beside the pooled per-episode Wilson intervals, and
+the verdict against the scripted baseline is Welch's t-test on the per-seed rates
+(:mod:`vla_bringup.comparison_seeds`).  The training budget is per model.
 """
 from __future__ import annotations
 
@@ -95,6 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f'its clean command is recorded (DART; default {EXEC_NOISE:g})')
     parser.add_argument('--preset', default='cpu',
                         help='policy preset for `vla train` (default: cpu; clip-bert needs local weights)')
+    parser.add_argument('--seeds', type=int, default=1, metavar='K',
+                        help='train K models on the same demonstrations (training seeds 0..K-1, '
+                             '`vla train --seeds K`) and evaluate each on the same evaluation '
+                             'seeds; the summary and the report show the mean success and its '
+                             'spread across training seeds, and the verdict against the baseline '
+                             'uses Welch\'s t-test on the per-seed rates. The training budget '
+                             '(--train-minutes, --steps) is per model, so the train stage takes up '
+                             'to K times as long (default 1: one model)')
     parser.add_argument('--redo', choices=STAGES, help='run this stage and every later one again')
 
 
@@ -124,7 +140,8 @@ def stage_commands(args: argparse.Namespace, run_dir: Path) -> dict[str, list[st
                     *(['--exec-noise', f'{args.exec_noise:g}'] if args.exec_noise else []),
                     *collect_timing],
         'train': ['train', '--data', str(run_dir / 'data'), '--out', str(run_dir / 'checkpoint'),
-                  '--preset', args.preset, *train_arguments(args, size)],
+                  '--preset', args.preset, *train_arguments(args, size),
+                  *(['--seeds', str(args.seeds)] if args.seeds > 1 else [])],
         'evaluate': ['evaluate', '--checkpoint', str(run_dir / 'checkpoint'), '--tasks', args.tasks,
                      '--episodes', str(episodes), '--seed', str(EVAL_SEED), *eval_timing,
                      '--json', str(run_dir / 'eval' / 'policy.json'),
@@ -147,6 +164,45 @@ def load_stages(path: Path) -> dict:
         return {}
 
 
+def trained_models(stage: dict) -> int | None:
+    """How many models a recorded train stage trained: its ``--seeds K``, 1 without; None when
+    its command was not recorded."""
+    command = stage.get('command')
+    if not isinstance(command, str):
+        return None
+    words = command.split()
+    if '--seeds' not in words:
+        return 1
+    try:
+        return int(words[words.index('--seeds') + 1])
+    except (IndexError, ValueError):
+        return None
+
+
+def check_seeds(args: argparse.Namespace, run_dir: Path, stages: dict, redo_from: int) -> None:
+    """Refuse a ``--seeds K`` this run directory would not honour (raises CommandError): a
+    completed train stage that is reused but trained another number of models, or a single
+    model in RUN_DIR/checkpoint that `vla evaluate` would pick instead of K new ones."""
+    from vla_bringup.commands import CommandError
+    if args.seeds < 1:
+        raise CommandError(f'--seeds must be >= 1, got {args.seeds}')
+    first = min([redo_from, *(i for i, s in enumerate(STAGES) if stages.get(s, {}).get('status') != 'done')])
+    if first > STAGES.index('train'):  # the train stage is reused
+        before = trained_models(stages['train'])
+        if before is not None and before != args.seeds:
+            raise CommandError(
+                f'the train stage of {run_dir} trained {before} model(s) '
+                f'(`{stages["train"]["command"]}`), not --seeds {args.seeds}: rerun with '
+                f'--seeds {before} to reuse them, or add --redo train to train {args.seeds}')
+        return
+    checkpoint = run_dir / 'checkpoint'
+    if args.seeds > 1 and ((checkpoint / 'checkpoint').is_dir() or (checkpoint / 'config.json').is_file()):
+        raise CommandError(
+            f'{checkpoint} holds the single model of an earlier run, which `vla evaluate '
+            f'--checkpoint {checkpoint}` would evaluate instead of the {args.seeds} models of '
+            f'--seeds {args.seeds}: move it away (or use another --out) and rerun')
+
+
 def run(args: argparse.Namespace, _rest: list[str],
         invoke: Callable[[list[str]], int] | None = None) -> int:
     from vla_bringup.cli import main as vla_main
@@ -155,11 +211,12 @@ def run(args: argparse.Namespace, _rest: list[str],
     run_dir.mkdir(parents=True, exist_ok=True)
     stages_path = run_dir / 'stages.json'
     stages = load_stages(stages_path)
+    redo_from = STAGES.index(args.redo) if args.redo else len(STAGES)
+    check_seeds(args, run_dir, stages, redo_from)
     commands = stage_commands(args, run_dir)
     from vla_common.evaluation import machine_info, machine_text
     machine = machine_info()
     print(f'[vla demo] {machine_text(machine)}; simulation: {args.timing}', file=sys.stderr)
-    redo_from = STAGES.index(args.redo) if args.redo else len(STAGES)
     total_start = time.monotonic()
     for index, stage in enumerate(STAGES):
         done = stages.get(stage, {}).get('status') == 'done'
@@ -181,7 +238,8 @@ def run(args: argparse.Namespace, _rest: list[str],
             invoke(argv)  # once more, so the report's stage table shows its own stage as done
         if rc != 0:
             print(f'vla demo: stage {stage!r} failed (exit {rc}); fix the error above, then rerun '
-                  f'`vla demo --out {args.out}` to resume from this stage', file=sys.stderr)
+                  f'`vla demo --out {args.out}{f" --seeds {args.seeds}" if args.seeds > 1 else ""}` '
+                  'to resume from this stage', file=sys.stderr)
             return rc
         # a redone stage invalidates everything after it
         redo_from = min(redo_from, index + 1)
@@ -201,13 +259,17 @@ def print_summary(run_dir: Path, stages: dict, seconds: float, machine: dict | N
         if path.is_file():
             result = json.loads(path.read_text())
             overall = result['overall']
-            lines.append(f'  {name:<9} success {overall["successes"]}/{overall["n"]} '
+            spread = seeds_spread(result)
+            pooled = f' pooled over {spread.k} training seeds' if spread else ''
+            lines.append(f'  {name:<9} success {overall["successes"]}/{overall["n"]}{pooled} '
                          f'({overall["success_rate"]:.0%}, 95% CI {overall["ci95"][0]:.2f}-{overall["ci95"][1]:.2f}), '
                          f'{overall.get("estops") if overall.get("estops") is not None else "uncounted"} '
                          'emergency stop(s); simulation '
                          f'{simulation_text(result.get("simulation"))}'
                          + (f'; controller {controller_text(result["controller"])}'
                             if result.get('controller') else ''))
+            if spread:
+                lines.append(f'  {"seeds":<9} {seeds_text(spread)}')
     verdict = baseline_verdict(run_dir)
     if verdict:
         lines.append(f'  verdict   {verdict}')
@@ -215,9 +277,32 @@ def print_summary(run_dir: Path, stages: dict, seconds: float, machine: dict | N
     print('\n'.join(lines))
 
 
+def seeds_spread(result: dict):
+    """The overall :class:`~vla_bringup.comparison_seeds.SeedSpread` of a results JSON of
+    several training seeds (``vla evaluate --checkpoint`` of a ``--seeds K`` run), else None."""
+    from vla_bringup.comparison_seeds import training_spreads
+    try:
+        spread = (training_spreads(result) or {}).get('overall')
+    except ValueError:
+        return None
+    return spread if spread is not None and spread.k > 1 else None
+
+
+def seeds_text(spread) -> str:
+    """One line of the spread across training seeds: each model's success, the mean, min/max and
+    the Student-t 95% interval of the mean over seeds."""
+    low, high = spread.ci95()
+    return (f'training seeds {", ".join(map(str, spread.seeds))}: success '
+            f'{" / ".join(f"{r:.0%}" for r in spread.rates)}, mean {spread.mean:.0%}, min-max '
+            f'{min(spread.rates):.0%}-{max(spread.rates):.0%}, 95% CI of the mean {low:.2f}-{high:.2f} '
+            f'(Student t over {spread.k} seeds; the CI above is per episode, pooled)')
+
+
 def baseline_verdict(run_dir: Path) -> str:
     """The policy against the scripted baseline on the same seeds: the paired difference with its
-    interval, the exact McNemar test and the ratio of success rates ('' when either is missing)."""
+    interval, the exact McNemar test and the ratio of success rates ('' when either is missing).
+    A policy of several training seeds (``--seeds K``): the difference of its mean over seeds,
+    Welch's t-test on the per-seed rates, and the ratio of that mean."""
     from vla_bringup.comparison import compare_results
     paths = [run_dir / 'eval' / f'{name}.json' for name in ('baseline', 'policy')]
     if not all(p.is_file() for p in paths):
@@ -227,12 +312,14 @@ def baseline_verdict(run_dir: Path) -> str:
         overall = compare_results(baseline, policy)[-1]
     except ValueError as exc:
         return f'no paired comparison ({exc})'
-    ratio = (overall.successes_b / overall.n_b) / (overall.successes_a / overall.n_a) \
-        if overall.successes_a else float('nan')
+    k = overall.seeds_b.k if overall.seeds_b is not None else 1
+    rate = overall.seeds_b.mean if k > 1 else overall.successes_b / overall.n_b
+    ratio = rate / (overall.successes_a / overall.n_a) if overall.successes_a else float('nan')
     # the test compare_results chose: exact McNemar when paired on the same seeds, Fisher exact
     # when not, Welch's t-test on per-seed rates when a side has several training seeds
     pairing = f'{"paired on the same seeds" if overall.paired else "unpaired"}, {overall.test_name}'
+    n = f'n={overall.n_b}' + (f' episodes of {k} training seeds' if k > 1 else '')
     return (f'policy - baseline {overall.difference:+.2f} (95% CI {overall.ci95[0]:+.2f} to '
-            f'{overall.ci95[1]:+.2f}, n={overall.n_b}, {pairing} p={overall.p_value:.3g}): '
+            f'{overall.ci95[1]:+.2f}, {n}, {pairing} p={overall.p_value:.3g}): '
             f'{overall.verdict.replace("B ", "policy ").replace("A ", "baseline ")}; the policy '
             f'reaches {ratio:.0%} of the baseline\'s success (target 80%)')

@@ -12,7 +12,8 @@ the report):
   ``latency_ms.samples`` (per-tick latencies) feed the histogram, ``episodes[i].video``
   (a path relative to RUN_DIR) the rollouts;
 - ``metrics.jsonl`` or ``metrics.csv`` (the ``vla train`` log, both written side by side) in
-  ``checkpoint/`` (``vla demo`` trains with ``--out RUN_DIR/checkpoint``) or RUN_DIR itself;
+  ``checkpoint/`` (``vla demo`` trains with ``--out RUN_DIR/checkpoint``) or RUN_DIR itself
+  (after ``vla demo --seeds K``: the first model's, ``checkpoint/seed_<S>/``);
 - ``stages.json``: ``{stage: {seconds, status}}`` of ``vla demo``;
 - ``eval/videos/**/*.gif|*.mp4``: rollouts not named by an episode, matched to a task, to
   success/failure and to policy/baseline by their path below ``eval/videos``;

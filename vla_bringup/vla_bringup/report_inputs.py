@@ -302,6 +302,13 @@ def load_run(run_dir: str | Path, latency_bench: str | Path | None = None) -> Ru
     tasks = list(dict.fromkeys(t for data in results.values() for t in data['tasks']))
 
     metrics = next((m for m in (load_metrics(run_dir / d) for d in METRICS_DIRS) if m), None)
+    if metrics is None:  # `vla train --seeds K` (`vla demo --seeds K`): a log per model, seed_<S>/
+        runs = sorted((p for p in (run_dir / 'checkpoint').glob('seed_*') if p.is_dir()),
+                      key=lambda p: (len(p.name), p.name))
+        metrics = next((m for m in map(load_metrics, runs) if m), None)
+        if metrics is not None:
+            notes.append(f'Training log of one of {len(runs)} models trained with --seeds: '
+                         f'{metrics.source.relative_to(run_dir)} (the others: checkpoint/seed_*/).')
     if metrics is None:
         notes.append('No training metrics: no metrics.jsonl or metrics.csv in checkpoint/ '
                      'or in the run directory.')

@@ -97,8 +97,16 @@ def summary_line(results: dict[str, dict]) -> str:
     parts = {s: results[s]['overall'] for s in results}
     text = {s: f'{o["successes"]}/{o["n"]} episodes ({o["success_rate"]:.1%}, 95% CI '
                f'[{o["ci95"][0]:.2f}, {o["ci95"][1]:.2f}])' for s, o in parts.items()}
+    seeds = {s: _training_seed_mean(results[s]) for s in parts}
+    for s, mean in seeds.items():
+        if mean is not None:
+            k, rate, low, high = mean
+            text[s] += (f' pooled over {k} training seeds (mean over the seeds {rate:.1%}, 95% CI '
+                        f'of the mean [{low:.2f}, {high:.2f}])')
     if 'policy' in parts and 'baseline' in parts:
         policy, baseline = parts['policy']['success_rate'], parts['baseline']['success_rate']
+        if seeds['policy'] is not None:
+            policy = seeds['policy'][1]
         if baseline > 0:
             ratio = f'{policy / baseline:.1%} of the scripted baseline\'s success rate'
         else:
@@ -109,6 +117,16 @@ def summary_line(results: dict[str, dict]) -> str:
     missing = 'baseline' if source == 'policy' else 'policy'
     return (f'The {LABELS[source]} succeeded in {text[source]}; there are no {LABELS[missing]} '
             f'results (eval/{missing}.json) to compare with.')
+
+
+def _training_seed_mean(data: dict) -> tuple[int, float, float, float] | None:
+    """(K, mean, CI low, CI high) over the training seeds of results with several, else None."""
+    entry = data.get('training_seeds')
+    overall = entry.get('tasks', {}).get('overall') if isinstance(entry, dict) else None
+    if not isinstance(overall, dict) or len(overall.get('seeds') or []) < 2:
+        return None
+    low, high = overall.get('ci95_mean', (0.0, 1.0))
+    return len(overall['seeds']), float(overall.get('mean', 0.0)), float(low), float(high)
 
 
 def _fmt_latency(lat: dict) -> str:
@@ -289,14 +307,20 @@ def comparison_section(inputs: RunInputs) -> Section | None:
         except ValueError as exc:
             parts.append(Text(f'No paired comparison of the policy with the baseline: {exc}'))
         else:
-            paired = rows[-1].paired
+            overall = rows[-1]
+            if overall.seeds_a is not None or overall.seeds_b is not None:
+                method = ('several training seeds, so the models are compared across them: '
+                          'Welch\'s t-test on the per-seed success rates and its t interval of '
+                          'the difference of the means (the pairing of the episodes is not used)')
+            elif overall.paired:
+                method = ('paired on the same seeds, exact McNemar test on the discordant episodes, '
+                          'Newcombe\'s paired interval of the difference')
+            else:
+                method = 'the seeds differ, so the pairing is lost: Fisher\'s exact test, unpaired interval'
             parts.append(Text(
                 'The VLA policy (B) against the scripted baseline (A), computed from eval/baseline.json '
                 'and eval/policy.json as `vla compare eval/baseline.json eval/policy.json` does: '
-                + ('paired on the same seeds, exact McNemar test on the discordant episodes, '
-                   'Newcombe\'s paired interval of the difference' if paired else
-                   'the seeds differ, so the pairing is lost: Fisher\'s exact test, unpaired interval')
-                + '; differences that matter: ±0.2, alpha 0.05.'))
+                + method + '; differences that matter: ±0.2, alpha 0.05.'))
             parts += comparison_tables({'effect': 0.2, 'alpha': 0.05, 'comparisons': [
                 {'b': 'policy', 'tasks': {r.name: r.to_json() for r in rows}}]},
                 LABELS['baseline'], LABELS['policy'])
