@@ -20,9 +20,10 @@ def make(require_monitor=True, **kwargs) -> GateCore:
                                require_monitor=require_monitor, **kwargs))
 
 
-def beat(seq, stopped=False, resets=0, session='s1', reason=''):
+def beat(seq, stopped=False, resets=0, session='s1', reason='', watching=True):
     return Heartbeat(session=session, seq=seq, stopped=stopped,
-                     reason=reason or ('stop' if stopped else ''), resets=resets)
+                     reason=reason or ('stop' if stopped else ''), resets=resets,
+                     watching=watching)
 
 
 def running(q=(0.0, 0.0)) -> GateCore:
@@ -374,3 +375,18 @@ def test_a_measured_position_beyond_the_position_limit_latches_and_the_limits_on
     gate.on_joint_state(J, [0.0, 0.0], [], 0.0)
     gate.on_joint_state(J, [0.05, 0.0], [], 1 / 60)  # 3 rad/s
     assert 'velocity limit' in gate.latched
+
+
+def test_nothing_is_forwarded_while_the_monitor_has_not_seen_the_robot():
+    # a monitor whose /joint_states subscription is not matched yet cannot see a violation
+    gate = make()
+    gate.on_heartbeat(beat(0, watching=False), 0.0, 0.0)
+    gate.on_joint_state(J, [0.0, 0.0], [0.0, 0.0], 0.0)
+    assert 'no /joint_states yet' in gate.blocked_reason()
+    assert gate.on_command(J, [[0.5, 0.0]], [0.1], 0.01).trajectory is None
+    out = gate.on_heartbeat(beat(1), 0.05, 0.05)
+    assert gate.blocked_reason() == '' and 'sees /joint_states' in out.log[0][1]
+    assert gate.on_command(J, [[0.5, 0.0]], [0.1], 0.06).trajectory is not None
+    # a monitor that loses sight again (it never does by itself: its watchdog latches) holds
+    out = gate.on_heartbeat(beat(2, watching=False), 0.1, 0.1)
+    assert out.trajectory is not None and gate.blocked_reason()

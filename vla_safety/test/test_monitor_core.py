@@ -42,10 +42,11 @@ def test_nan_velocity_uses_the_estimate_and_never_latches_for_good():
 def test_watchdog_trigger_stop_request_and_heartbeat_sequence():
     monitor = make()
     assert monitor.watchdog(10.0).estop is None  # armed by the first state
+    assert not monitor.heartbeat().watching  # ... and blind until then: the gate holds
     monitor.on_joint_state(J, [0.0, 0.0], [0.0, 0.0], None, 0.0)
     assert 'no usable /joint_states' in monitor.watchdog(0.6).estop
     first = monitor.heartbeat()
-    assert first.stopped and first.seq == 0 and monitor.heartbeat().seq == 1
+    assert first.stopped and first.watching and first.seq == 1 and monitor.heartbeat().seq == 2
     assert monitor.on_stop_request('ignored while stopped').estop is None
     monitor.on_joint_state(J, [0.0, 0.0], [0.0, 0.0], None, 0.7)
     assert monitor.reset(0.71)[0]
@@ -72,6 +73,11 @@ def test_start_latched_and_limits_can_only_be_tightened():
 def test_heartbeat_json_round_trip_and_errors():
     beat = Heartbeat(session='abc', seq=3, stopped=True, reason='x', resets=2)
     assert Heartbeat.from_json(beat.to_json()) == beat
+    # 'watching' is optional (monitors before it): absent reads as True
+    old = '{"protocol":1,"session":"a","seq":0,"stopped":false,"reason":"","resets":0}'
+    assert Heartbeat.from_json(old).watching
+    with pytest.raises(HeartbeatError, match="'watching' must be bool"):
+        Heartbeat.from_json(old[:-1] + ',"watching":1}')
     for text, message in [('nope', 'not JSON'), ('{"protocol": 2}', 'protocol 1'),
                           ('{"protocol":1,"session":"a","seq":true,"stopped":false,"reason":"",'
                            '"resets":0}', "'seq' must be int")]:

@@ -71,6 +71,7 @@ class GateCore:
         self.seq = -1
         self.monitor_stopped: bool | None = None
         self.monitor_resets: int | None = None
+        self.monitor_watching = True  # the monitor has a joint state (see Heartbeat.watching)
         self.monitor_reasons: set[str] = set()  # stops the followed session has stated
         self.last_heartbeat: float | None = None  # steady time
         self.last_check: float | None = None  # steady time of the last check()
@@ -89,6 +90,8 @@ class GateCore:
             return 'waiting for the safety monitor (its heartbeat on /safety/heartbeat)'
         if self.silent:
             return 'the safety heartbeat is late'
+        if self.config.require_monitor and not self.monitor_watching:
+            return 'the safety monitor has no /joint_states yet: it cannot see a violation'
         if not self.deadman_ok:
             return 'operator deadman released or silent'
         return ''
@@ -207,6 +210,16 @@ class GateCore:
             self.latch_resets = beat.resets  # a reset of the new session clears it
         self.session, self.seq, self.last_heartbeat = beat.session, beat.seq, steady
         self.monitor_stopped, self.monitor_resets = beat.stopped, beat.resets
+        if beat.watching != self.monitor_watching:
+            if beat.watching:
+                self.last = None  # the robot holds where it is: rate-limit from there
+                out.log.append(('info', 'the safety monitor sees /joint_states: forwarding'))
+            else:
+                out.log.append(('warn', 'the safety monitor has no /joint_states yet: holding '
+                                        'until it sees the robot'))
+                if not self.latched:
+                    out.trajectory = self._stop(now)
+            self.monitor_watching = beat.watching
         if beat.stopped:
             self.monitor_reasons.add(beat.reason.strip())
             self._latch(beat.reason or 'the safety monitor reports a stop', now, out,

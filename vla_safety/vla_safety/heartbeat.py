@@ -45,6 +45,10 @@ class Heartbeat:
     stopped: bool  # an emergency stop is latched in the monitor
     reason: str  # why ('' when not stopped)
     resets: int  # successful /emergency_stop/reset calls in this session
+    # the monitor has a usable joint state (False until its first one: a monitor that has
+    # never seen the robot cannot see a violation, so the gate forwards nothing); optional in
+    # the JSON, absent reads as True (monitors before this field)
+    watching: bool = True
 
     def to_json(self) -> str:
         return json.dumps({'protocol': PROTOCOL, **asdict(self)}, separators=(',', ':'))
@@ -68,7 +72,10 @@ class Heartbeat:
                                      f'got {value!r}')
         if not data['session'] or data['seq'] < 0 or data['resets'] < 0:
             raise HeartbeatError(f'heartbeat needs a session id and seq, resets >= 0, got {data}')
-        return cls(**{key: data[key] for key in types})
+        watching = data.get('watching', True)
+        if not isinstance(watching, bool):
+            raise HeartbeatError(f"heartbeat field 'watching' must be bool, got {watching!r}")
+        return cls(**{key: data[key] for key in types}, watching=watching)
 
 
 def stop_request(reason: str, session: str | None, resets: int | None) -> str:

@@ -83,7 +83,8 @@ class MonitorCore:
         """The next heartbeat of this session (its ``seq`` increases by one per call)."""
         self.seq += 1
         return Heartbeat(session=self.session, seq=self.seq, stopped=bool(self.stopped),
-                         reason=self.stopped, resets=self.counts['resets'])
+                         reason=self.stopped, resets=self.counts['resets'],
+                         watching=self.last_state is not None)
 
     # -- inputs -----------------------------------------------------------------------------
     def on_joint_state(self, names: Sequence[str], positions: Sequence[float],
