@@ -232,3 +232,50 @@ def test_an_ee_checkpoint_loads_with_its_converter_and_a_misfit_is_refused(tmp_p
     with pytest.raises(ValueError, match=r"do not match the kinematics model.*\['joint1'"):
         load_policy(PolicySettings(str(other)), renamed, PERIOD, lambda: 0.0,
                     lambda level, line: None)
+
+
+class DeltaChunks:
+    """A stand-in policy predicting chunks of 8 end-effector actions: 2 mm a tick along +x."""
+
+    class config:  # noqa: N801 - the attributes AsyncPolicy and the stitcher read
+        chunk_size, n_action_steps, ensemble_decay = 8, 4, 0.01
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, obs):
+        return np.tile(np.array([0.002, 0, 0, 0, 0, 0, 0.04], np.float32), (8, 1))
+
+
+@pytest.mark.parametrize('stitching', ['queue', 'latency', 'crossfade', 'ensemble'])
+def test_asynchronous_inference_stitches_deltas_and_the_loop_converts_them(stitching):
+    """Every stitching policy joins chunks of deltas (a crossfade or an ensemble of deltas is a
+    blend of deltas); the loop turns the stitched action into joint targets."""
+    import time
+
+    from vla_control.async_policy import AsyncPolicy
+    from vla_control.chunking import ChunkStitcher
+    now = [0.0]
+    policy = AsyncPolicy(DeltaChunks(), ChunkStitcher(stitching, PERIOD, 7, n_action_steps=4),
+                         lambda: now[0])
+    converter = EEActionConverter.for_robot(JOINTS)
+    loop = ControlLoop(policy, LIMITS, PERIOD, max_age=0.25, settle_time=0.0, ee=converter)
+    q = np.array([0.0, 0.174, 1.666, 1.301, 0.0, 0.0, 0.04])
+    start = converter.controller.kin.fk(q[:6])[0]
+    try:
+        acted = []
+        for k in range(40):
+            now[0] = k * PERIOD
+            result = loop.decide(ee_inputs(now[0]), None, {'joint_positions': q}, q)
+            assert result.fault is None, result.fault
+            if result.command is not None and not result.hold:
+                acted.append(result.command)
+                q = result.command  # the arm follows
+            deadline = time.monotonic() + 5.0  # let the worker land its chunk before the next tick
+            while policy.stitcher.remaining(now[0] + PERIOD) == 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert len(acted) > 30, stitching
+        moved = converter.controller.kin.fk(q[:6])[0] - start
+        assert moved[0] == pytest.approx(0.002 * len(acted), abs=3e-3) and abs(moved[1]) < 1e-3
+    finally:
+        policy.close()
