@@ -176,9 +176,9 @@ def test_plan_points_integrate_the_deltas_on_a_copy(env):
 
 
 def test_a_kinematics_model_that_does_not_fit_the_robot_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"joints \['a', 'b'\] do not match.*joint1"):
+    with pytest.raises(ValueError, match=r"6 arm joints then the gripper.*\['a', 'b'\]"):
         load_kinematics(['a', 'b'])
-    with pytest.raises(ValueError, match='followed by one gripper joint'):
+    with pytest.raises(ValueError, match='6 arm joints then the gripper'):
         load_kinematics(JOINTS[:6])
     with pytest.raises(ValueError, match='is not a file'):
         load_kinematics(JOINTS, str(tmp_path / 'missing.xml'))
@@ -188,8 +188,28 @@ def test_a_kinematics_model_that_does_not_fit_the_robot_is_refused(tmp_path):
     other.write_text("""<mujoco><worldbody><body name="l1"><joint name="shoulder" type="hinge"/>
       <geom size="0.05"/><body name="l2" pos="0 0 0.3"><joint name="elbow" type="hinge"/>
       <geom size="0.05"/><site name="tcp" pos="0 0 0.3"/></body></body></worldbody></mujoco>""")
-    with pytest.raises(ValueError, match=r"has no joint\(s\) \['joint1'"):
+    with pytest.raises(ValueError, match=r"joint\(s\) \['joint1', .*not found.*expected its arm joints"):
         load_kinematics(JOINTS, str(other))
+
+
+def test_a_labs_arm_with_its_own_joint_names_and_mjcf(tmp_path):
+    """The simulated arm's MJCF with the joints renamed, as a lab's robot description: the same
+    targets under the lab's names, and the simulated arm's model refuses those names."""
+    from vla_sim.kinematics import SCENE_XML
+    renamed = ['shoulder_pan', 'shoulder_lift', 'elbow', 'wrist_1', 'wrist_2', 'wrist_3', 'gripper']
+    text = SCENE_XML.read_text()
+    for old, new in zip(JOINTS[:6], renamed):
+        text = text.replace(f'"{old}"', f'"{new}"')
+    lab = tmp_path / 'lab_arm.xml'  # the scene references no mesh or texture file
+    lab.write_text(text)
+    ours, theirs = EEActionConverter.for_robot(JOINTS), EEActionConverter.for_robot(renamed, str(lab))
+    q = np.array([0.0, 0.174, 1.666, 1.301, 0.0, 0.0, 0.04])
+    ours.anchor(q)
+    theirs.anchor(q)
+    action = np.array([0.005, -0.003, 0.002, 0.0, 0.02, 0.0, 0.03])
+    np.testing.assert_allclose(theirs.step(action)[0], ours.step(action)[0], atol=1e-12)
+    with pytest.raises(ValueError, match=r"\['shoulder_pan'.*not found"):
+        load_kinematics(renamed)
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch and rclpy: 35-45 s on 2 busy cores
@@ -229,7 +249,7 @@ def test_an_ee_checkpoint_loads_with_its_converter_and_a_misfit_is_refused(tmp_p
     renamed = ['j1', 'j2', 'j3', 'j4', 'j5', 'j6', 'gripper']
     other = make_tiny_checkpoint(tmp_path / 'ee_renamed', joint_names=renamed,
                                  action_names=EE_ACTION_NAMES, image_size=32)
-    with pytest.raises(ValueError, match=r"do not match the kinematics model.*\['joint1'"):
+    with pytest.raises(ValueError, match=r"joint\(s\) \['j1'.*not found.*expected its arm joints"):
         load_policy(PolicySettings(str(other)), renamed, PERIOD, lambda: 0.0,
                     lambda level, line: None)
 

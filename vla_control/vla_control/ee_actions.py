@@ -53,35 +53,23 @@ class _RecordedIK:
 
 def load_kinematics(joint_names: Sequence[str], model: str = '', site: str = DEFAULT_SITE) -> Any:
     """``vla_sim.kinematics.ArmKinematics`` of MJCF ``model`` ('' = the simulated arm's) at tool
-    ``site``, checked against the robot's ``joint_names``: the model's arm joints, then one
-    gripper joint (the action's last number).  Raises ValueError saying what was expected."""
-    from vla_sim.kinematics import SCENE_XML, ArmKinematics
+    ``site`` for the robot's ``joint_names``: six arm joints the model must have, then the gripper
+    (the action's last number, passed through).  Raises ValueError saying what was expected."""
+    from vla_sim.kinematics import ARM_JOINT_NAMES, SCENE_XML, ArmKinematics
+    names = list(joint_names)
+    if len(names) != len(ARM_JOINT_NAMES) + 1:
+        raise ValueError(f'an end-effector checkpoint needs {len(ARM_JOINT_NAMES)} arm joints then the '
+                         f'gripper, in joint_names; the robot has {names}')
     path = Path(model).expanduser() if model else SCENE_XML
     if not path.is_file():
         raise ValueError(f'kinematics_model {str(path)!r} is not a file: give the MJCF of the robot '
                          '(\'\' = the simulated arm\'s)')
     try:
-        kinematics = ArmKinematics(path, site or DEFAULT_SITE)
-    except ValueError as exc:  # e.g. an unknown site: say which parameter to fix
-        raise ValueError(f'kinematics_model {str(path)!r}: {exc} (kinematics_site)') from exc
-    arm = list(kinematics.joint_names)
-    missing = [n for n in arm if not _has_joint(kinematics.model, n)]
-    if missing:
-        raise ValueError(f'kinematics_model {str(path)!r} has no joint(s) {missing}: an end-effector '
-                         f'checkpoint needs a model of the arm joints {arm}')
-    if list(joint_names)[:-1] != arm or len(joint_names) != len(arm) + 1:
-        raise ValueError(f'the robot\'s joints {list(joint_names)} do not match the kinematics model '
-                         f'{str(path)!r}: an end-effector checkpoint needs its arm joints {arm} '
-                         'followed by one gripper joint, in this order')
-    return kinematics
-
-
-def _has_joint(model: Any, name: str) -> bool:
-    try:
-        model.joint(name)  # a MuJoCo model's named joint (KeyError when it has none)
-    except KeyError:
-        return False
-    return True
+        return ArmKinematics(path, site or DEFAULT_SITE, joint_names=names[:-1])
+    except ValueError as exc:  # a joint or the site missing: say which parameters to fix
+        raise ValueError(f'kinematics_model {str(path)!r} does not fit the robot: {exc} (expected '
+                         f'its arm joints {names[:-1]} (joint_names but the gripper) and the tool '
+                         f'site {site!r} (kinematics_site))') from exc
 
 
 class EEActionConverter:

@@ -64,16 +64,23 @@ class ArmKinematics:
     """FK and damped-least-squares IK of the tool-centre point (site ``tcp``) between the fingers.
 
     Joint limits come from the MJCF (``lower``/``upper``); every IK iterate is clipped to them.
+    ``xml_path``, ``site`` and the six arm ``joint_names`` may describe another arm (a lab's MJCF).
     """
 
-    def __init__(self, xml_path: str | Path = SCENE_XML, site: str = TCP_SITE) -> None:
+    def __init__(self, xml_path: str | Path = SCENE_XML, site: str = TCP_SITE,
+                 joint_names: tuple[str, ...] | list[str] = ARM_JOINT_NAMES) -> None:
         self.model = mujoco.MjModel.from_xml_path(str(xml_path))
         self.data = mujoco.MjData(self.model)
         self.site_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, site)
         if self.site_id < 0:
             raise ValueError(f"site {site!r} not found in {xml_path}")
-        joint_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in ARM_JOINT_NAMES]
-        self.joint_names = ARM_JOINT_NAMES
+        self.joint_names = tuple(joint_names)
+        if len(self.joint_names) != len(ARM_JOINT_NAMES):
+            raise ValueError(f"expected {len(ARM_JOINT_NAMES)} arm joint names, got {list(self.joint_names)}")
+        joint_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in self.joint_names]
+        missing = [n for n, j in zip(self.joint_names, joint_ids) if j < 0]
+        if missing:
+            raise ValueError(f"joint(s) {missing} not found in {xml_path}")
         self.qpos_adr = np.array([self.model.jnt_qposadr[j] for j in joint_ids])
         self.dof_adr = np.array([self.model.jnt_dofadr[j] for j in joint_ids])
         self.lower = self.model.jnt_range[joint_ids, 0].copy()
