@@ -19,10 +19,11 @@ from tqdm import tqdm
 
 from vla_collect.episode_io import EpisodeWriter
 from vla_sim import ScriptedExpert, SimEnv, resolve_tasks
+from vla_sim.ee_control import MAX_ROTATION, MAX_TRANSLATION
 
 
 def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path,
-           exec_noise: float, tail: int = 15) -> bool:
+           exec_noise: float, tail: int = 15, ee_noise: float = 0.0) -> bool:
     rng = np.random.default_rng(seed + 7919)
     obs = env.reset(task=task, seed=seed)
     expert.reset()
@@ -38,11 +39,15 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
         while end is None or step < end:
             action = expert.act(obs)  # joint targets
             executed = action.copy()
-            if exec_noise > 0:
+            if exec_noise > 0 and not (ee and ee_noise > 0):
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
             action_ee = None
             if ee:  # the same command as an end-effector delta, recorded beside the joint targets
                 action_ee, executed = env.ee_delta_for(action), env.ee_delta_for(executed)
+                if ee_noise > 0:  # noise in the action's own space, a fraction of its limit
+                    executed = action_ee + np.concatenate([
+                        rng.normal(0.0, ee_noise * MAX_TRANSLATION, size=3),
+                        rng.normal(0.0, ee_noise * MAX_ROTATION, size=3), [0.0]])
             writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
                           timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra},
                           action_ee=action_ee)
@@ -67,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--image-size', type=int, default=224, help='recorded image size (pixels)')
     parser.add_argument('--exec-noise', type=float, default=0.01,
                         help='std (rad) of noise on executed arm targets; the recorded action stays clean')
+    parser.add_argument('--ee-noise', type=float, default=0.0,
+                        help='with --action-mode ee_delta: std of noise on the executed end-effector delta '
+                             'as a fraction of its per-tick limit (1 cm, 0.05 rad), instead of --exec-noise '
+                             '(joint noise of 0.01 rad moves the tool about one whole delta, so the labels '
+                             'become mostly "undo the last noise")')
     parser.add_argument('--tail', type=float, default=0.5,
                         help='seconds recorded after success, so a demonstration shows the whole motion '
                              '(the release after a placement), not only the moment success is detected')
@@ -96,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 index, kept, seed = index + 1, kept + 1, seed + 1
                 bar.update(1)
                 continue
-            if record(env, expert, task, seed, path, args.exec_noise, int(round(args.tail / env.dt))):
+            if record(env, expert, task, seed, path, args.exec_noise, int(round(args.tail / env.dt)),
+                      ee_noise=args.ee_noise):
                 index, kept = index + 1, kept + 1
                 bar.update(1)
             else:
