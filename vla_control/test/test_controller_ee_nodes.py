@@ -83,3 +83,33 @@ def test_an_end_effector_checkpoint_drives_the_simulated_arm_through_the_gate(tm
         probe.close()
         if group is not None:
             group.stop()
+
+
+def test_a_kinematics_model_that_does_not_fit_the_robot_is_an_error_state_saying_why(tmp_path):
+    """An end-effector checkpoint with kinematics_model naming another arm: configure refuses it
+    (the node stays up, holding, in the error state) and /diagnostics says what was expected."""
+    from vla_policy.testing import make_tiny_checkpoint
+    from vla_sim import EE_ACTION_NAMES
+    ckpt = make_tiny_checkpoint(tmp_path / 'ee', joint_names=JOINTS, action_names=EE_ACTION_NAMES,
+                                image_size=SIZE)
+    other = tmp_path / 'two_joint_arm.xml'
+    other.write_text("""<mujoco><worldbody><body name="l1"><joint name="shoulder" type="hinge"/>
+      <geom size="0.05"/><body name="l2" pos="0 0 0.3"><joint name="elbow" type="hinge"/>
+      <geom size="0.05"/><site name="tcp" pos="0 0 0.3"/></body></body></worldbody></mujoco>""")
+    (spec,) = controller_nodes({'checkpoint': str(ckpt), 'command': 'reach'})
+    spec = dataclasses.replace(spec, parameters={**spec.parameters, 'kinematics_model': str(other)})
+    probe = GraphProbe('ee_controller_refusal_probe')
+    group = None
+    try:
+        probe.subscribe(DiagnosticArray, '/diagnostics', 50)
+        probe.subscribe(JointTrajectory, REQUEST_TOPIC)
+        group = NodeGroup([spec]).start()
+        error = diagnostics(probe, 'vla_control: vla_controller', lambda v: v['state'] == 'error', 90)
+        assert error is not None, '\n'.join(p.output() for p in group.processes)
+        assert 'does not fit the robot' in error['message'], error['message']
+        assert "['joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6']" in error['message']
+        assert not group.dead() and probe.messages(REQUEST_TOPIC) == []
+    finally:
+        probe.close()
+        if group is not None:
+            group.stop()
