@@ -151,7 +151,8 @@ def test_end_effector_actions_of_a_ros_recording_are_learnt_with_action_space_ee
 
 
 def test_the_clip_bert_chunk_outlasts_its_inference_latency():
-    # 460 ms p99 inside the controller on 2 CPU cores (issue 15): the plan must last longer
+    # ~700-780 ms p99 inside the asynchronous controller on 2 CPU cores (issue 15): the plan must
+    # outlast one inference plus the next
     clip = preset('clip-bert')
-    assert clip.chunk_size / PRESET_FPS > 2 * 0.46
-    assert rate_defaults(clip, 10.0, given={})['chunk_size'] / 10.0 == pytest.approx(32 / 30, abs=0.05)
+    assert clip.chunk_size / PRESET_FPS > 2 * 0.78
+    assert rate_defaults(clip, 10.0, given={})['chunk_size'] / 10.0 == pytest.approx(48 / 30, abs=0.05)

@@ -199,11 +199,12 @@ def preset(name: str, **overrides: Any) -> VLAConfig:
     elif name == 'clip-bert':
         base = dict(vision_encoder='clip', image_size=224, language_encoder='bert',
                     language_pooling='cls', d_model=256, n_heads=8, n_layers=4, ff_dim=1024, dropout=0.1,
-                    # a chunk of 32 actions (1.07 s at 30 Hz, scaled to the data's rate) outlasts
-                    # the inference: ViT-B/32 + BERT-base takes 240 ms p50 / 460 ms p99 inside the
-                    # controller on 2 CPU cores, so a 16-action chunk (0.53 s) arrived used up and
-                    # the asynchronous controller held (issue 15)
-                    chunk_size=32,
+                    # a chunk of 48 actions (1.6 s at 30 Hz, scaled to the data's rate; ACT's is
+                    # 2 s) outlasts the inference plus the wait for the next one: ViT-B/32 +
+                    # BERT-base takes ~530 ms p50 / ~700-780 ms p99 inside the asynchronous
+                    # controller on 2 CPU cores beside the simulator; 16 actions (0.53 s) arrived
+                    # used up, 32 still held 12% of ticks, 48 held none (bench_controller, issue 15)
+                    chunk_size=48,
                     clip_path=os.environ.get(CLIP_PATH_ENV) or None,
                     language_path=os.environ.get(BERT_PATH_ENV) or None)
     elif name == 'tiny':
