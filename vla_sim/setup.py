@@ -17,7 +17,7 @@ setup(
     maintainer_email='maintainers@vla-ros2.dev',
     description='MuJoCo simulated 6-DOF arm with camera, language-conditioned tasks, a scripted expert and a ROS node with the interface of a real robot.',
     license='Apache-2.0',
-    extras_require={'test': ['pytest', 'pytest-timeout']},
+    extras_require={'test': ['pytest', 'pytest-timeout', 'h5py']},
     entry_points={
         'console_scripts': [
             'sim_node = vla_sim.sim_node:main',
