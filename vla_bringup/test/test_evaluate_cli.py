@@ -27,6 +27,7 @@ def test_evaluate_expert_writes_results_json(tmp_path, capsys):
     assert tuple(task) == TASK_KEYS and tuple(result['overall']) == OVERALL_KEYS
     assert task['estops'] == 0 and task['timeouts'] == 0  # the safety monitor runs in the sim scenario
     assert result['simulation']['mode'] == 'lockstep' and result['controller'] is None
+    assert result['simulation']['timeouts_before_episodes'] >= 0  # start-up ticks, counted apart
     assert [tuple(e) for e in result['episodes']] == [EPISODE_KEYS] * 2
 
 

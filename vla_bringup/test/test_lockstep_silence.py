@@ -17,6 +17,11 @@ def test_results_say_which_timing_ran():
     lockstep = simulation_summary(None, {'timeouts': 3}, {'ticks': '900', 'lockstep_silent: /x': '3'})
     assert lockstep == {'mode': 'lockstep', 'timeouts': 3, 'ticks': 900, 'silent': {'/x': 3}}
     assert simulation_text(lockstep).startswith('lock-step (3 tick(s)')
+    # ticks the simulator stepped before the first episode (its start-up, no controller yet)
+    # are no episode's: counted apart
+    started = simulation_summary(None, {'timeouts': 40}, {'ticks': '446'}, before=32)
+    assert started['timeouts'] == 8 and started['timeouts_before_episodes'] == 32
+    assert 'timeout in the episodes, 32 before the first' in simulation_text(started)
     real = simulation_summary(1.0, None, None)
     assert real == {'mode': 'real_time', 'real_time_factor': 1.0}
     assert simulation_text(real) == 'real time x1'

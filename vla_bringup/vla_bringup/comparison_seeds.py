@@ -162,8 +162,12 @@ def _merge_simulation(entries: Sequence) -> dict | None:
     for e in entries:
         for topic, count in (e.get('silent') or {}).items():
             silent[topic] = silent.get(topic, 0) + int(count)
-    return {'mode': 'lockstep', 'timeouts': sum(int(e.get('timeouts') or 0) for e in entries),
-            'ticks': sum(int(e.get('ticks') or 0) for e in entries), 'silent': silent}
+    merged = {'mode': 'lockstep', 'timeouts': sum(int(e.get('timeouts') or 0) for e in entries),
+              'ticks': sum(int(e.get('ticks') or 0) for e in entries), 'silent': silent}
+    if any('timeouts_before_episodes' in e for e in entries):
+        merged['timeouts_before_episodes'] = sum(int(e.get('timeouts_before_episodes') or 0)
+                                                 for e in entries)
+    return merged
 
 
 def _merge_controller(entries: Sequence) -> dict | None:

@@ -73,6 +73,9 @@ class EpisodeRunner:
         self.node.create_subscription(Image, '/camera/image_raw', self._on_image,
                                       qos_profile_sensor_data)
         self.last_command_stamp = 0.0  # header stamp of the newest command sent to the robot
+        # lock-step ticks the simulator stepped on its timeout before the first episode (it
+        # ticks from start-up, before any controller answers): not part of any episode
+        self.timeouts_before_episodes: int | None = None
         self.node.create_subscription(JointTrajectory, '/joint_trajectory_controller/joint_trajectory',
                                       self._on_robot_command, 10)
         self.estop_reset = self.node.create_client(Trigger, '/emergency_stop/reset')
@@ -192,6 +195,8 @@ class EpisodeRunner:
         start = time.monotonic()
         lockstep = (self.status or {}).get('mode') == 'lockstep'
         status = self.reset(task, seed, **({'paused': True} if lockstep else {}))
+        if lockstep and self.timeouts_before_episodes is None:
+            self.timeouts_before_episodes = int(status.get('timeouts', 0))
         self.clear_estop()
         estops_before = self.estop_count
         episode = status['episode']

@@ -104,22 +104,30 @@ def evaluate(policy: str | None, checkpoint: str | None, tasks: list[str], episo
         episodes_per_task=episodes, seed=seed,
         latency_ms=latency_summary(runner.latency_samples),
         control_rate_hz=round(float(np.median(rates)), 2) if rates else None,
-        simulation=simulation_summary(rtf, runner.status, runner.sim_state),
+        simulation=simulation_summary(rtf, runner.status, runner.sim_state,
+                                      runner.timeouts_before_episodes),
         controller=(controller_summary(runner.controller_state, runner.overruns_per_minute)
                     if checkpoint is not None else None),
         machine=machine_info(),
         **({'sequential': sequential.summary()} if sequential is not None else {}))
 
 
-def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict | None) -> dict:
+def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict | None,
+                       before: int | None = None) -> dict:
     """Which timing the simulator ran with and, in lock-step, the ticks it stepped on its timeout
-    (``silent``: per topic, the ticks it left unanswered)."""
+    from the first episode on (``before``: the simulator's count at the first episode's reset,
+    ticks of its start-up that no episode saw, reported apart; ``silent``: per topic, the ticks
+    it left unanswered since it started)."""
     if rtf is not None:
         return {'mode': 'real_time', 'real_time_factor': rtf}
     silent = {k.split(': ', 1)[1]: int(v) for k, v in (sim_state or {}).items()
               if k.startswith('lockstep_silent: ')}
-    return {'mode': 'lockstep', 'timeouts': int((status or {}).get('timeouts', 0)),
-            'ticks': int((sim_state or {}).get('ticks', 0)), 'silent': silent}
+    total = int((status or {}).get('timeouts', 0))
+    out = {'mode': 'lockstep', 'timeouts': total - min(before or 0, total),
+           'ticks': int((sim_state or {}).get('ticks', 0)), 'silent': silent}
+    if before is not None:
+        out['timeouts_before_episodes'] = min(before, total)
+    return out
 
 
 def controller_summary(state: dict | None, overruns_per_minute: Sequence[float]) -> dict:

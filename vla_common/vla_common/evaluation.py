@@ -201,8 +201,11 @@ def simulation_text(simulation: dict | None, runner: str | None = None) -> str:
         return 'simulation timing not recorded'
     if simulation.get('mode') == 'real_time':
         return f'real time x{simulation.get("real_time_factor", 1.0):g}'
+    before = simulation.get('timeouts_before_episodes')
     return (f'lock-step ({simulation.get("timeouts", 0)} tick(s) stepped on the timeout'
-            + (f'; unanswered: {simulation["silent"]}' if simulation.get('silent') else '') + ')')
+            + (f' in the episodes, {before} before the first' if before is not None else '')
+            + (f'; unanswered since start: {simulation["silent"]}' if simulation.get('silent') else '')
+            + ')')
 
 
 def controller_text(controller: dict | None) -> str:
