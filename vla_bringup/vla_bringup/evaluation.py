@@ -123,10 +123,11 @@ def simulation_summary(rtf: float | None, status: dict | None, sim_state: dict |
     silent = {k.split(': ', 1)[1]: int(v) for k, v in (sim_state or {}).items()
               if k.startswith('lockstep_silent: ')}
     total = int((status or {}).get('timeouts', 0))
-    out = {'mode': 'lockstep', 'timeouts': total - min(before or 0, total),
+    start_up = min(before, total) if before is not None else 0
+    out = {'mode': 'lockstep', 'timeouts': total - start_up,
            'ticks': int((sim_state or {}).get('ticks', 0)), 'silent': silent}
     if before is not None:
-        out['timeouts_before_episodes'] = min(before, total)
+        out['timeouts_before_episodes'] = start_up
     return out
 
 

@@ -22,7 +22,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration as RclpyDuration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
@@ -35,6 +35,7 @@ from vla_common.logs import emit_log
 from vla_common.messages import time_msg, to_seconds, trajectory_msg
 from vla_common.parameters import declare_robot_parameters, describe
 from vla_common.qos import LATCHED
+from vla_common.shutdown import spin_until_signalled
 from vla_safety.gate import GateConfig, GateCore, GateOutput, RUNTIME_LIMITS, Trajectory
 from vla_safety.heartbeat import HEARTBEAT_TOPIC, STOP_REQUEST_TOPIC, Heartbeat, HeartbeatError
 from vla_safety.ros_support import HEARTBEAT_QOS, runtime_parameters
@@ -245,18 +246,13 @@ class CommandGate(Node):
 def main(args=None) -> None:
     # The node handles SIGINT (ros2 launch, Ctrl-C) and SIGTERM itself: rclpy's handler would
     # shut the context down before the final hold, and an exception raised from a signal
-    # handler can land inside rclpy's C++ calls.  A flag ends the spin loop instead.
+    # handler can land inside rclpy's C++ calls.  A flag ends the spin loop instead
+    # (vla_common.shutdown).
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signals: list[int] = []
     node = None
     try:
         node = CommandGate()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: signals.append(signum))
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while not signals and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        spin_until_signalled(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # a signal before the handlers were installed, or rclpy shut down elsewhere
     finally:
