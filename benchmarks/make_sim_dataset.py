@@ -43,11 +43,13 @@ def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path
                 executed[:6] += rng.normal(0.0, exec_noise, size=6)
             action_ee = None
             if ee:  # the same command as an end-effector delta, recorded beside the joint targets
-                action_ee, executed = env.ee_delta_for(action), env.ee_delta_for(executed)
+                action_ee = env.ee_delta_for(action)
                 if ee_noise > 0:  # noise in the action's own space, a fraction of its limit
                     executed = action_ee + np.concatenate([
                         rng.normal(0.0, ee_noise * MAX_TRANSLATION, size=3),
                         rng.normal(0.0, ee_noise * MAX_ROTATION, size=3), [0.0]])
+                else:
+                    executed = env.ee_delta_for(executed)
             writer.append(obs['image'], obs['joint_positions'], obs['joint_velocities'], action,
                           timestamp=step * env.dt, extra_images={c: obs[f'image_{c}'] for c in extra},
                           action_ee=action_ee)
