@@ -35,22 +35,6 @@ def is_ee_checkpoint(action_names: Sequence[str]) -> bool:
     return tuple(action_names) == EE_ACTION_NAMES
 
 
-class _RecordedIK:
-    """The kinematics as ``EEDeltaController`` uses them, keeping the last IK result (whether it
-    converged and how far off it stayed)."""
-
-    def __init__(self, kinematics: Any) -> None:
-        self.kinematics = kinematics
-        self.last: Any = None
-
-    def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.kinematics.fk(q)
-
-    def ik_pose(self, *args: Any, **kwargs: Any) -> Any:
-        self.last = self.kinematics.ik_pose(*args, **kwargs)
-        return self.last
-
-
 def load_kinematics(joint_names: Sequence[str], model: str = '', site: str = DEFAULT_SITE) -> Any:
     """``vla_sim.kinematics.ArmKinematics`` of MJCF ``model`` ('' = the simulated arm's) at tool
     ``site`` for the robot's ``joint_names``: six arm joints the model must have, then the gripper
@@ -82,8 +66,7 @@ class EEActionConverter:
 
     def __init__(self, kinematics: Any) -> None:
         from vla_sim.ee_control import EEDeltaController
-        self.ik = _RecordedIK(kinematics)
-        self.controller = EEDeltaController(self.ik)
+        self.controller = EEDeltaController(kinematics)
         self.n_arm = len(kinematics.joint_names)
         self.action_names = EE_ACTION_NAMES  # what the policy's actions are (the recording's)
         self.anchored = False
@@ -122,7 +105,7 @@ class EEActionConverter:
             return None, f'model output is not finite for {bad}: {action.tolist()}'
         before = self._state()
         targets, _clipped = self.controller.step(action)
-        ik = self.ik.last
+        ik = self.controller.last_ik
         if not ik.converged:
             self._restore(before)  # the commanded pose stays where it was
             return None, (f'IK did not converge: the commanded tool pose is out of reach ('

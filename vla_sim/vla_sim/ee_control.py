@@ -58,6 +58,7 @@ class EEDeltaController:
         self.pos = np.zeros(3)
         self.rot = np.eye(3)
         self.q = np.zeros(6)
+        self.last_ik = None  # the IK solution of the last step (its ``converged``, errors)
 
     def reset(self, q_arm: np.ndarray) -> None:
         """Command the pose of the arm joints ``q_arm`` (6,), e.g. the measured start pose."""
@@ -82,6 +83,7 @@ class EEDeltaController:
         clipped = bool(np.any(a != action) or np.any(target != self.pos + a[:3]))
         rot = rotvec_to_matrix(a[3:6]) @ self.rot
         solution = self.kin.ik_pose(target, rot, self.q, max_iters=10)
+        self.last_ik = solution
         self.q = solution.q
         if solution.converged:
             self.pos, self.rot = target, rot
