@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                              'chunk_size - n_action_steps ticks left, or more if the latency needs it '
                              '(auto, vla_control.chunking.Replanner), or as soon as the previous one '
                              'is done (every)')
+    parser.add_argument('--max-acceleration', type=float, nargs='+', default=[0.0], metavar='A',
+                        help='follow each action within this acceleration (one value, or one per joint; '
+                             'the controller\'s max_acceleration, vla_control.smoothing); 0 = off')
     parser.add_argument('--out', type=Path, default=Path('runs/bench_async'), help='results directory')
     parser.add_argument('--name', default='results.json', help='file name of the results JSON in --out')
     args = parser.parse_args(argv)
@@ -93,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     env = CommandRecorder(env)
     tasks = list(TASKS) if args.tasks == 'all' else args.tasks.split(',')
     period = 1.0 / cfg.fps
+    from vla_control.smoothing import MotionSmoother, per_joint_limit
+    from vla_common.robot import default_robot
+    accel = per_joint_limit('--max-acceleration', args.max_acceleration, len(env.action_low))
+    smoother = None if accel is None else MotionSmoother(
+        default_robot().max_velocity, accel, period)
     results: dict[str, dict[str, dict]] = {}
     print(f'{args.checkpoint}: {len(tasks)} task(s) x {args.episodes} episodes, period {period * 1e3:.1f} ms, '
           f'spikes +{args.spike_ms:g} ms every 5th inference', flush=True)
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         replan = 0 if mode == 'sync' else Replanner(
                             cfg.chunk_size, cfg.n_action_steps, period, every=args.replan == 'every')
                         episode = rollout_with_latency(env, policy, task, 1000 + i, stitcher, latency,
-                                                       replan=replan)
+                                                       replan=replan, smoother=smoother)
                         episode['mean_jerk'] = round(mean_jerk(env.commands, period), 4)
                         episodes.append(episode)
                 summary = rate_summary(sum(e['success'] for e in episodes), len(episodes))
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / args.name).write_text(json.dumps(
         {'checkpoint': str(args.checkpoint), 'tasks': tasks, 'episodes_per_task': args.episodes,
-         'spike_ms': args.spike_ms, 'replan': args.replan, 'results': results}, indent=1))
+         'spike_ms': args.spike_ms, 'replan': args.replan,
+         'max_acceleration': None if accel is None else accel.tolist(), 'results': results}, indent=1))
     try:
         import matplotlib
         matplotlib.use('Agg')

@@ -31,7 +31,10 @@ velocity = step / control period) of the controller's requests and of the gate's
 against the gate's ``max_acceleration`` x one tick and ``max_velocity``::
 
     ./run.sh bench bench_controller.py --preset clip-bert --cameras none --inference async \
-        --modes new --minutes 2 --offline 0
+        --modes new --minutes 2 --offline 0 [--max-acceleration gate]
+
+``--max-acceleration gate`` sets the controller's ``max_acceleration`` to the gate's, so that
+the commanded path is smoothed (vla_control.smoothing) within the limit the jerk is set against.
 """
 from __future__ import annotations
 
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='the controller\'s num_threads (0: controller.yaml\'s)')
     parser.add_argument('--plan-points', type=int, default=0,
                         help='the controller\'s plan_points (extra trajectory points)')
+    parser.add_argument('--max-acceleration', default=None, metavar='A',
+                        help="the controller's max_acceleration: comma-separated values (one, or "
+                             "one per joint), 'gate' = the command gate's (safety.yaml), 0 = off; "
+                             "default: controller.yaml's")
     parser.add_argument('--offline', type=int, default=400, metavar='CALLS',
                         help='also time select_action alone for CALLS calls per mode (0 = skip)')
     args = parser.parse_args(argv)
@@ -213,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or make_checkpoint(
         args.preset, Path(tempfile.mkdtemp(prefix='bench_ckpt_')) / 'checkpoint', args.image_size,
         cameras)
+    accel = None
+    if args.max_acceleration == 'gate':
+        accel = gate_limits()[0].tolist()
+    elif args.max_acceleration is not None:
+        accel = [float(v) for v in args.max_acceleration.split(',')]
     specs = build_scenario('deploy', {'checkpoint': str(checkpoint), 'command': 'pick up the red cube'})
     specs = [dataclasses.replace(s, parameters={**s.parameters, 'image_size': args.image_size})
              if s.name == 'sim_node' else
@@ -221,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 'inference': args.inference,
                                                 'stitching': args.stitching,
                                                 'plan_points': args.plan_points,
+                                                **({'max_acceleration': accel}
+                                                   if accel is not None else {}),
                                                 **({'num_threads': args.threads}
                                                    if args.threads > 0 else {})})
              if s.name == 'vla_controller' else s for s in specs]
@@ -355,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     amax, vmax = gate_limits()
     print(f'\ncommands ({args.inference} inference'
           + (f', {args.stitching} stitching' if args.inference == 'async' else '')
-          + f', plan_points {args.plan_points}); jerk = max |change of commanded joint velocity| '
+          + f', plan_points {args.plan_points}, controller max_acceleration '
+          + f'{accel if accel is not None else "from controller.yaml"}); jerk = max |change of commanded joint velocity| '
           f'between consecutive commands, rad/s (gripper m/s) per tick; the gate\'s '
           f'max_acceleration x one tick = {np.round(amax * period, 3).tolist()}, '
           f'max_velocity = {vmax.tolist()}')

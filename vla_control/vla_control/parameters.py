@@ -40,6 +40,10 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
      'beside the tick, joined to the plan by `stitching`'),
     ('stitching', 'crossfade', 'async: queue | latency | crossfade | ensemble '
      '(vla_control.chunking)'),
+    ('max_acceleration', [0.0], 'rad/s^2 (m/s^2 for a gripper), one value for every joint or one '
+     'per joint: the commanded targets follow the policy\'s within this acceleration (Ruckig '
+     'online trajectory generation, vla_control.smoothing), so chunk handovers and noisy actions '
+     'change the commanded velocity by at most this x one tick; 0 = off (speed limit only)'),
     ('max_chunk_age', 1.0, 'async: s; a chunk computed from an older observation is discarded'),
     ('injected_latency', 0.0, 'async, tests and benchmarks: s of extra delay per inference'),
     ('latency_spike', 0.0, 'async, tests and benchmarks: s more on every '

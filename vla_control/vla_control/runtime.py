@@ -57,15 +57,25 @@ class ActionGuard:
     """Defence in depth before publishing: finite, inside the bounds, within one tick's motion.
 
     The command gate applies the same rules; the controller applies them too, so a policy that
-    misbehaves is caught even where the gate is configured differently.
+    misbehaves is caught even where the gate is configured differently.  With
+    ``max_acceleration`` (per joint) the targets are also followed within that acceleration
+    (:class:`vla_control.smoothing.MotionSmoother`): where chunks hand over or a policy is noisy,
+    the commanded velocity changes by at most ``max_acceleration`` x one tick.
     """
 
-    def __init__(self, limits: SafetyLimits, period: float) -> None:
+    def __init__(self, limits: SafetyLimits, period: float,
+                 max_acceleration: np.ndarray | None = None) -> None:
         self.limits, self.period = limits, float(period)
         self.previous: np.ndarray | None = None  # last commanded target
+        self.smoother = None
+        if max_acceleration is not None:
+            from vla_control.smoothing import MotionSmoother
+            self.smoother = MotionSmoother(limits.max_velocity, max_acceleration, period)
 
     def reset(self) -> None:
         self.previous = None
+        if self.smoother is not None:
+            self.smoother.reset()  # acting starts again from rest (a hold stopped the arm)
 
     def __call__(self, action: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray | None, str]:
         """(target, '') or (None, why the action was refused)."""
@@ -78,24 +88,40 @@ class ActionGuard:
             return None, f'model output is not finite for {bad}: {action.tolist()}'
         target, _ = clip_to_bounds(action, self.limits)
         start = measured if self.previous is None else self.previous
-        target, _ = limit_step(start, target, self.period, self.limits.max_velocity)
+        target = self._limit(start, target)
+        if self.smoother is not None:
+            self.smoother.correct(target, start)
         self.previous = target
         return target, ''
 
     def plan(self, first: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
         """The points after ``first`` (the target commanded now), one tick apart: ``actions``
         (the policy's upcoming plan) clipped to the bounds and each within one tick's motion of
-        the point before; (P, N), up to the first action that is not finite or not N values;
-        None when there is none.  Does not change :attr:`previous`."""
-        points, previous = [], np.asarray(first, dtype=np.float64)
+        the point before (and followed within ``max_acceleration`` from the commanded motion);
+        (P, N), up to the first action that is not finite or not N values; None when there is
+        none.  Does not change :attr:`previous` or the commanded motion."""
+        targets = []
         for action in actions:
             action = np.asarray(action, dtype=np.float64).reshape(-1)
             if action.shape != (self.limits.n,) or not np.all(np.isfinite(action)):
                 break
-            target, _ = clip_to_bounds(action, self.limits)
+            targets.append(clip_to_bounds(action, self.limits)[0])
+        if self.smoother is not None and targets:
+            targets = self.smoother.preview(first, targets)
+        points, previous = [], np.asarray(first, dtype=np.float64)
+        for target in targets:
             previous, _ = limit_step(previous, target, self.period, self.limits.max_velocity)
-            points.append(previous)
+            points.append(clip_to_bounds(previous, self.limits)[0])
+            previous = points[-1]
         return np.stack(points) if points else None
+
+    def _limit(self, start: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``target`` followed from ``start`` within the acceleration (when set), the speed
+        limit and the bounds."""
+        if self.smoother is not None:
+            target = self.smoother.step(start, target)
+        target, _ = limit_step(start, target, self.period, self.limits.max_velocity)
+        return clip_to_bounds(target, self.limits)[0]
 
 
 class RateMeter:
@@ -205,10 +231,10 @@ class ControlLoop:
 
     def __init__(self, policy: Any, limits: SafetyLimits, period: float, max_age: float,
                  settle_time: float = 0.3, cameras: Sequence[str] = (), plan_points: int = 0,
-                 ee: Any = None) -> None:
+                 ee: Any = None, max_acceleration: np.ndarray | None = None) -> None:
         self.policy = policy  # VLAPolicy-like: select_action(obs), reset(), predicted_chunk
         self.ee = ee  # EEActionConverter for end-effector actions, None for joint targets
-        self.guard = ActionGuard(limits, period)
+        self.guard = ActionGuard(limits, period, max_acceleration)
         self.max_age = float(max_age)
         self.settle_time = float(settle_time)
         self.cameras = list(cameras)  # extra cameras the policy needs besides the main one
@@ -329,6 +355,8 @@ class ControlLoop:
         self.holds += 1
         if reset:
             self.new_episode()  # drop the queue planned before the stall, and the history
+        elif self.guard.smoother is not None:
+            self.guard.smoother.reset()  # the hold stops the arm: acting resumes from rest
         command, how = self.hold_target(inputs, q) if was_acting else (None, '')
         if command is not None:
             self.last_target = command
