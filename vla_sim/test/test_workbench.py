@@ -213,3 +213,22 @@ def test_every_object_is_in_view_and_the_marker_is_a_few_pixels():
     env.close()
     assert sum(n > 0 for n in red_pixels) >= 15, red_pixels  # the arm may hide it at the start
     assert max(red_pixels) <= 12, red_pixels  # small: a few pixels, not a blob
+
+
+def test_the_marker_stands_on_the_table_so_one_camera_sees_its_height():
+    """A floating 1 cm sphere has no depth cue in one fixed view; its stand reaches from the
+    sphere down into the table for every height a layout draws, so its foot on the table shows
+    where the marker is."""
+    env = SimEnv(render_images=False)
+    env.reset(task="reach_marker", seed=0)  # the workbench's model
+    m = env.model
+    stand = m.geom("marker_stand")
+    radius, half = stand.size[0], stand.size[1]
+    top, bottom = stand.pos[2] + half, stand.pos[2] - half  # relative to the sphere's centre
+    assert m.geom_contype[stand.id] == 0 and m.geom_conaffinity[stand.id] == 0  # visual only
+    assert radius <= 0.004 and abs(top) <= 0.005 + 1e-9  # thin, and it ends at the sphere
+    for seed in range(30):
+        env.reset(task="reach_marker", seed=seed)
+        z = env.privileged_state()["objects"]["marker"]["pos"][2]
+        assert z + bottom < 0.0, f"seed {seed}: the stand ends {z + bottom:.3f} m above the table"
+    env.close()
