@@ -221,7 +221,8 @@ def train(args: argparse.Namespace) -> int:
           f'{torch.__version__} {torch.backends.cpu.get_cpu_capability()}, {threads} thread(s); '
           f'{data.episodes} episodes, {len(data)} frames, image {data.image_shape}, state {data.states.shape[1]} '
           f'({len(data.tasks)} task one-hot), action {data.actions.shape[1]} ({args.action_space}); '
-          f'data loaded in {data_s:.1f} s; budget {args.minutes:g} min', file=sys.stderr)
+          f'data loaded in {data_s:.1f} s; budget '
+          f'{f"{args.steps} steps" if args.steps else f"{args.minutes:g} min"}', file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     log = (args.out / 'train.jsonl').open('w')
     rng = np.random.default_rng(args.train_seed)
@@ -231,7 +232,10 @@ def train(args: argparse.Namespace) -> int:
     policy.train()
     while True:
         now = time.monotonic()
-        if now - start + step_s > budget:  # the next step would end past the budget
+        if args.steps is not None:
+            if step >= args.steps:  # a fixed length: the same model on every machine
+                break
+        elif now - start + step_s > budget:  # the next step would end past the budget
             break
         if cursor + args.batch_size > len(order):  # a fresh shuffle each epoch, as LeRobot's loader
             order, cursor = rng.permutation(len(data)), 0
@@ -377,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', type=Path, required=True, help='run directory: checkpoint/, train.jsonl, results.json')
     p.add_argument('--minutes', '--max-minutes', dest='minutes', type=float, default=30.0,
                    help='wall-clock training budget, data loading included (default 30)')
+    p.add_argument('--steps', type=int, help='train this many steps instead of for --minutes (a fixed '
+                   'length, the same on every machine; as vla train --steps)')
     p.add_argument('--tasks', default='workbench', help='tasks to evaluate: task or suite names, or "all"')
     p.add_argument('--episodes', type=int, default=20, help='evaluation episodes per task (default 20)')
     p.add_argument('--seed', type=int, default=1000,
@@ -407,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        print(f'bench_peer_act: --steps must be >= 1, got {args.steps}', file=sys.stderr)
+        return 2
     if args.episodes < 1 or args.minutes <= 0:
         print(f'bench_peer_act: --episodes must be >= 1 and --minutes > 0, got {args.episodes}, {args.minutes}',
               file=sys.stderr)
