@@ -390,3 +390,111 @@ def test_nothing_is_forwarded_while_the_monitor_has_not_seen_the_robot():
     # a monitor that loses sight again (it never does by itself: its watchdog latches) holds
     out = gate.on_heartbeat(beat(2, watching=False), 0.1, 0.1)
     assert out.trajectory is not None and gate.blocked_reason()
+
+
+# -- a busy machine: measurements that lag the commands (the 1000 Hz burst of
+# test_fault_injection failed on these sequences under CPU load) -------------------------------
+
+def burst(gate, target, t_from, t_to, dt=0.001):
+    """Commands due at once at 1 kHz over [t_from, t_to); the last output."""
+    out, now = None, t_from
+    while now < t_to - 1e-9:
+        out = gate.on_command(J, [list(target)], [0.0], now).trajectory or out
+        now += dt
+    return out
+
+
+def test_a_gate_that_took_no_state_for_a_while_sees_motion_not_a_jump():
+    # the arm is driven at full speed; the gate, busy, takes two states 0.11 s apart (by their
+    # stamps): the 0.165 rad between them was driven, not a jump to hold at
+    gate = running()
+    gate.on_command(J, [[1.0, 0.0]], [1.0 / VMAX], 0.0)
+    gate.on_joint_state(J, [0.0, 0.0], [], 0.01, stamp=0.01)
+    out = gate.on_joint_state(J, [VMAX * 0.11, 0.0], [], 0.12, stamp=0.12)
+    assert gate.counts['state_jumps'] == 0 and out.trajectory is None
+    assert gate.v[0] == pytest.approx(VMAX)  # a velocity to brake from, not zero
+    # a step the arm could not have driven in the time between the stamps is still a jump
+    out = gate.on_joint_state(J, [0.5, 0.0], [], 0.13, stamp=0.13)
+    assert gate.counts['state_jumps'] == 1
+    np.testing.assert_allclose(out.trajectory.positions, [[0.5, 0.0]])
+
+
+def test_a_stop_from_a_measurement_older_than_a_tick_does_not_command_the_arm_back():
+    # measured at rest at 0 (t = 0, still fresh at 0.13 s); the gate has commanded it on at
+    # full speed since: a stop from the old measurement would command it 0.18 rad back
+    gate = running()
+    burst(gate, [-1.0, 0.0], 0.001, 0.12)
+    commanded = gate._commanded(0.13)
+    assert commanded[0] < -VMAX * 0.119 + 1e-9  # (plus a tick's credit at the first command)
+    traj = gate.on_estop('manual', 0.13).trajectory
+    np.testing.assert_allclose(gate.last[0], commanded)  # from where it was commanded to be
+    path = np.vstack([commanded, traj.positions])
+    assert np.all(np.abs(np.diff(path, axis=0)) <= VMAX * TICK + 1e-9), path
+    # a joint far from the command of its time (blocked) is still stopped where measured
+    gate = running()
+    burst(gate, [-1.0, 0.0], 0.001, 0.12)
+    gate.on_joint_state(J, [0.3, 0.0], [0.0, 0.0], 0.125, stamp=0.02)
+    gate.on_estop('manual', 0.13)
+    assert gate.last[0][0] == pytest.approx(0.3)
+
+
+def test_forwarding_again_while_the_holds_stop_still_brakes_starts_on_that_stop():
+    # moving at full speed with the measurement 40 ms behind its command; the heartbeat is
+    # late (a hold: braking from the measurement moved on), then back while the stop brakes
+    gate = running()
+
+    commanded = [np.zeros(2)]
+
+    def state(now):  # the arm 40 ms behind where it was last commanded to be
+        if gate.last is not None:
+            commanded.append(gate._commanded(now))
+        gate.on_joint_state(J, [max(commanded[-1][0] - VMAX * 0.04, 0.0), 0.0], [VMAX, 0.0], now)
+
+    hold, now = None, 0.0
+    for k in range(1, 60):  # at 100 Hz; the monitor is silent after 0.3 s
+        now = k * 0.01
+        if k % 5 == 0 and k <= 30:
+            gate.on_heartbeat(beat(k // 5), now, now)
+        state(now)
+        gate.on_command(J, [[1.0, 0.0]], [0.0], now)
+        hold = gate.check(now, now).trajectory
+        if hold is not None:
+            break
+    assert hold is not None and gate.silent and len(hold.times) > 1  # braking
+    state(now + 0.01)
+    gate.on_heartbeat(beat(7), now + 0.01, now + 0.01)
+    assert not gate.silent
+    state(now + 0.02)
+    braking = gate._commanded(now + 0.02)
+    out = gate.on_command(J, [[1.0, 0.0]], [0.0], now + 0.02).trajectory
+    # the first command goes on from the stop's path, not from the (lagging) measurement
+    assert abs(out.positions[0][0] - braking[0]) <= VMAX * TICK + 1e-9, (out.positions, braking)
+    assert out.positions[0][0] > gate.q[0] + VMAX * 0.02, (out.positions, gate.q)
+
+
+def test_a_measurement_stamped_older_than_the_timeout_is_no_place_to_snap_back_to():
+    # a busy gate reads each state from its queue 0.17 s after its stamp (arriving every 30 ms,
+    # fresh by arrival): the arm followed its command, 0.255 rad on since; re-anchoring there
+    # (or stopping there) would command it back
+    gate = running()
+    sent = [(0.0, np.zeros(2))]  # (time, commanded position): due at once
+
+    def commanded_at(t):
+        return [q for when, q in sent if when <= t][-1]
+
+    now, taken = 0.0, 0.0
+    while now < 0.4:
+        now += 0.001
+        if now - taken >= 0.03:
+            taken = now
+            stamp = max(now - 0.17, 1e-3)
+            gate.on_joint_state(J, commanded_at(stamp).tolist(), [0.0, 0.0], now, stamp=stamp)
+        out = gate.on_command(J, [[-1.0, 0.0]], [0.0], now).trajectory
+        assert out is not None
+        step = np.abs(out.positions[0] - sent[-1][1])
+        assert np.all(step <= VMAX * TICK + 1e-9), (now, sent[-1], out)
+        sent.append((now, out.positions[0]))
+    assert gate.counts['reanchored'] == 0
+    traj = gate.on_estop('manual', now + 0.001).trajectory
+    np.testing.assert_allclose(gate.last[0], sent[-1][1])
+    assert np.all(np.abs(traj.positions[0] - sent[-1][1]) <= VMAX * TICK + 1e-9)

@@ -14,15 +14,19 @@ Rules (docs/safety.md has the reasons):
   ``time_from_start`` or, when that is shorter, the time the commanded path has been at rest
   (at most one tick, ``1 / rate``) from where the robot is commanded to be now; a source that
   publishes faster than ``rate`` gains nothing;
-* re-anchor to the measured position only when it is fresh (``joint_state_timeout``); with a
-  stale measurement commands are refused and the robot holds;
+* re-anchor to the measured position only when it is fresh (``joint_state_timeout``, by its
+  arrival and its stamp); with a stale measurement commands are refused and the robot holds;
+* a measured step is a jump (hold where measured) only when larger than the arm could have
+  driven in the time between the two states plus ``jump_time``;
 * a non-finite measured position latches the stop (the robot holds its last finite command);
 * a measured state beyond ``position_limit`` or ``velocity_limit`` (the monitor's rule, checked
   here too) latches the stop at once, one hop sooner than the monitor's /emergency_stop and
   before any command queued behind that joint state can be forwarded;
 * a stop is a controlled stop (:mod:`vla_safety.stopping`): decelerate within
   ``max_acceleration`` and ``max_velocity`` and hold inside the bounds; a robot at rest
-  inside the bounds holds its measured position;
+  inside the bounds holds its measured position; a joint measured more than a tick ago that
+  followed its command brakes from the command;
+* forwarding again after a hold goes on from the hold's stop while it brakes;
 * a late heartbeat (``heartbeat_timeout``) holds the robot until the same monitor session is
   heard again; a latched stop (heartbeat stopped, silent for ``heartbeat_latch_timeout`` or
   from a new session, a reason on /emergency_stop, a non-finite joint state) clears only on a
@@ -31,6 +35,7 @@ Rules (docs/safety.md has the reasons):
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +68,9 @@ class GateCore:
         self.velocity = VelocityEstimator(max_gap=config.joint_state_timeout)
         # the last forwarded trajectory: start positions, times, points, when (node clock)
         self.last: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        # the trajectories forwarded over the last 2 joint_state_timeout (and the one before),
+        # oldest first: where the robot was commanded to be when a measurement was taken
+        self.history: deque[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = deque()
         self.path_end = -math.inf  # node time at which the last forwarded path ends
         self.last_now = -math.inf
         self.stale_held = False
@@ -124,7 +132,12 @@ class GateCore:
         estimated = v is None or not np.all(np.isfinite(v))
         if estimated:
             v = fill_velocities(v, estimate, q)
-        jumped = self.fresh(now) and np.any(np.abs(q - self.q) > self._jump)
+        # a step the robot could not have driven in the time between the two states (by their
+        # stamps when both have one, else by arrival): a gate that took no state for a while
+        # (busy, descheduled) sees a driven arm move far between the two it takes
+        jumped = self.fresh(now) and np.any(
+            np.abs(q - self.q) > self._jump + self.config.limits.max_velocity
+            * self._between(now, stamp))
         if jumped and estimated:
             v = np.zeros_like(q)  # a difference across a jump is no velocity: hold, not brake
         self.q, self.v, self.q_time, self.q_stamp = q, v, now, stamp or None
@@ -134,7 +147,8 @@ class GateCore:
             # the monitor latches on this same state too, one hop later (its /emergency_stop
             # or heartbeat must reach this node first): stop now, from this measurement
             self.counts['limit_stops'] += 1
-            self._latch(f'{violation.reason} (seen by the command gate)', now, out)
+            self._latch(f'{violation.reason} (seen by the command gate)', now, out,
+                        from_measurement=True)
             return out
         if jumped:
             # moved, not driven (a simulator reset, a hand-guided arm): hold where it is now, so
@@ -212,7 +226,7 @@ class GateCore:
         self.monitor_stopped, self.monitor_resets = beat.stopped, beat.resets
         if beat.watching != self.monitor_watching:
             if beat.watching:
-                self.last = None  # the robot holds where it is: rate-limit from there
+                self._resume(now)
                 out.log.append(('info', 'the safety monitor sees /joint_states: forwarding'))
             else:
                 out.log.append(('warn', 'the safety monitor has no /joint_states yet: holding '
@@ -228,13 +242,13 @@ class GateCore:
             out.log.append(('warn', f'emergency stop cleared by a reset of the safety monitor '
                                     f'(it was: {self.latched}): forwarding commands again'))
             self.latched, self.latch_resets = '', None
-            self.last = None  # the robot holds where it is: rate-limit from there
+            self._resume(now)
         elif self.latched:  # the monitor has not latched it yet
             out.stop_request = stop_request(self.latched, self.session, self.monitor_resets)
         if self.silent and not beat.stopped:
             # the same monitor is back in time, saying all is well: a stall, not a death
             self.silent = False
-            self.last = None
+            self._resume(now)
             out.log.append(('warn', 'safety heartbeat back: forwarding commands again'))
         return out
 
@@ -256,13 +270,13 @@ class GateCore:
                                         "ones are counted in /diagnostics)"))
         return out
 
-    def on_deadman(self, pressed: bool, steady: float) -> GateOutput:
+    def on_deadman(self, pressed: bool, steady: float, now: float | None = None) -> GateOutput:
         """The operator's deadman (a console or joystick heartbeat): True while held."""
         self.deadman_at = steady if pressed else None
         out = GateOutput()
         if pressed and not self.deadman_ok and self.config.deadman_timeout > 0:
             self.deadman_ok = True
-            self.last = None
+            self._resume(self.last_now if now is None else now)
             out.log.append(('info', 'operator deadman held: forwarding commands'))
         return out
 
@@ -315,6 +329,13 @@ class GateCore:
     def _jump(self) -> np.ndarray:
         return self.config.limits.max_velocity * self.config.jump_time
 
+    def _between(self, now: float, stamp: float | None) -> float:
+        """The time (s) between the last measured state and one measured at ``stamp`` that
+        arrives ``now``: by the two stamps when both have one, else by arrival."""
+        if stamp and self.q_stamp is not None:
+            return max(stamp - self.q_stamp, 0.0)
+        return max(now - self.q_time, 0.0)
+
     def _clock(self, now: float, out: GateOutput) -> None:
         """A clock that runs backwards (a sim time reset) invalidates every time we kept."""
         if now < self.last_now:
@@ -322,6 +343,7 @@ class GateCore:
             out.log.append(('warn', f'the clock jumped back by {self.last_now - now:.3f} s: '
                                     'waiting for a fresh joint state'))
             self.last, self.q_time, self.path_end = None, None, -math.inf
+            self.history.clear()
             self.velocity.reset()
         self.last_now = now
 
@@ -338,15 +360,50 @@ class GateCore:
             return self.q.copy()
         start, times, points, sent = self.last
         reference = sample_trajectory(start, times, points, now - sent)
-        # compare like with like: the measurement with where the robot was commanded to be
-        # when it was measured (a state up to joint_state_timeout old lags the command by
-        # then, which is no reason to snap back)
-        then = sample_trajectory(start, times, points, self.q_time - sent)
-        far = np.abs(then - self.q) > self.config.limits.max_velocity * self.config.reanchor_time
+        far = self._off_command()
         if far.any():
             self.counts['reanchored'] += 1
             reference[far] = self.q[far]
         return reference
+
+    def _measured_at(self) -> float:
+        """When the measured position was taken (node clock): its header stamp when that is
+        not after its arrival, else its arrival."""
+        if self.q_stamp is not None and self.q_stamp <= self.q_time:
+            return self.q_stamp
+        return self.q_time
+
+    def _stamped_stale(self) -> bool:
+        """The measurement arrived in time but its stamp is older than joint_state_timeout (a
+        busy gate read it from its queue late, or the robot's clock lags the gate's)."""
+        return self.q_stamp is not None and self.q_time - self.q_stamp > self.config.joint_state_timeout
+
+    def _commanded_at(self, t: float) -> np.ndarray | None:
+        """Where the robot was commanded to be at node time ``t`` (None: nothing forwarded
+        since before the kept history)."""
+        for start, times, points, sent in reversed(self.history):
+            if sent <= t:
+                return sample_trajectory(start, times, points, t - sent)
+        return self.history[0][0].copy() if self.history else None
+
+    def _off_command(self) -> np.ndarray:
+        """Per joint: the measurement is far (reanchor_time at max_velocity) from where the
+        robot was commanded to be when it was measured (blocked, pushed).  Like with like: a
+        state up to joint_state_timeout old lags the newest command by then, which is no
+        reason to snap back; one stamped older than that is no place to snap back to."""
+        if self._stamped_stale():
+            return np.zeros(len(self.q), dtype=bool)
+        then = self._commanded_at(self._measured_at())
+        if then is None:
+            return np.ones(len(self.q), dtype=bool)
+        return np.abs(then - self.q) > self.config.limits.max_velocity * self.config.reanchor_time
+
+    def _resume(self, now: float) -> None:
+        """Forwarding again after a hold: rate-limit from where the robot is commanded to be
+        while the hold's controlled stop still runs (the measurement lags a braking arm), from
+        where it is measured once that has ended (it holds there; it may have been moved)."""
+        if now >= self.path_end:
+            self.last = None
 
     def _commanded(self, now: float) -> np.ndarray | None:
         """The last forwarded trajectory sampled at ``now`` (None when there is none)."""
@@ -358,6 +415,10 @@ class GateCore:
     def _forward(self, start: np.ndarray, times: np.ndarray, points: np.ndarray,
                  now: float) -> Trajectory:
         self.last = (start, times, points, now)
+        self.history.append(self.last)
+        keep = now - 2.0 * self.config.joint_state_timeout  # a stamp may predate its arrival
+        while len(self.history) > 1 and self.history[1][3] <= keep:
+            self.history.popleft()
         self.path_end = now + float(times[-1])
         self.counts['forwarded'] += 1
         return Trajectory(times=times, positions=points, start=now)
@@ -371,14 +432,28 @@ class GateCore:
         age = min(max(age, 0.0), self.config.tick)
         return measured_now(self.q, self.v, age, self.config.limits.max_velocity, commanded)
 
-    def _stop(self, now: float, from_reference: bool = False) -> Trajectory | None:
+    def _stop(self, now: float, from_reference: bool = False,
+              from_measurement: bool = False) -> Trajectory | None:
         """A controlled stop from the measured state, extrapolated to now (or the last command
-        when that is stale or ``from_reference``); None when there is nothing to hold."""
+        when that is stale or ``from_reference``; a joint that followed its command, measured
+        more than a tick ago, from the command unless ``from_measurement``, a stop for what
+        that measurement showed); None when there is nothing to hold."""
         commanded = self._commanded(now)
         if self.q is not None and self.fresh(now) and not from_reference:
             # brake from the measured (or estimated) speed: the robot may still be moving
             start = self._measured_now(now, commanded)
             velocity = self.v if self.v is not None else np.zeros_like(start)
+            if (commanded is not None and not from_measurement
+                    and now - self._measured_at() > self.config.tick):
+                # a measurement older than a tick (a busy machine) of a joint that followed its
+                # command says little about where it is now: it went on as commanded since,
+                # and a stop from the old position would command it back.  Brake from the
+                # command; a joint far from its command (blocked, pushed) stays measured.
+                path_start, times, points, sent = self.last
+                follows = ~self._off_command()
+                start = np.where(follows, commanded, start)
+                velocity = np.where(follows, path_velocity(path_start, times, points, now - sent),
+                                    velocity)
         elif commanded is not None:
             path_start, times, points, sent = self.last  # brake from the commanded speed
             start, velocity = commanded, path_velocity(path_start, times, points, now - sent)
@@ -394,7 +469,8 @@ class GateCore:
         return self._forward(np.asarray(start, dtype=np.float64), times, points, now)
 
     def _latch(self, reason: str, now: float, out: GateOutput, resets: int | None = None,
-               request: bool = True, from_reference: bool = False) -> None:
+               request: bool = True, from_reference: bool = False,
+               from_measurement: bool = False) -> None:
         """Latch a stop (once): controlled stop now, nothing forwarded until a reset."""
         if self.latched:
             return
@@ -405,6 +481,6 @@ class GateCore:
                                  'nothing until the safety monitor is reset'))
         if request:
             out.stop_request = stop_request(reason, self.session, self.monitor_resets)
-        stop = self._stop(now, from_reference=from_reference)
+        stop = self._stop(now, from_reference=from_reference, from_measurement=from_measurement)
         if stop is not None:
             out.trajectory = stop

@@ -181,7 +181,7 @@ class CommandGate(Node):
             self.deadline.reset()  # a heartbeat that counts: the silence starts again
 
     def _on_deadman(self, msg: Bool) -> None:
-        self._apply(self.core.on_deadman(bool(msg.data), self._steady_now()))
+        self._apply(self.core.on_deadman(bool(msg.data), self._steady_now(), self._now()))
 
     def _check(self) -> None:
         self._apply(self.core.check(self._steady_now(), self._now()))
