@@ -53,6 +53,7 @@ class FollowingRobot:
         self.publishing = True
         self.trajectory = None  # (start, times, points, received)
         self.last = self.clock()
+        self.history: list[tuple[float, np.ndarray]] = []  # (node time, where it was)
         probe.subscribe(JointTrajectory, topic, on_message=self.on_command)
         probe.timer(0.01, self.tick)
 
@@ -63,6 +64,13 @@ class FollowingRobot:
         self.trajectory = (self.q.copy(), np.array([seconds(p.time_from_start) for p in msg.points]),
                            np.array([p.positions for p in msg.points]), self.clock())
 
+    def position_at(self, t: float) -> np.ndarray:
+        """Where the robot was at node time ``t`` (linear between its ticks)."""
+        history = list(self.history)
+        times = np.array([h[0] for h in history])
+        positions = np.array([h[1] for h in history])
+        return np.array([np.interp(t, times, positions[:, j]) for j in range(len(JOINTS))])
+
     def tick(self) -> None:
         # one instant for the motion and the stamp, so the monitor's velocity estimate is exact
         now = self.clock()
@@ -71,6 +79,7 @@ class FollowingRobot:
             start, times, points, received = self.trajectory
             target = sample_trajectory(start, times, points, now - received)
             self.q += np.clip(target - self.q, -self.speed * dt, self.speed * dt)
+        self.history.append((now, self.q.copy()))
         if not self.publishing:
             return
         msg = JointState(name=list(JOINTS), position=list(self.override or self.q.tolist()))
@@ -102,29 +111,58 @@ def outputs(probe, since, topic=OUT):
     return [(t, m) for t, m in probe.stamped(topic) if t >= since]
 
 
-def check_path(received, start=None):
+def is_stop(msg) -> bool:
+    """A stop of the gate (a controlled stop or a one-point hold), not a forwarded command
+    (the tests' commands have time_from_start 0; one with more is checked as a stop too)."""
+    return len(msg.points) > 1 or seconds(msg.points[0].time_from_start) > 1e-6
+
+
+def check_path(received, start=None, robot=None):
     """What reached the robot is finite, inside the bounds (or on the way back from where the
-    robot was) and no faster than max_velocity over any window, plus one tick of credit."""
-    stamps, points = [], []
+    robot was) and no faster than max_velocity over any window, plus one tick of credit.
+
+    With the ``robot`` that received it (a :class:`FollowingRobot`), a stop of the gate starts
+    a new path: the gate brakes from where the robot *is* (its measurement moved on,
+    docs/safety.md "Where a stop starts"), not from where it was commanded to be, and a robot
+    lags its command (by the transport latency x its speed: 0.07 rad under load), so a stop
+    may lie behind the commanded path by that lag.  Its first point must be within one tick
+    plus its own time of the commanded path or of where the robot really was at the stop's
+    stamp, per joint; the windows are checked from there on.  (The gate's clock is the
+    robot's: no sim time.)"""
+    stamps, points, segments = [], [], []
+    segment = 0
     for _, msg in received:
         stamp = seconds(msg.header.stamp)
         # as a JTC: a new trajectory replaces the points of the old one not yet due
         keep = [k for k, due in enumerate(stamps) if due <= stamp]
         stamps, points = [stamps[k] for k in keep], [points[k] for k in keep]
+        segments = [segments[k] for k in keep]
+        if robot is not None and stamps and is_stop(msg):
+            first = np.array(msg.points[0].positions, dtype=float)
+            allowed = VMAX * (seconds(msg.points[0].time_from_start) + TICK) + 1e-6
+            last = int(np.argmax(stamps))
+            commanded = np.array(points[last], dtype=float)  # held until this stop
+            actual = robot.position_at(stamp)
+            ok = (np.abs(first - commanded) <= allowed) | (np.abs(first - actual) <= allowed)
+            assert np.all(ok), ('a stop starts neither on the commanded path nor where the robot '
+                                'was', stamp, first.tolist(), commanded.tolist(), actual.tolist())
+            segment += 1
         for p in msg.points:
             stamps.append(stamp + seconds(p.time_from_start))
             points.append(p.positions)
+            segments.append(segment)
     points = np.array(points, dtype=float).reshape(-1, len(JOINTS))
     assert np.all(np.isfinite(points)), points
     low = LOWER if start is None else np.minimum(LOWER, start)
     high = UPPER if start is None else np.maximum(UPPER, start)
     assert np.all(points >= low - 1e-9) and np.all(points <= high + 1e-9), points
-    stamps = np.array(stamps)
+    stamps, segments = np.array(stamps), np.array(segments, dtype=int)
     order = np.argsort(stamps, kind='stable')
-    stamps, points = stamps[order], points[order]
+    stamps, points, segments = stamps[order], points[order], segments[order]
     for i in range(len(points)):
-        moved = np.abs(points[i:] - points[i])
-        allowed = VMAX * (stamps[i:, None] - stamps[i] + TICK) + 1e-6
+        same = segments[i:] == segments[i]  # a stop's path is checked from where it starts
+        moved = np.abs(points[i:] - points[i])[same]
+        allowed = VMAX * (stamps[i:, None] - stamps[i] + TICK)[same] + 1e-6
         assert np.all(moved <= allowed), (i, moved.max(), stamps[i:i + 4] - stamps[i],
                                           points[i:i + 4, 0])
     return stamps, points

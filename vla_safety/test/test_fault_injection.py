@@ -24,8 +24,8 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from fault_injection_support import (FILES, JOINTS, LOWER, MONITOR, TICK, UPPER, VMAX,
-                                     FollowingRobot, check_path, command, forwarded, latched,
-                                     output, outputs, seconds, send)
+                                     FollowingRobot, check_path, command, forwarded, is_stop,
+                                     latched, output, outputs, send)
 from vla_common.launching import NodeGroup, NodeProcess, NodeSpec
 from vla_common.qos import LATCHED
 from vla_common.testing import GraphProbe, wait_for
@@ -92,7 +92,7 @@ def test_command_rates_never_move_the_robot_faster_than_the_limit(running, rate_
     received = outputs(probe, since)
     # (a loaded machine makes joint states late now and then: the gate holds, as it should)
     assert len(received) >= min(2, int(seconds_ * rate_hz)), output(group)
-    check_path(received)
+    check_path(received, robot=robot)
     assert not latched(probe), output(group)
     alive(group)
 
@@ -107,7 +107,7 @@ def test_a_1000_hz_burst_moves_the_robot_no_faster_than_the_limit(running):
     wait_for(lambda: False, 0.3)
     received = outputs(probe, since)
     assert received, output(group)
-    stamps, points = check_path(received)
+    stamps, points = check_path(received, robot=robot)
     moved = np.abs(points[-1] - points[0])[0]
     span = stamps[-1] - stamps[0]
     assert moved <= VMAX[0] * (span + TICK) + 1e-6, (moved, span)
@@ -131,7 +131,7 @@ def test_time_from_start_zero_negative_huge_and_joint_names(running):
     np.testing.assert_allclose(reordered.points[0].positions, np.clip(target, LOWER, UPPER), atol=1e-6)
     duplicated = command(np.append(target, 0.0), names=JOINTS + [JOINTS[0]])
     assert send(probe, duplicated) is None
-    check_path(outputs(probe, since))
+    check_path(outputs(probe, since), robot=robot)
     assert not latched(probe), output(group)
     alive(group)
 
@@ -146,7 +146,7 @@ def test_non_finite_joint_states_latch_and_the_robot_gets_a_finite_hold(running)
         wait_for(lambda: False, 0.3)
         received = outputs(probe, since)
         assert received, 'no hold reached the robot'
-        check_path(received)
+        check_path(received, robot=robot)
         assert send(probe, command(robot.q + 0.01)) is None  # latched: nothing passes
         reset(probe, robot, group)
     alive(group)
@@ -198,7 +198,7 @@ def test_joint_states_that_stop_hold_the_robot_and_latch_the_watchdog(running):
     assert received and all(np.allclose(m.points[-1].positions, held_at, atol=0.01)
                             for _, m in received), (held_at, [[p.positions for p in m.points]
                                                               for _, m in received])
-    check_path(outputs(probe, since))
+    check_path(outputs(probe, since), robot=robot)
     robot.publishing = True
     reset(probe, robot, group)
     alive(group)
@@ -217,7 +217,7 @@ def test_stuttering_late_joint_states_hold_without_latching(running):
         for _ in range(6):
             probe.publish(JointTrajectory, '/vla/command', command(target, TICK))
             time.sleep(TICK)
-    check_path(outputs(probe, since))
+    check_path(outputs(probe, since), robot=robot)
     assert not latched(probe), output(group)
     alive(group)
 
@@ -238,12 +238,6 @@ def test_a_strangers_empty_estop_clears_nothing(running):
     assert send(probe, command(robot.q + 0.01)) is None, 'a bare empty string cleared the stop'
     reset(probe, robot, group)
     alive(group)
-
-
-def is_stop(msg) -> bool:
-    """A stop of the gate (a controlled stop or a one-point hold), not a forwarded command
-    (the flood below sends commands with time_from_start 0)."""
-    return len(msg.points) > 1 or seconds(msg.points[0].time_from_start) > 1e-6
 
 
 def test_a_command_flood_while_the_stop_latches_forwards_nothing_after_the_stop(running):
@@ -284,7 +278,7 @@ def test_a_command_flood_while_the_stop_latches_forwards_nothing_after_the_stop(
         assert kinds[-1] == 'stop', kinds
     # (how many commands reached the robot after /emergency_stop reached this probe is timing,
     # not asserted: benchmarks/bench_estop.py counts them)
-    check_path(received)
+    check_path(received, robot=robot)
     reset(probe, robot, group)
     alive(group)
 
@@ -297,7 +291,7 @@ def test_monitor_killed_and_restarted_the_gate_holds_until_the_new_monitor_is_re
     assert wait_for(lambda: not monitor.alive(), 5.0)
     assert wait_for(lambda: outputs(probe, since), 5.0), 'the gate sent no hold ' + output(group)
     assert send(probe, command(robot.q + 0.01)) is None
-    check_path(outputs(probe, since))
+    check_path(outputs(probe, since), robot=robot)
     # a restarted monitor starts "not stopped", yet the gate holds: it asks the new monitor to
     # latch, and only that monitor's reset clears it
     group.processes[0] = NodeProcess(MONITOR, monitor.env, str(monitor.log_path) + '.2').start()
@@ -306,3 +300,29 @@ def test_monitor_killed_and_restarted_the_gate_holds_until_the_new_monitor_is_re
     assert send(probe, command(robot.q + 0.01)) is None
     reset(probe, robot, group)
     alive(group)
+
+
+def test_check_path_checks_a_stop_from_where_the_robot_was():
+    # no graph: the check itself.  Commands at full speed, the robot 0.07 rad behind them
+    # (latency x speed), then a stop from where the robot is: it passes; a stop 0.2 rad behind
+    # the robot (from a stale measurement) or a command that jumps back does not
+    class Robot:
+        def position_at(self, t):
+            return np.where(np.arange(len(JOINTS)) == 0, VMAX[0] * t - 0.07, 0.0)
+
+    def msg(stamp, times, rows):
+        m = command(rows[0], times[0])
+        m.points = [command(r, t).points[0] for r, t in zip(rows, times)]
+        m.header.stamp.sec, m.header.stamp.nanosec = int(stamp), int(stamp % 1 * 1e9)
+        return (stamp, m)
+
+    def joint0(x):
+        return np.where(np.arange(len(JOINTS)) == 0, x, 0.0)
+
+    moving = [msg(10 + k * 0.001, [0.0], [joint0(VMAX[0] * k * 0.001)]) for k in range(100)]
+    stop_at = lambda x: msg(10.1, [TICK, 2 * TICK], [joint0(x + 0.05), joint0(x + 0.08)])  # noqa: E731
+    check_path(moving + [stop_at(VMAX[0] * 0.1 - 0.07)], robot=Robot())
+    with pytest.raises(AssertionError):
+        check_path(moving + [stop_at(VMAX[0] * 0.1 - 0.27)], robot=Robot())
+    with pytest.raises(AssertionError):
+        check_path(moving + [msg(10.1, [0.0], [joint0(VMAX[0] * 0.1 - 0.07)])], robot=Robot())
