@@ -247,3 +247,31 @@ def test_seeds_trains_one_model_per_training_seed(tiny_data, tmp_path):
     with pytest.raises(CheckpointError, match='--seeds'):
         resolve_checkpoint(out)
     assert main(['--data', str(tiny_data), '--out', str(out), '--seeds', '0', *FAST]) == 1
+
+
+def test_state_noise_perturbs_the_joint_input_by_its_share_of_each_joints_std(tiny_data, tmp_path, monkeypatch,
+                                                                             capsys):
+    """--state-noise F: while training, the model sees joint positions plus N(0, (F * std)^2) per joint
+    (std over the data); the targets, validation and inference see the real ones."""
+    from vla_policy.train import Trainer
+    pairs = []
+    real_step, real_forward = Trainer.train_step, VLAPolicy.forward
+
+    def step(self, batch, progress):
+        pairs.append([batch['joint_positions'].clone(), None, self.model.state_norm.std.clone()])
+        return real_step(self, batch, progress)
+
+    def forward(self, batch):
+        if self.training and pairs and pairs[-1][1] is None:
+            pairs[-1][1] = batch['joint_positions'].detach().cpu().clone()
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(Trainer, 'train_step', step)
+    monkeypatch.setattr(VLAPolicy, 'forward', forward)
+    run(['--data', str(tiny_data), '--steps', '20', '--state-noise', '0.5', '--out', str(tmp_path / 'r'), *FAST])
+    assert len(pairs) == 20 and all(seen is not None for _, seen, _ in pairs)
+    z = torch.cat([((seen - clean) / std).reshape(-1) for clean, seen, std in pairs])
+    assert abs(float(z.std()) - 0.5) < 0.05 and abs(float(z.mean())) < 0.05
+    assert main(['--data', str(tiny_data), '--steps', '2', '--state-noise', '-1', '--out', str(tmp_path / 'bad'),
+                 *FAST]) != 0
+    assert '--state-noise must be a finite fraction >= 0, got -1.0' in capsys.readouterr().err

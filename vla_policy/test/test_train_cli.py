@@ -45,6 +45,7 @@ PARSER = [
     (('--resume',), 'resume', None, None, None, '?', 'auto', False, '_StoreAction'),
     (('--seeds',), 'seeds', 1, 'int', None, None, None, False, '_StoreAction'),
     (('--device',), 'device', 'auto', None, None, None, None, False, '_StoreAction'),
+    (('--state-noise',), 'state_noise', 0.0, 'float', None, None, None, False, '_StoreAction'),
     (('--seed',), 'seed', 0, 'int', None, None, None, False, '_StoreAction'),
     (('--workers',), 'workers', -1, 'int', None, None, None, False, '_StoreAction'),
     (('--cache-images',), 'cache_images', 'auto', None, ('auto', 'on', 'off'), None, None, False, '_StoreAction'),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ class TrainConfig:
     log_every: int = option(25, 'steps between metric rows')
     augment: bool = option(True, 'turn off image augmentation (random shift and colour jitter)', flag='--no-augment')
     aug_shift: float = option(0.0625, 'random image shift as a fraction of the image size; 0.0625 is 4 px at 64 px')
+    state_noise: float = option(0.0, 'Gaussian noise added to the joint-position input while training, as a '
+                                     'fraction of each joint\'s std over the data (0 = off): the policy cannot read '
+                                     'where to go from where the arm already is, and must look')
     seed: int = option(0, 'random seed of the split, batch order, initialisation and augmentation')
     device: str = option('auto', 'auto, cpu, cuda or cuda:N')
     workers: int = option(-1, 'DataLoader workers (-1: 0 with cached frames, else 2)')
@@ -78,6 +82,8 @@ class TrainConfig:
             raise ValueError(f'--max-minutes must be > 0, got {self.max_minutes}')
         if self.cache_images not in ('auto', 'on', 'off'):
             raise ValueError(f"--cache-images must be auto, on or off, got {self.cache_images!r}")
+        if not (self.state_noise >= 0.0 and math.isfinite(self.state_noise)):
+            raise ValueError(f'--state-noise must be a finite fraction >= 0, got {self.state_noise}')
         if not 0.0 <= self.aug_shift < 0.5:
             raise ValueError(f'--aug-shift must be a fraction in [0, 0.5), got {self.aug_shift}')
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):

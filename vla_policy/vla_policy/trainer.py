@@ -277,6 +277,12 @@ class Trainer:
             shift = int(round(cfg.aug_shift * self.model.config.image_size))
             for key in self.train_set.image_keys:
                 batch[key] = augment_images(batch[key], gen, shift=shift)
+        if cfg.state_noise > 0:
+            gen = torch.Generator(device='cpu').manual_seed(cfg.seed * 999_979 + self.step * 37 + self.dist.rank)
+            state = batch['joint_positions']
+            std = self.model.state_norm.std.detach().to('cpu', state.dtype)
+            batch['joint_positions'] = state + cfg.state_noise * std * torch.randn(state.shape, generator=gen,
+                                                                                    dtype=state.dtype)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss, info = self.ddp_model(batch)
         if not torch.isfinite(loss):
