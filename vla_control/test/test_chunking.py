@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vla_control.chunking import ChunkStitcher, LatencyModel, rollout_with_latency
+from vla_control.smoothing import MotionSmoother
 
 DT = 0.1
 
@@ -112,6 +113,20 @@ def test_latency_aware_stitching_keeps_moving_under_latency(mode):
     result = rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, stitcher, LatencyModel(base=0.25))
     assert result['success'] and result['inferences'] > 1
     assert result['holds'] == 3  # only while the first chunk is on its way (3 ticks)
+
+
+def test_the_latency_rollout_follows_its_plan_within_the_acceleration_of_a_smoother():
+    """bench_async_latency --max-acceleration: the ROS-free rollout smooths as the controller."""
+    def run(smoother):
+        return rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, ChunkStitcher('latency', DT, 1),
+                                    LatencyModel(base=0.25), smoother=smoother)
+
+    plain = run(None)
+    smooth = run(MotionSmoother([1.0], [2.0], DT))
+    assert plain['success'] and smooth['success']
+    assert plain['max_jerk'] > 10 * 2.0 * DT  # the first chunk lands: 0 -> 1 rad/s and more at once
+    assert smooth['max_jerk'] <= 2.0 * DT + 1e-9
+    assert smooth['length'] > plain['length']  # the ramp up and the braking take time
 
 
 def test_synchronous_queue_holds_during_every_inference():

@@ -138,37 +138,3 @@ def test_a_hold_while_the_plan_is_pending_restarts_the_smoothed_motion_from_rest
     step = results[3].command - results[1].command
     assert np.all(np.abs(step) <= 0.5 * ACCEL * DT ** 2 + 1e-9)
 
-
-def test_the_latency_rollout_follows_its_plan_within_the_acceleration():
-    """bench_async_latency --max-acceleration: the ROS-free rollout smooths as the controller."""
-    from vla_control.chunking import ChunkStitcher, LatencyModel, rollout_with_latency
-
-    class LineEnv:  # a 1-joint robot that must reach 1.0 within 60 ticks
-        def reset(self, task, seed):
-            self.q, self.t = np.zeros(1), 0
-            return {'joint_positions': self.q.copy()}
-
-        def step(self, action):
-            self.q, self.t = np.asarray(action, dtype=np.float64).copy(), self.t + 1
-            success = abs(self.q[0] - 1.0) < 1e-6
-            return ({'joint_positions': self.q.copy()}, float(success), success or self.t >= 60,
-                    {'success': success})
-
-    class StepPolicy:  # chunks of 0.1 rad per tick (3 rad/s): a step change of speed
-        def reset(self):
-            pass
-
-        def predict_chunk(self, obs):
-            q = float(obs['joint_positions'][0])
-            return np.array([[min(1.0, q + 0.1 * (i + 1))] for i in range(8)])
-
-    def run(smoother):
-        return rollout_with_latency(LineEnv(), StepPolicy(), 't', 0, ChunkStitcher('latency', DT, 1),
-                                    LatencyModel(base=0.1), smoother=smoother)
-
-    plain = run(None)
-    smooth = run(MotionSmoother([3.0], [10.0], DT))
-    assert plain['success'] and smooth['success']
-    assert plain['max_jerk'] > 10 * 10.0 * DT  # chunk handovers: 3 rad/s and more at once
-    assert smooth['max_jerk'] <= 10.0 * DT + 1e-9
-    assert smooth['length'] > plain['length']  # the ramp up and the braking take time

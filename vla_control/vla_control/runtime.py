@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vla_control.async_policy import PlanPending
+from vla_control.smoothing import MotionSmoother
 from vla_safety.rules import SafetyLimits, clip_to_bounds, limit_step
 
 
@@ -67,10 +68,8 @@ class ActionGuard:
                  max_acceleration: np.ndarray | None = None) -> None:
         self.limits, self.period = limits, float(period)
         self.previous: np.ndarray | None = None  # last commanded target
-        self.smoother = None
-        if max_acceleration is not None:
-            from vla_control.smoothing import MotionSmoother
-            self.smoother = MotionSmoother(limits.max_velocity, max_acceleration, period)
+        self.smoother = (None if max_acceleration is None
+                         else MotionSmoother(limits.max_velocity, max_acceleration, period))
 
     def reset(self) -> None:
         self.previous = None
@@ -107,21 +106,20 @@ class ActionGuard:
                 break
             targets.append(clip_to_bounds(action, self.limits)[0])
         if self.smoother is not None and targets:
-            targets = self.smoother.preview(first, targets)
+            # the smoothed path may brake past a bound it ran into: clipped like a target
+            targets = [clip_to_bounds(t, self.limits)[0] for t in self.smoother.preview(first, targets)]
         points, previous = [], np.asarray(first, dtype=np.float64)
         for target in targets:
             previous, _ = limit_step(previous, target, self.period, self.limits.max_velocity)
-            points.append(clip_to_bounds(previous, self.limits)[0])
-            previous = points[-1]
+            points.append(previous)
         return np.stack(points) if points else None
 
     def _limit(self, start: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """``target`` followed from ``start`` within the acceleration (when set), the speed
-        limit and the bounds."""
+        """``target`` (inside the bounds) followed from ``start`` within the acceleration
+        (when set; the smoothed path clipped to the bounds again) and the speed limit."""
         if self.smoother is not None:
-            target = self.smoother.step(start, target)
-        target, _ = limit_step(start, target, self.period, self.limits.max_velocity)
-        return clip_to_bounds(target, self.limits)[0]
+            target = clip_to_bounds(self.smoother.step(start, target), self.limits)[0]
+        return limit_step(start, target, self.period, self.limits.max_velocity)[0]
 
 
 class RateMeter:
