@@ -54,6 +54,11 @@ class VLAConfig:
     cnn_strides: list[int] = field(default_factory=lambda: [2, 2, 2, 1])
     cnn_keypoints: int = 32  # spatial-softmax keypoints of the last conv map
     film: bool = True  # cnn: condition every conv block on the instruction (FiLM)
+    # cnn: besides the frame's fused token, give the transformer one token per cell of each
+    # camera's last conv map (projected, with a learned position): the action queries can attend
+    # to where a thing is (the DETR/ACT readout) instead of reading it from 2 x cnn_keypoints
+    # pooled coordinates
+    spatial_tokens: bool = False
     clip_path: str | None = None  # local CLIP directory (or $VLA_CLIP_PATH, or the HF cache)
     vision_model_config: dict[str, Any] | None = None  # CLIPVisionConfig dict (random init if no path)
     freeze_vision: bool = False  # keep the vision encoder's weights fixed
@@ -120,6 +125,8 @@ class VLAConfig:
             raise bad('cnn_channels', 'a non-empty list of positive widths')
         if len(self.cnn_strides) != len(self.cnn_channels) or any(int(s) not in (1, 2) for s in self.cnn_strides):
             raise bad('cnn_strides', f'one stride (1 or 2) per conv layer ({len(self.cnn_channels)} layers)')
+        if self.spatial_tokens and self.vision_encoder != 'cnn':
+            raise bad('spatial_tokens', "False unless vision_encoder='cnn'")
         if self.n_action_steps > self.chunk_size:
             raise bad('n_action_steps', f'at most chunk_size={self.chunk_size}')
         if not 0.0 <= self.dropout < 1.0:

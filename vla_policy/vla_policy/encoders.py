@@ -101,7 +101,18 @@ class ConvEncoder(nn.Module):
         self.keypoints = SpatialSoftmax(cin, keypoints)
         self.out_dim = 2 * keypoints + cin
 
+    def map_size(self, image_size: int) -> int:
+        """Side of the last conv map for square ``image_size`` inputs (every conv pads k // 2)."""
+        side = int(image_size)
+        for conv in self.convs:
+            side = (side - 1) // conv.stride[0] + 1
+        return side
+
     def forward(self, pixels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.features(pixels, cond)[0]
+
+    def features(self, pixels: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled features (B, out_dim), last conv map (B, C, h, w))."""
         x = pixels
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = norm(conv(x))
@@ -109,7 +120,7 @@ class ConvEncoder(nn.Module):
                 gamma, beta = self.films[i](cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
                 x = x * (1.0 + gamma) + beta
             x = self.act(x)
-        return torch.cat([self.keypoints(x), x.mean(dim=(2, 3))], dim=-1)
+        return torch.cat([self.keypoints(x), x.mean(dim=(2, 3))], dim=-1), x
 
 
 class VisionEncoder(nn.Module):
@@ -152,6 +163,11 @@ class VisionEncoder(nn.Module):
         if self.kind == 'cnn':
             return self.net(pixels, cond)
         return self.net(pixel_values=pixels).pooler_output
+
+    def features(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """cnn only: (pooled features (B, out_dim), last conv map (B, C, h, w))."""
+        pixels = frames.permute(0, 3, 1, 2).float() / 255.0
+        return self.net.features((pixels - self.pixel_mean) / self.pixel_std, cond)
 
 
 # -- language -----------------------------------------------------------------------------------

@@ -67,6 +67,16 @@ class VLAPolicy(ActingMixin, nn.Module):
         self.state_proj = nn.Linear(config.state_dim, D)
         self.fuse = nn.Sequential(nn.Linear(3 * D, D), nn.GELU(), nn.Linear(D, D), nn.LayerNorm(D))
         self.frame_pos = nn.Parameter(torch.zeros(config.n_obs_steps, D))
+        # spatial tokens (config.spatial_tokens): per camera, one token per cell of the last conv
+        # map, projected to D, with a learned position per cell
+        self.spatial_cells = 0
+        if config.spatial_tokens:
+            side = self.vision.net.map_size(config.image_size)
+            width = int(config.cnn_channels[-1])
+            cameras = 1 + len(config.extra_cameras)
+            self.spatial_proj = nn.ModuleList(nn.Linear(width, D) for _ in range(cameras))
+            self.spatial_pos = nn.Parameter(torch.randn(cameras, side * side, D) * 0.02)
+            self.spatial_cells = cameras * side * side
         self.language_type = nn.Parameter(torch.zeros(D))
         self.action_queries = nn.Parameter(torch.randn(config.chunk_size, D) * 0.02)
         layer = nn.TransformerEncoderLayer(D, config.n_heads, config.ff_dim, config.dropout,
@@ -114,35 +124,52 @@ class VLAPolicy(ActingMixin, nn.Module):
 
         images (B, T, H, W, 3) uint8, joint_positions (B, T, N) robot units,
         language (B, D) projected instruction embedding, extra_images {camera: (B, T, H, W, 3)}
-        for every camera of ``config.extra_cameras`` -> (B, T, D).
+        for every camera of ``config.extra_cameras`` -> (B, T, D); with ``config.spatial_tokens``
+        (B, T, 1 + spatial_cells, D): the fused token, then each camera's map cells.
         """
         B, T = images.shape[:2]  # batch, time
         cond = language.unsqueeze(1).expand(B, T, -1).reshape(B * T, -1)
-        feats = [self.vision(images.reshape(B * T, *images.shape[2:]), cond)]
         extra_images = extra_images or {}
+        encoders, batches = [self.vision], [images]
         for camera in self.config.extra_cameras:
             if camera not in extra_images:
                 raise ValueError(f'the policy was trained with the extra camera {camera!r} but got no '
                                  f'images for it (cameras given: {sorted(extra_images)})')
-            frames = extra_images[camera]
-            encoder = self.extra_vision[camera] if camera in self.extra_vision else self.vision
-            feats.append(encoder(frames.reshape(B * T, *frames.shape[2:]), cond))
+            encoders.append(self.extra_vision[camera] if camera in self.extra_vision else self.vision)
+            batches.append(extra_images[camera])
+        feats, cells = [], []
+        for i, (encoder, frames) in enumerate(zip(encoders, batches)):
+            frames = frames.reshape(B * T, *frames.shape[2:])
+            if not self.spatial_cells:
+                feats.append(encoder(frames, cond))
+                continue
+            pooled, fmap = encoder.features(frames, cond)
+            feats.append(pooled)
+            cells.append(self.spatial_proj[i](fmap.flatten(2).transpose(1, 2)) + self.spatial_pos[i])
         vis = self.vision_proj(torch.cat(feats, dim=-1).reshape(B, T, -1))
         state = self.state_proj(self.state_norm.normalize(joint_positions.float()))
         lang = language.unsqueeze(1).expand(B, T, -1)
-        return self.fuse(torch.cat([vis, lang, state], dim=-1))
+        fused = self.fuse(torch.cat([vis, lang, state], dim=-1))
+        if not self.spatial_cells:
+            return fused
+        return torch.cat([fused.unsqueeze(2), torch.cat(cells, dim=1).reshape(B, T, self.spatial_cells, -1)], dim=2)
 
     def embed_language(self, instructions: list[str]) -> torch.Tensor:
         emb = self.language(list(instructions)).to(self.device)
         return self.language_proj(self.language_norm.normalize(emb))
 
     def decode(self, frame_tokens: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B, T, D), language (B, D) -> normalized action chunk (B, K, A)."""
-        B, T, _ = frame_tokens.shape
+        """frame_tokens (B, T, D) or, with spatial tokens, (B, T, 1 + spatial_cells, D);
+        language (B, D) -> normalized action chunk (B, K, A)."""
+        B, T = frame_tokens.shape[:2]
         if T != self.config.n_obs_steps:
             raise ValueError(f'expected {self.config.n_obs_steps} frames of history, got {T}')
+        if frame_tokens.dim() == 4:  # every token of a frame carries the frame's position
+            frame_tokens = (frame_tokens + self.frame_pos[:, None]).reshape(B, -1, frame_tokens.shape[-1])
+        else:
+            frame_tokens = frame_tokens + self.frame_pos
         tokens = torch.cat([(language + self.language_type).unsqueeze(1),
-                            frame_tokens + self.frame_pos,
+                            frame_tokens,
                             self.action_queries.unsqueeze(0).expand(B, -1, -1)], dim=1)
         out = self.temporal(tokens)[:, -self.config.chunk_size:]
         return self.head(out)

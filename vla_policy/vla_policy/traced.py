@@ -57,7 +57,8 @@ class TracedInference:
         state = torch.zeros(1, 1, cfg.state_dim, device=device)
         with torch.no_grad():
             language = policy.embed_language(['pick up the cube']).detach()
-            frames = torch.randn(1, cfg.n_obs_steps, cfg.d_model, device=device)
+            cells = (1 + policy.spatial_cells,) if policy.spatial_cells else ()
+            frames = torch.randn(1, cfg.n_obs_steps, *cells, cfg.d_model, device=device)
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', torch.jit.TracerWarning)  # shapes fixed on purpose (B=1)
                 # TorchScript is deprecated in favour of torch.compile, which needs a C++ compiler
