@@ -182,7 +182,7 @@ def act_config(image_shape, state_dim: int, action_dim: int, args: argparse.Name
         input_features={IMAGE: PolicyFeature(FeatureType.VISUAL, tuple(image_shape)),
                         STATE: PolicyFeature(FeatureType.STATE, (state_dim,))},
         output_features={ACTION: PolicyFeature(FeatureType.ACTION, (action_dim,))},
-        device='cpu', push_to_hub=False,
+        device=args.device, push_to_hub=False,
         chunk_size=args.chunk_size, n_action_steps=args.n_action_steps or args.chunk_size,
         dim_model=args.dim_model, dim_feedforward=args.dim_feedforward,
         pretrained_backbone_weights=None,  # ResNet18 from scratch: nothing is downloaded
@@ -211,7 +211,7 @@ def train(args: argparse.Namespace) -> int:
     data = Demonstrations(args.data, args.action_space, args.task_conditioning)
     stats = data.stats()
     cfg = act_config(data.image_shape, data.states.shape[1], data.actions.shape[1], args)
-    policy = ACTPolicy(cfg)
+    policy = ACTPolicy(cfg).to(args.device)
     preprocess, _ = make_act_pre_post_processors(cfg, dataset_stats=to_tensors(stats))
     preset = cfg.get_optimizer_preset()
     optimizer = preset.build(policy.get_optim_params())
@@ -306,6 +306,8 @@ def evaluate(args: argparse.Namespace) -> int:
     tasks = resolve_tasks(args.tasks)
     torch.set_num_threads(max(1, args.eval_threads))
     policy = ACTPolicy.from_pretrained(checkpoint)
+    policy.config.device = args.device  # trained on a GPU, evaluated on the CPU (or the reverse)
+    policy.to(args.device)
     policy.eval()
     stats = {k: {s: np.asarray(v, np.float32) for s, v in d.items()} for k, d in meta['stats'].items()}
     preprocess, postprocess = make_act_pre_post_processors(policy.config, dataset_stats=to_tensors(stats))
@@ -337,7 +339,7 @@ def evaluate(args: argparse.Namespace) -> int:
             tick = time.perf_counter()
             action = postprocess(policy.select_action(preprocess(observation(obs))))
             latencies.append((time.perf_counter() - tick) * 1000.0)
-            obs, reward, done, info = env.step(action[0].numpy().astype(np.float64))
+            obs, reward, done, info = env.step(action[0].cpu().numpy().astype(np.float64))
             length += 1
         return Episode(task, seed, bool(info['success']), float(reward), length,
                        sim_time=round(env.sim_time, 6), wall_time=time.monotonic() - start_wall,
@@ -401,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--lr', type=float, default=1e-4, help='learning rate, backbone included (default 1e-4)')
     p.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
     p.add_argument('--threads', type=int, default=0, help='torch threads for training (0: nproc)')
+    p.add_argument('--device', default='cpu',
+                   help='torch device of both stages: cpu (default; the comparison of issue 17) or cuda')
     p.add_argument('--eval-threads', type=int, default=1, help='torch threads for evaluation (default 1)')
     p.add_argument('--train-seed', dest='train_seed', type=int, default=0, help='training seed (default 0)')
     p.add_argument('--log-every', type=int, default=50, help='log every N steps (and at least once a minute)')
