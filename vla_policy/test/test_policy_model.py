@@ -331,27 +331,33 @@ def test_traced_inference_is_for_the_cnn_encoder():
     assert 'cnn' in why and not policy.traced
 
 
-def test_spatial_tokens_give_the_transformer_one_token_per_map_cell(tmp_path):
+@pytest.mark.parametrize('readout', [0, 3])
+def test_spatial_tokens_give_the_transformer_one_token_per_map_cell(tmp_path, readout):
     """spatial_tokens: each camera's last conv map enters the transformer cell by cell (a frame is
-    1 + cells tokens); it trains (the cell projection gets gradients), round-trips through a
-    checkpoint and traces to the same actions; only the cnn encoder has it."""
+    1 + cells tokens), or through `readout` cross-attention tokens (1 + readout); it trains (the
+    cell projection gets gradients), round-trips through a checkpoint and traces to the same
+    actions; only the cnn encoder has it."""
     cfg = preset('tiny', joint_names=JOINTS, state_dim=7, action_names=JOINTS, action_dim=7,
-                 spatial_tokens=True, n_obs_steps=2, extra_cameras=['wrist'])
+                 spatial_tokens=True, spatial_readout=readout, n_obs_steps=2, extra_cameras=['wrist'])
     policy = VLAPolicy(cfg)
     side = 8  # tiny: 32 px, strides 2, 2
     assert policy.spatial_cells == 2 * side * side
+    assert policy.frame_tokens == 1 + (readout or 2 * side * side)
     batch = _batch(cfg)
     batch['images_wrist'] = batch['images'].flip(2)
     language = policy.embed_language(batch['instruction'])
     tokens = policy.encode_frames(batch['images'], batch['joint_positions'], language,
                                   {'wrist': batch['images_wrist']})
-    assert tokens.shape == (3, 2, 1 + 2 * side * side, cfg.d_model)
+    assert tokens.shape == (3, 2, policy.frame_tokens, cfg.d_model)
     loss, _ = policy(batch)
     loss.backward()
     assert policy.spatial_proj[0].weight.grad.abs().sum() > 0 and policy.spatial_proj[1].weight.grad.abs().sum() > 0
     assert policy.spatial_pos.grad.abs().sum() > 0
+    if readout:
+        assert policy.readout_queries.grad.abs().sum() > 0
     ckpt = make_tiny_checkpoint(tmp_path / 'ck', joint_names=JOINTS, image_size=16, n_obs_steps=2,
-                                extra_cameras=['wrist'], n_action_steps=2, spatial_tokens=True)
+                                extra_cameras=['wrist'], n_action_steps=2, spatial_tokens=True,
+                                spatial_readout=readout)
     traced, eager = VLAPolicy.from_pretrained(ckpt), VLAPolicy.from_pretrained(ckpt)
     assert eager.config.spatial_tokens and eager.spatial_cells == 2 * 4 * 4
     assert traced.trace_for_inference() == '' and traced.traced
@@ -360,3 +366,5 @@ def test_spatial_tokens_give_the_transformer_one_token_per_map_cell(tmp_path):
         np.testing.assert_allclose(traced.predict_chunk(obs), eager.predict_chunk(obs), atol=1e-5)
     with pytest.raises(ValueError, match='spatial_tokens'):
         preset('tiny-clip-bert', spatial_tokens=True)
+    with pytest.raises(ValueError, match='spatial_readout'):
+        preset('tiny', spatial_readout=4)

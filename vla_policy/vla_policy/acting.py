@@ -124,7 +124,7 @@ class ActingMixin:
         state = torch.from_numpy(q).to(self.device)[None, None]  # (1, 1, N)
         extra_images = {c: self._frame_tensor(obs[f'image_{c}']) for c in self.config.extra_cameras}
         encode = self._traced.encode if self._traced is not None else self.encode_frames
-        token = encode(images, state, self._language, extra_images)[:, 0]  # (1, D), or (1, 1 + cells, D)
+        token = encode(images, state, self._language, extra_images)[:, 0]  # (1, D), or (1, frame_tokens, D)
         if not self._history:
             self._history.extend([token] * self.config.n_obs_steps)  # repeat-pad, as in training
         else:

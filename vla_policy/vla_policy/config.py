@@ -59,6 +59,11 @@ class VLAConfig:
     # to where a thing is (the DETR/ACT readout) instead of reading it from 2 x cnn_keypoints
     # pooled coordinates
     spatial_tokens: bool = False
+    # with spatial_tokens: 0 = every cell is a token of the transformer (on 2 CPU cores ~3x the
+    # time per step of the pooled encoder at 64 px: 64 more tokens through every layer); R > 0 =
+    # R learned queries, offset by the instruction, attend to the cells once (a cross-attention
+    # readout, Perceiver-style) and only those R tokens enter the transformer
+    spatial_readout: int = 0
     clip_path: str | None = None  # local CLIP directory (or $VLA_CLIP_PATH, or the HF cache)
     vision_model_config: dict[str, Any] | None = None  # CLIPVisionConfig dict (random init if no path)
     freeze_vision: bool = False  # keep the vision encoder's weights fixed
@@ -125,6 +130,8 @@ class VLAConfig:
             raise bad('cnn_channels', 'a non-empty list of positive widths')
         if len(self.cnn_strides) != len(self.cnn_channels) or any(int(s) not in (1, 2) for s in self.cnn_strides):
             raise bad('cnn_strides', f'one stride (1 or 2) per conv layer ({len(self.cnn_channels)} layers)')
+        if int(self.spatial_readout) < 0 or (self.spatial_readout and not self.spatial_tokens):
+            raise bad('spatial_readout', '0, or a positive number of readout tokens with spatial_tokens=True')
         if self.spatial_tokens and self.vision_encoder != 'cnn':
             raise bad('spatial_tokens', "False unless vision_encoder='cnn'")
         if self.n_action_steps > self.chunk_size:

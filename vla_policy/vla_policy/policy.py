@@ -77,6 +77,12 @@ class VLAPolicy(ActingMixin, nn.Module):
             self.spatial_proj = nn.ModuleList(nn.Linear(width, D) for _ in range(cameras))
             self.spatial_pos = nn.Parameter(torch.randn(cameras, side * side, D) * 0.02)
             self.spatial_cells = cameras * side * side
+            if config.spatial_readout:
+                self.readout_queries = nn.Parameter(torch.randn(config.spatial_readout, D) * 0.02)
+                self.readout_norm = nn.LayerNorm(D)
+                self.readout = nn.MultiheadAttention(D, config.n_heads, dropout=config.dropout, batch_first=True)
+        # tokens per frame in the transformer: the fused token, then the cells or the readout's
+        self.frame_tokens = 1 + (config.spatial_readout or self.spatial_cells)
         self.language_type = nn.Parameter(torch.zeros(D))
         self.action_queries = nn.Parameter(torch.randn(config.chunk_size, D) * 0.02)
         layer = nn.TransformerEncoderLayer(D, config.n_heads, config.ff_dim, config.dropout,
@@ -125,7 +131,8 @@ class VLAPolicy(ActingMixin, nn.Module):
         images (B, T, H, W, 3) uint8, joint_positions (B, T, N) robot units,
         language (B, D) projected instruction embedding, extra_images {camera: (B, T, H, W, 3)}
         for every camera of ``config.extra_cameras`` -> (B, T, D); with ``config.spatial_tokens``
-        (B, T, 1 + spatial_cells, D): the fused token, then each camera's map cells.
+        (B, T, frame_tokens, D): the fused token, then each camera's map cells (or, with
+        ``config.spatial_readout`` R, the R readout tokens).
         """
         B, T = images.shape[:2]  # batch, time
         cond = language.unsqueeze(1).expand(B, T, -1).reshape(B * T, -1)
@@ -152,14 +159,19 @@ class VLAPolicy(ActingMixin, nn.Module):
         fused = self.fuse(torch.cat([vis, lang, state], dim=-1))
         if not self.spatial_cells:
             return fused
-        return torch.cat([fused.unsqueeze(2), torch.cat(cells, dim=1).reshape(B, T, self.spatial_cells, -1)], dim=2)
+        cells = torch.cat(cells, dim=1)  # (B * T, spatial_cells, D)
+        if self.config.spatial_readout:
+            queries = self.readout_queries.unsqueeze(0) + cond.unsqueeze(1)  # (B * T, R, D)
+            keys = self.readout_norm(cells)
+            cells = queries + self.readout(queries, keys, keys, need_weights=False)[0]
+        return torch.cat([fused.unsqueeze(2), cells.reshape(B, T, self.frame_tokens - 1, -1)], dim=2)
 
     def embed_language(self, instructions: list[str]) -> torch.Tensor:
         emb = self.language(list(instructions)).to(self.device)
         return self.language_proj(self.language_norm.normalize(emb))
 
     def decode(self, frame_tokens: torch.Tensor, language: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B, T, D) or, with spatial tokens, (B, T, 1 + spatial_cells, D);
+        """frame_tokens (B, T, D) or, with spatial tokens, (B, T, frame_tokens, D);
         language (B, D) -> normalized action chunk (B, K, A)."""
         B, T = frame_tokens.shape[:2]
         if T != self.config.n_obs_steps:

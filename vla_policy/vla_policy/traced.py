@@ -57,7 +57,7 @@ class TracedInference:
         state = torch.zeros(1, 1, cfg.state_dim, device=device)
         with torch.no_grad():
             language = policy.embed_language(['pick up the cube']).detach()
-            cells = (1 + policy.spatial_cells,) if policy.spatial_cells else ()
+            cells = (policy.frame_tokens,) if policy.spatial_cells else ()
             frames = torch.randn(1, cfg.n_obs_steps, *cells, cfg.d_model, device=device)
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', torch.jit.TracerWarning)  # shapes fixed on purpose (B=1)
