@@ -148,6 +148,7 @@ def test_a_non_finite_or_short_action_is_refused():
     assert targets is None and "not finite for ['ee_dx']" in problem
     targets, problem = converter.step(np.zeros(3))
     assert targets is None and '3 values' in problem
+    assert converter.ik_failures == 0  # refused inputs are not IK failures
 
 
 def test_plan_points_integrate_the_deltas_on_a_copy(env):

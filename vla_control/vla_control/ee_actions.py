@@ -95,14 +95,15 @@ class EEActionConverter:
         c = self.controller
         c.pos, c.rot, c.q = (x.copy() for x in state)
 
-    def _convert(self, action: np.ndarray) -> tuple[np.ndarray | None, str]:
+    def _convert(self, action: np.ndarray) -> tuple[np.ndarray | None, str, bool]:
+        """(targets or None, why not, whether IK was what failed)."""
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (len(EE_ACTION_NAMES),):
             return None, (f'model output has {action.size} values, an end-effector action has '
-                          f'{len(EE_ACTION_NAMES)} {list(EE_ACTION_NAMES)}')
+                          f'{len(EE_ACTION_NAMES)} {list(EE_ACTION_NAMES)}'), False
         if not np.all(np.isfinite(action)):
             bad = [EE_ACTION_NAMES[j] for j in np.flatnonzero(~np.isfinite(action))]
-            return None, f'model output is not finite for {bad}: {action.tolist()}'
+            return None, f'model output is not finite for {bad}: {action.tolist()}', False
         before = self._state()
         targets, _clipped = self.controller.step(action)
         ik = self.controller.last_ik
@@ -110,8 +111,8 @@ class EEActionConverter:
             self._restore(before)  # the commanded pose stays where it was
             return None, (f'IK did not converge: the commanded tool pose is out of reach ('
                           f'{ik.pos_error * 1e3:.1f} mm, {ik.rot_error:.3f} rad off after '
-                          f'{IK_ITERATIONS} iterations); not commanding it')
-        return targets, ''
+                          f'{IK_ITERATIONS} iterations); not commanding it'), True
+        return targets, '', False
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray | None, str]:
         """(joint targets (N,), '') for end-effector ``action`` (7,), committed to the commanded
@@ -119,9 +120,8 @@ class EEActionConverter:
         if not self.anchored:
             raise RuntimeError('EEActionConverter.step before anchor(): the commanded pose is '
                                'not known')
-        targets, problem = self._convert(action)
-        if targets is None and problem.startswith('IK'):
-            self.ik_failures += 1
+        targets, problem, ik_failed = self._convert(action)
+        self.ik_failures += int(ik_failed)
         return targets, problem
 
     def preview(self, actions: np.ndarray) -> np.ndarray:
@@ -132,7 +132,7 @@ class EEActionConverter:
         points = []
         try:
             for action in np.asarray(actions, dtype=np.float64).reshape(len(actions), -1):
-                targets, _problem = self._convert(action)
+                targets, _problem, _ik_failed = self._convert(action)
                 if targets is None:
                     break
                 points.append(targets)
