@@ -156,18 +156,20 @@ class VisionEncoder(nn.Module):
         if config.freeze_vision:
             self.net.requires_grad_(False)
 
+    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> the encoder's normalized (B, 3, H, W) floats."""
+        return (frames.permute(0, 3, 1, 2).float() / 255.0 - self.pixel_mean) / self.pixel_std
+
     def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, H, W, 3) uint8; cond (B, d_model) the projected instruction (FiLM, cnn only)."""
-        pixels = frames.permute(0, 3, 1, 2).float() / 255.0
-        pixels = (pixels - self.pixel_mean) / self.pixel_std
+        pixels = self._pixels(frames)
         if self.kind == 'cnn':
             return self.net(pixels, cond)
         return self.net(pixel_values=pixels).pooler_output
 
     def features(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """cnn only: (pooled features (B, out_dim), last conv map (B, C, h, w))."""
-        pixels = frames.permute(0, 3, 1, 2).float() / 255.0
-        return self.net.features((pixels - self.pixel_mean) / self.pixel_std, cond)
+        return self.net.features(self._pixels(frames), cond)
 
 
 # -- language -----------------------------------------------------------------------------------

@@ -176,10 +176,10 @@ class VLAPolicy(ActingMixin, nn.Module):
         B, T = frame_tokens.shape[:2]
         if T != self.config.n_obs_steps:
             raise ValueError(f'expected {self.config.n_obs_steps} frames of history, got {T}')
-        if frame_tokens.dim() == 4:  # every token of a frame carries the frame's position
-            frame_tokens = (frame_tokens + self.frame_pos[:, None]).reshape(B, -1, frame_tokens.shape[-1])
-        else:
-            frame_tokens = frame_tokens + self.frame_pos
+        if frame_tokens.dim() == 3:  # one token per frame
+            frame_tokens = frame_tokens.unsqueeze(2)
+        # every token of a frame carries the frame's position
+        frame_tokens = (frame_tokens + self.frame_pos[:, None]).reshape(B, -1, frame_tokens.shape[-1])
         tokens = torch.cat([(language + self.language_type).unsqueeze(1),
                             frame_tokens,
                             self.action_queries.unsqueeze(0).expand(B, -1, -1)], dim=1)
