@@ -1,0 +1,190 @@
+"""Where does a policy's workbench episode break? A stage funnel per task, on held-out layouts.
+
+    python benchmarks/bench_workbench_probe.py --checkpoint RUN/checkpoint [--tasks workbench]
+        [--episodes 20] [--seed 1000] [--json OUT.json]
+
+A success rate says that a task failed, not where. This probe runs each workbench task ROS-free in
+the simulator (as ``vla_policy.evaluate``: seeds 1000+, clear of the demonstrations' 0..; one torch
+thread) and records per episode, from the simulator's ground truth, how far it got:
+
+- reach_marker: closest approach of the tool-centre point to the marker (within 5 / 2 / 1 cm);
+- push_to_goal: the tool at the puck (horizontally within 1 cm of its rim), the puck moved (> 1 cm),
+  the puck brought closer to the goal (> 2 cm), success (within 2 cm, at rest);
+- press_button: the tool over the cap (horizontally within the cap's 1.2 cm radius), the cap
+  touched, pressed (>= 8 mm);
+- open_drawer: the tool at the handle (within 2 cm), the drawer moved (> 1 cm), opened (>= 6 cm);
+- insert_peg: the tool at the peg (within 2 cm), the peg lifted (> 1 cm), carried over the hole
+  (axis within 1 cm), inserted.
+
+Each stage is counted over the episodes and the per-episode distances are kept (``--json``), with
+their medians printed: "press_button: over the cap 4/20, touched 3/20, pressed 1/20, median miss
+4.9 cm" says the policy does not find the button, not that it cannot press it. Asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+CM = 100.0
+
+
+def _pos(state: dict, name: str) -> np.ndarray:
+    return np.asarray(state['objects'][name]['pos'], dtype=np.float64)
+
+
+class Tracker:
+    """Running minima and maxima of an episode's named distances (cm) and flags."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def low(self, name: str, value: float) -> None:
+        self.values[name] = min(self.values.get(name, np.inf), float(value))
+
+    def high(self, name: str, value: float) -> None:
+        self.values[name] = max(self.values.get(name, -np.inf), float(value))
+
+
+def _reach(state: dict, start: dict, t: Tracker) -> None:
+    from vla_sim import workbench as wb
+    t.low('closest_cm', CM * wb.marker_distance(state))
+
+
+def _push(state: dict, start: dict, t: Tracker) -> None:
+    from vla_sim import workbench as wb
+    ee, puck = np.asarray(state['ee_pos'], dtype=np.float64), _pos(state, 'puck')
+    t.low('tool_to_rim_cm', CM * max(0.0, float(np.linalg.norm(ee[:2] - puck[:2])) - wb.PUCK_RADIUS))
+    t.high('puck_moved_cm', CM * float(np.linalg.norm(puck[:2] - _pos(start, 'puck')[:2])))
+    t.high('goal_gain_cm', CM * (wb.goal_distance(start) - wb.goal_distance(state)))
+    t.values['final_goal_cm'] = CM * wb.goal_distance(state)
+
+
+def _press(state: dict, start: dict, t: Tracker) -> None:
+    from vla_sim import workbench as wb
+    ee, cap = np.asarray(state['ee_pos'], dtype=np.float64), _pos(state, 'button')
+    t.low('tool_to_cap_xy_cm', CM * float(np.linalg.norm(ee[:2] - cap[:2])))
+    t.high('touched', float(bool(state.get('contacts', {}).get('button'))))
+    t.high('depth_mm', 1000.0 * wb.button_depth(state))
+
+
+def _open(state: dict, start: dict, t: Tracker) -> None:
+    from vla_sim import workbench as wb
+    ee = np.asarray(state['ee_pos'], dtype=np.float64)
+    t.low('tool_to_handle_cm', CM * float(np.linalg.norm(ee - _pos(state, 'drawer'))))
+    t.high('opening_cm', CM * wb.drawer_opening(state))
+
+
+def _insert(state: dict, start: dict, t: Tracker) -> None:
+    from vla_sim import workbench as wb
+    ee, peg = np.asarray(state['ee_pos'], dtype=np.float64), _pos(state, 'peg')
+    t.low('tool_to_peg_cm', CM * float(np.linalg.norm(ee - peg)))
+    lift = CM * float(peg[2] - wb.PEG_HALF_HEIGHT)
+    t.high('lift_cm', lift)
+    if lift > 1.0:  # only a carried peg's offset from the hole says anything
+        t.low('carried_offset_cm', CM * wb.peg_insertion(state)[0])
+
+
+#: task -> (per-step update, [(stage label, test on the episode's values)]); the last stage is success
+STAGES: dict[str, tuple[Callable, list[tuple[str, Callable[[dict], bool]]]]] = {
+    'reach_marker': (_reach, [('within 5 cm', lambda v: v['closest_cm'] < 5.0),
+                              ('within 2 cm', lambda v: v['closest_cm'] < 2.0)]),
+    'push_to_goal': (_push, [('at the puck', lambda v: v['tool_to_rim_cm'] < 1.0),
+                             ('puck moved', lambda v: v['puck_moved_cm'] > 1.0),
+                             ('puck 2 cm closer to the goal', lambda v: v['goal_gain_cm'] > 2.0)]),
+    'press_button': (_press, [('over the cap', lambda v: v['tool_to_cap_xy_cm'] < 1.2),
+                              ('cap touched', lambda v: v['touched'] > 0)]),
+    'open_drawer': (_open, [('at the handle', lambda v: v['tool_to_handle_cm'] < 2.0),
+                            ('drawer moved', lambda v: v['opening_cm'] > 1.0)]),
+    'insert_peg': (_insert, [('at the peg', lambda v: v['tool_to_peg_cm'] < 2.0),
+                             ('peg lifted', lambda v: v['lift_cm'] > 1.0),
+                             ('over the hole', lambda v: v.get('carried_offset_cm', np.inf) < 1.0)]),
+}
+#: the distance whose median the summary line prints per task
+HEADLINE = {'reach_marker': 'closest_cm', 'push_to_goal': 'tool_to_rim_cm', 'press_button': 'tool_to_cap_xy_cm',
+            'open_drawer': 'tool_to_handle_cm', 'insert_peg': 'tool_to_peg_cm'}
+
+
+def run_task(policy: Any, env: Any, task: str, seeds: list[int]) -> list[dict]:
+    import torch
+    update, _ = STAGES[task]
+    rows = []
+    for seed in seeds:
+        obs = env.reset(task=task, seed=seed)
+        policy.reset()
+        start, tracker, done, info = env.privileged_state(), Tracker(), False, {'success': False}
+        while not done:
+            with torch.inference_mode():
+                action = policy.select_action(obs)
+            obs, _, done, info = env.step(action)
+            update(env.privileged_state(), start, tracker)
+        row = {'seed': seed, 'success': bool(info['success'])}
+        row.update({k: round(v, 2) for k, v in tracker.values.items()})
+        rows.append(row)
+    return rows
+
+
+def summarise(task: str, rows: list[dict]) -> dict:
+    _, stages = STAGES[task]
+    funnel = {label: int(sum(test(r) for r in rows)) for label, test in stages}
+    funnel['success'] = int(sum(r['success'] for r in rows))
+    keys = [k for k in rows[0] if k not in ('seed', 'success')] if rows else []
+    medians = {k: round(float(np.median([r[k] for r in rows if k in r])), 2) for k in keys
+               if any(k in r for r in rows)}
+    return {'episodes': len(rows), 'stages': funnel, 'medians': medians}
+
+
+def line(task: str, s: dict) -> str:
+    n = s['episodes']
+    stages = ', '.join(f'{label} {count}/{n}' for label, count in s['stages'].items())
+    key = HEADLINE[task]
+    return f"{task}: {stages}; median {key} {s['medians'].get(key, float('nan'))}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', type=Path, required=True, help='checkpoint directory (or training run)')
+    parser.add_argument('--tasks', default='workbench', help='workbench task names or "workbench" (default)')
+    parser.add_argument('--episodes', type=int, default=20, help='held-out layouts per task (default 20)')
+    parser.add_argument('--seed', type=int, default=1000, help='first held-out seed (default 1000)')
+    parser.add_argument('--json', type=Path, help='write the per-episode rows and summaries here')
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error('--episodes must be >= 1')
+
+    import torch
+
+    import vla_sim
+    from vla_policy.policy import VLAPolicy
+    try:
+        tasks = vla_sim.resolve_tasks(args.tasks)
+    except (KeyError, ValueError) as err:
+        parser.error(str(err))
+    unknown = [t for t in tasks if t not in STAGES]
+    if unknown:
+        parser.error(f'no stages for {unknown}: this probe knows the workbench tasks {sorted(STAGES)}')
+    torch.set_num_threads(1)
+    policy = VLAPolicy.from_pretrained(args.checkpoint)
+    policy.eval()
+    env = vla_sim.SimEnv(action_mode=vla_sim.action_mode_for(policy.config.action_names))
+    result: dict[str, Any] = {'checkpoint': str(args.checkpoint), 'seeds': [args.seed, args.seed + args.episodes - 1],
+                              'tasks': {}}
+    try:
+        for task in tasks:
+            rows = run_task(policy, env, task, list(range(args.seed, args.seed + args.episodes)))
+            summary = summarise(task, rows)
+            result['tasks'][task] = {**summary, 'rows': rows}
+            print(line(task, summary), flush=True)
+    finally:
+        env.close()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
