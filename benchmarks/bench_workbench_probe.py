@@ -12,13 +12,15 @@ thread) and records per episode, from the simulator's ground truth, how far it g
   the puck brought closer to the goal (> 2 cm), success (within 2 cm, at rest);
 - press_button: the tool over the cap (horizontally within the cap's 1.2 cm radius), the cap
   touched, pressed (>= 8 mm);
-- open_drawer: the tool at the handle (within 2 cm), the drawer moved (> 1 cm), opened (>= 6 cm);
-- insert_peg: the tool at the peg (within 2 cm), the peg lifted (> 1 cm), carried over the hole
-  (axis within 1 cm), inserted.
+- open_drawer: the tool behind the handle bar (within 2 cm of where the scripted expert hooks it:
+  the gap behind the bar), the drawer moved (> 1 cm), opened (>= 6 cm);
+- insert_peg: the tool at the grasp (within 2 cm of where the expert grasps the peg, 1.5 cm above
+  its centre), the peg lifted (> 1 cm), carried over the hole (axis within 1 cm), inserted.
 
 Each stage is counted over the episodes and the per-episode distances are kept (``--json``), with
-their medians printed: "press_button: over the cap 4/20, touched 3/20, pressed 1/20, median miss
-4.9 cm" says the policy does not find the button, not that it cannot press it. Asserts nothing.
+their medians printed: "press_button: over the cap 0/20, cap touched 0/20, success 0/20; median
+tool_to_cap_xy_cm 5.23" says the policy does not find the button, not that it cannot press it.
+Asserts nothing.
 """
 from __future__ import annotations
 
@@ -74,15 +76,21 @@ def _press(state: dict, start: dict, t: Tracker) -> None:
 
 def _open(state: dict, start: dict, t: Tracker) -> None:
     from vla_sim import workbench as wb
-    ee = np.asarray(state['ee_pos'], dtype=np.float64)
-    t.low('tool_to_handle_cm', CM * float(np.linalg.norm(ee - _pos(state, 'drawer'))))
+    from vla_sim.workbench_expert import FINGERTIP_BELOW_TCP
+    ee, gap = np.asarray(state['ee_pos'], dtype=np.float64), _pos(state, 'drawer')
+    # where the expert puts the tool: in the gap behind the handle bar, fingertips below its axis
+    gap = gap + (0.5 * sum(wb.HANDLE_GAP), 0.0, 0.0)
+    gap[2] = wb.HANDLE_HEIGHT - 0.02 + FINGERTIP_BELOW_TCP
+    t.low('tool_to_gap_cm', CM * float(np.linalg.norm(ee - gap)))
     t.high('opening_cm', CM * wb.drawer_opening(state))
 
 
 def _insert(state: dict, start: dict, t: Tracker) -> None:
     from vla_sim import workbench as wb
+    from vla_sim.workbench_expert import FINGERTIP_BELOW_TCP
     ee, peg = np.asarray(state['ee_pos'], dtype=np.float64), _pos(state, 'peg')
-    t.low('tool_to_peg_cm', CM * float(np.linalg.norm(ee - peg)))
+    grasp = peg + (0.0, 0.0, wb.PEG_HALF_HEIGHT - FINGERTIP_BELOW_TCP)  # where the expert grasps it
+    t.low('tool_to_grasp_cm', CM * float(np.linalg.norm(ee - grasp)))
     lift = CM * float(peg[2] - wb.PEG_HALF_HEIGHT)
     t.high('lift_cm', lift)
     if lift > 1.0:  # only a carried peg's offset from the hole says anything
@@ -98,15 +106,15 @@ STAGES: dict[str, tuple[Callable, list[tuple[str, Callable[[dict], bool]]]]] = {
                              ('puck 2 cm closer to the goal', lambda v: v['goal_gain_cm'] > 2.0)]),
     'press_button': (_press, [('over the cap', lambda v: v['tool_to_cap_xy_cm'] < 1.2),
                               ('cap touched', lambda v: v['touched'] > 0)]),
-    'open_drawer': (_open, [('at the handle', lambda v: v['tool_to_handle_cm'] < 2.0),
+    'open_drawer': (_open, [('behind the handle', lambda v: v['tool_to_gap_cm'] < 2.0),
                             ('drawer moved', lambda v: v['opening_cm'] > 1.0)]),
-    'insert_peg': (_insert, [('at the peg', lambda v: v['tool_to_peg_cm'] < 2.0),
+    'insert_peg': (_insert, [('at the grasp', lambda v: v['tool_to_grasp_cm'] < 2.0),
                              ('peg lifted', lambda v: v['lift_cm'] > 1.0),
                              ('over the hole', lambda v: v.get('carried_offset_cm', np.inf) < 1.0)]),
 }
 #: the distance whose median the summary line prints per task
 HEADLINE = {'reach_marker': 'closest_cm', 'push_to_goal': 'tool_to_rim_cm', 'press_button': 'tool_to_cap_xy_cm',
-            'open_drawer': 'tool_to_handle_cm', 'insert_peg': 'tool_to_peg_cm'}
+            'open_drawer': 'tool_to_gap_cm', 'insert_peg': 'tool_to_grasp_cm'}
 
 
 def run_task(policy: Any, env: Any, task: str, seeds: list[int]) -> list[dict]:

@@ -17,13 +17,13 @@ spec.loader.exec_module(probe)
 
 
 def test_funnel_counts_each_stage_from_the_episode_values():
-    rows = [{'seed': 1, 'success': False, 'tool_to_peg_cm': 1.5, 'lift_cm': 3.0, 'carried_offset_cm': 4.0},
-            {'seed': 2, 'success': True, 'tool_to_peg_cm': 0.5, 'lift_cm': 5.0, 'carried_offset_cm': 0.3},
-            {'seed': 3, 'success': False, 'tool_to_peg_cm': 6.0, 'lift_cm': 0.0}]  # never carried: no offset
+    rows = [{'seed': 1, 'success': False, 'tool_to_grasp_cm': 1.5, 'lift_cm': 3.0, 'carried_offset_cm': 4.0},
+            {'seed': 2, 'success': True, 'tool_to_grasp_cm': 0.5, 'lift_cm': 5.0, 'carried_offset_cm': 0.3},
+            {'seed': 3, 'success': False, 'tool_to_grasp_cm': 6.0, 'lift_cm': 0.0}]  # never carried: no offset
     s = probe.summarise('insert_peg', rows)
-    assert s['stages'] == {'at the peg': 2, 'peg lifted': 2, 'over the hole': 1, 'success': 1}
-    assert s['medians']['tool_to_peg_cm'] == 1.5 and s['medians']['carried_offset_cm'] == 2.15
-    assert probe.line('insert_peg', s).startswith('insert_peg: at the peg 2/3, peg lifted 2/3, over the hole 1/3')
+    assert s['stages'] == {'at the grasp': 2, 'peg lifted': 2, 'over the hole': 1, 'success': 1}
+    assert s['medians']['tool_to_grasp_cm'] == 1.5 and s['medians']['carried_offset_cm'] == 2.15
+    assert probe.line('insert_peg', s).startswith('insert_peg: at the grasp 2/3, peg lifted 2/3, over the hole 1/3')
 
 
 def test_probe_runs_workbench_tasks_and_its_rows_agree_with_the_summary(tmp_path):
