@@ -71,6 +71,7 @@ def train_probe(config, images, targets, steps: int, shift: int, seed: int = 0, 
 
     from vla_policy.encoders import VisionEncoder
     from vla_policy.images import augment_images
+    from vla_policy.schedule import get_lr
     torch.manual_seed(seed)
     encoder = VisionEncoder(config, load_pretrained=False)
     head = nn.Sequential(nn.Linear(encoder.out_dim, 256), nn.SiLU(), nn.Linear(256, targets.shape[1]))
@@ -79,9 +80,8 @@ def train_probe(config, images, targets, steps: int, shift: int, seed: int = 0, 
     y_all = torch.from_numpy((targets - mean) / std).float()
     params = [*encoder.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    warmup = max(1, min(100, steps // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / max(1, steps)))))
+    warmup = max(1, min(100, steps // 10))  # linear warmup, then a cosine to 0 over all the steps (the trainer's get_lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: get_lr(s, s / steps, 1.0, warmup, 0.0, min_ratio=0.0))
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         idx = torch.randint(0, len(x_all), (batch,), generator=g)
@@ -126,16 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import vla_sim
     from vla_policy.config import preset
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition('=')
-        if not sep:
-            parser.error(f'--set expects KEY=VALUE, got {item!r}')
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    from vla_policy.train_config import parse_set
     try:
+        overrides = parse_set(args.set)
         config = preset(args.preset, **{**overrides, 'film': False})
     except (TypeError, ValueError) as err:
         parser.error(f'model settings: {err}')

@@ -27,26 +27,25 @@ import numpy as np
 
 
 def run_layouts(policy, env, seeds: list[int]) -> list[dict]:
-    import torch
-
+    from vla_policy.evaluate import rollout
     from vla_sim import workbench
     rows = []
     for seed in seeds:
-        obs = env.reset(task='reach_marker', seed=seed)
-        policy.reset()
-        done, best, closest, info = False, np.inf, None, {'success': False}
-        while not done:
-            with torch.inference_mode():
-                action = policy.select_action(obs)
-            obs, _, done, info = env.step(action)
+        best = {'m': np.inf, 'point': None}
+
+        def track(env, tick: int) -> None:
+            if not tick:  # after the reset: the policy has not moved yet
+                return
             state = env.privileged_state()
             distance = workbench.marker_distance(state)
-            if distance < best:
-                best, closest = distance, np.asarray(state['ee_pos'], dtype=np.float64).copy()
-        marker = np.asarray(state['objects']['marker']['pos'], dtype=np.float64)
-        rows.append({'seed': seed, 'marker': marker.round(4).tolist(), 'closest_point': closest.round(4).tolist(),
-                     'closest_m': round(float(best), 4), 'success': bool(info['success'])})
-        print(f"seed {seed}: closest {best * 100:.1f} cm{' (success)' if info['success'] else ''}", file=sys.stderr)
+            if distance < best['m']:
+                best['m'], best['point'] = distance, np.asarray(state['ee_pos'], dtype=np.float64).copy()
+
+        episode, _ = rollout(env, policy, 'reach_marker', seed, on_tick=track)
+        marker = np.asarray(env.privileged_state()['objects']['marker']['pos'], dtype=np.float64)
+        rows.append({'seed': seed, 'marker': marker.round(4).tolist(), 'closest_point': best['point'].round(4).tolist(),
+                     'closest_m': round(float(best['m']), 4), 'success': episode.success})
+        print(f"seed {seed}: closest {best['m'] * 100:.1f} cm{' (success)' if episode.success else ''}", file=sys.stderr)
     return rows
 
 

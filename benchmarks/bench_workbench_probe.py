@@ -118,19 +118,20 @@ HEADLINE = {'reach_marker': 'closest_cm', 'push_to_goal': 'tool_to_rim_cm', 'pre
 
 
 def run_task(policy: Any, env: Any, task: str, seeds: list[int]) -> list[dict]:
-    import torch
+    from vla_policy.evaluate import rollout
     update, _ = STAGES[task]
     rows = []
     for seed in seeds:
-        obs = env.reset(task=task, seed=seed)
-        policy.reset()
-        start, tracker, done, info = env.privileged_state(), Tracker(), False, {'success': False}
-        while not done:
-            with torch.inference_mode():
-                action = policy.select_action(obs)
-            obs, _, done, info = env.step(action)
-            update(env.privileged_state(), start, tracker)
-        row = {'seed': seed, 'success': bool(info['success'])}
+        tracker, start = Tracker(), {}
+
+        def track(env: Any, tick: int) -> None:
+            if not tick:  # after the reset: where the objects started
+                start.update(env.privileged_state())
+            else:
+                update(env.privileged_state(), start, tracker)
+
+        episode, _ = rollout(env, policy, task, seed, on_tick=track)
+        row = {'seed': seed, 'success': episode.success}
         row.update({k: round(v, 2) for k, v in tracker.values.items()})
         rows.append(row)
     return rows

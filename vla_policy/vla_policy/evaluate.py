@@ -27,7 +27,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vla_common.evaluation import (VIDEO_FRAME_STRIDE, Episode, FirstOutcomeVideos, format_table,
                                    latency_summary, machine_info, run_episodes,
@@ -36,12 +36,18 @@ from vla_common.evaluation import (VIDEO_FRAME_STRIDE, Episode, FirstOutcomeVide
 __all__ = ['rollout', 'evaluate_checkpoint', 'format_table', 'build_parser', 'main']
 
 
-def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> tuple[Episode, list[float]]:
+def rollout(env, policy, task: str, seed: int, record_video: bool = False,
+            on_tick: Callable[[Any, int], None] | None = None) -> tuple[Episode, list[float]]:
     """One episode with the policy in the loop (the env ends it on success or its time limit,
-    so it cannot time out), and the ``select_action`` latency of each tick in ms."""
+    so it cannot time out), and the ``select_action`` latency of each tick in ms.
+
+    ``on_tick(env, tick)``, if given, is called after the reset (tick 0) and after every step
+    (tick 1, 2, ...): where a probe reads ``env.privileged_state()`` along the episode."""
     start_wall = time.monotonic()
     obs = env.reset(task=task, seed=seed)
     policy.reset()
+    if on_tick is not None:
+        on_tick(env, 0)
     frames, latencies = [], []
     reward, info, length = 0.0, {'success': False}, 0
     done = False
@@ -53,6 +59,8 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False) -> tu
         latencies.append((time.perf_counter() - start) * 1000.0)
         obs, reward, done, info = env.step(action)
         length += 1
+        if on_tick is not None:
+            on_tick(env, length)
     if record_video:
         frames.append(obs['image'])
     episode = Episode(task, seed, bool(info['success']), float(reward), length,

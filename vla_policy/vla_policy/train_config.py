@@ -127,6 +127,21 @@ def rate_defaults(config: VLAConfig, fps: float, given: dict[str, Any]) -> dict[
     return out
 
 
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items -> {key: value}, each value read as JSON (``[2, 2, 1, 1]``, ``true``,
+    ``0.1``) or else kept as the string; ValueError for an item without ``=``."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ValueError(f'--set expects key=value, got {item!r}')
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def build_model_config(args: argparse.Namespace, info: DatasetInfo) -> VLAConfig:
     """Preset, then a --config JSON file, then --set overrides, then the dataset's interface
     (joints, actions, cameras, image size, and the chunk length in seconds: :func:`rate_defaults`)."""
@@ -136,14 +151,7 @@ def build_model_config(args: argparse.Namespace, info: DatasetInfo) -> VLAConfig
             overrides.update(json.loads(Path(args.config).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f'--config {args.config}: cannot read a JSON object of VLAConfig fields ({exc})') from exc
-    for item in args.set or []:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise ValueError(f'--set expects key=value, got {item!r}')
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides.update(parse_set(args.set or []))
     if args.clip_path:
         overrides['clip_path'] = args.clip_path
     if args.bert_path:
