@@ -180,7 +180,7 @@ def _record_lockstep_episode(out, topics, metadata=None, **values):
     from vla_bringup.collect_driver import Collection
     from vla_bringup.episodes import private_context
     from vla_bringup.scenarios import collection_scenario
-    from vla_common.launching import NodeGroup
+    from vla_common.launching import NodeGroup, wait_for
 
     specs = collection_scenario({'task': 'pick_red', 'seed': 3, 'lockstep': True, **values}, str(out))
     with NodeGroup(specs) as group:
@@ -191,10 +191,15 @@ def _record_lockstep_episode(out, topics, metadata=None, **values):
             collection.runner.node.create_subscription(
                 JointTrajectory, topic, lambda m, store=store: store.__setitem__(
                     round((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) * 30),
-                    np.asarray(m.points[0].positions)), 50)
+                    np.asarray(m.points[0].positions)), 1000)
         try:
             collection.wait_ready(timeout=90.0)
             collection.wait_flowing(timeout=60.0)
+            # the observer's own subscriptions are discovered apart from the recorder's: on a
+            # loaded machine they can match the publishers after the episode began, and then miss
+            # its first ticks; wait until each has received a message of the flowing ticks
+            assert wait_for(lambda: all(seen.values()), 60.0, collection.runner.spin_once), (
+                f'the test\'s observer saw nothing on {[t for t, s in seen.items() if not s]} within 60 s')
             result = collection.record_lockstep('pick_red', 3, 120.0, keep_failure=True, tail=0.2)
         finally:
             collection.close()
