@@ -21,6 +21,8 @@ from vla_collect.episode_io import EpisodeWriter
 from vla_sim import ScriptedExpert, SimEnv, resolve_tasks
 from vla_sim.ee_control import MAX_ROTATION, MAX_TRANSLATION
 
+EVAL_SEED = 1000  # the first seed of `vla_policy.evaluate` (and `vla demo`'s evaluation): never a demonstration's
+
 
 def record(env: SimEnv, expert: ScriptedExpert, task: str, seed: int, path: Path,
            exec_noise: float, tail: int = 15, ee_noise: float = 0.0) -> bool:
@@ -90,19 +92,29 @@ def main(argv: list[str] | None = None) -> int:
                         help='comma-separated sim cameras; the first is the main image, the others are '
                              'stored as /observations/images_<camera> (default front,wrist; a scene records '
                              'those of them it has: the workbench only front)')
+    parser.add_argument('--distinct-layouts', action='store_true',
+                        help='each task continues from the seeds the tasks before it used, so no two '
+                             'demonstrations share a layout (a seed is one layout of the whole scene, the same '
+                             'for every task of it): 5 workbench tasks x 50 give 250 layouts instead of 50')
     args = parser.parse_args(argv)
     try:
         tasks = resolve_tasks(args.tasks)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.episodes * (len(tasks) if args.distinct_layouts else 1) > EVAL_SEED:
+        parser.error(f'demonstration seeds would reach the evaluation seeds ({EVAL_SEED}+): fewer --episodes or tasks')
     args.out.mkdir(parents=True, exist_ok=True)
     env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')), action_mode=args.action_mode)
     expert = ScriptedExpert(env)
     index, failures, start = 0, 0, time.monotonic()
     bar = tqdm(total=len(tasks) * args.episodes, desc='demonstrations', unit='ep')
+    seed = 0
     for task in tasks:
-        seed, kept = 0, 0
+        seed, kept = (seed if args.distinct_layouts else 0), 0
         while kept < args.episodes:
+            if seed >= EVAL_SEED:
+                parser.error(f'demonstration seeds would reach the evaluation seeds ({EVAL_SEED}+): '
+                             f'fewer --episodes or tasks')
             path = args.out / f'episode_{index:06d}.hdf5'
             if path.exists():  # resumable: keep what is there
                 index, kept, seed = index + 1, kept + 1, seed + 1

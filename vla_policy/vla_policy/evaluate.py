@@ -72,13 +72,16 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False,
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
                         video_dir: Path | None = None, progress: bool = True,
                         inference: dict[str, Any] | None = None,
-                        video_root: Path | None = None, traced: bool = True) -> dict[str, Any]:
+                        video_root: Path | None = None, traced: bool = True,
+                        make_env: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Load ``checkpoint`` and evaluate it on ``tasks``; returns the results JSON
     (``vla_common.evaluation.summarize``, ``runner: "in-process"``).
 
     ``inference`` overrides inference settings of the config (temporal_ensemble, n_action_steps,
     ensemble_decay).  ``video_root``: the directory GIF paths in the results are relative to.
     ``traced``: predict through frozen TorchScript graphs (the same actions, less CPU time).
+    ``make_env``: builds the environment instead of ``SimEnv`` (same keyword arguments), e.g. one
+    that adds to the observation (a probe's oracle).
     """
     import torch
     from tqdm import tqdm
@@ -99,8 +102,8 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
         size = max(cfg.source_image_size)  # the simulator renders square images
     # joint targets or end-effector deltas, as the policy was trained on (its action names)
-    env = SimEnv(image_size=int(size), cameras=('front', *cfg.extra_cameras),
-                 action_mode=action_mode_for(cfg.action_names))
+    env = (make_env or SimEnv)(image_size=int(size), cameras=('front', *cfg.extra_cameras),
+                               action_mode=action_mode_for(cfg.action_names))
     policy.check_compatible(joint_names=env.joint_names, action_dim=len(env.action_low))
     latencies: list[float] = []
 

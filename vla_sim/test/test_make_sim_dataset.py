@@ -33,3 +33,12 @@ def test_ee_noise_perturbs_the_executed_delta_and_the_labels_correct_it(tmp_path
     assert lag1(clean) > 0.8 and lag1(noisy) < lag1(clean) - 0.2, (lag1(clean), lag1(noisy))
     # labels are the expert's commands, never beyond the per-tick limit by more than the noise
     assert np.abs(noisy[:, :3]).max() < 0.02
+
+
+def test_demonstration_seeds_never_reach_the_evaluation_seeds(tmp_path):
+    for extra in (['--episodes', '1001', '--tasks', 'press_button'],
+                  ['--episodes', '300', '--tasks', 'workbench', '--distinct-layouts']):
+        run = subprocess.run([sys.executable, str(SCRIPT), '--out', str(tmp_path / 'd'), *extra],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and 'evaluation seeds (1000+)' in run.stderr, run.stderr
+        assert not (tmp_path / 'd').exists()

@@ -1,0 +1,61 @@
+"""benchmarks/bench_layout_oracle.py: the copied demonstrations carry each episode's layout after the
+joint state, the oracle simulator's observations carry the same, and a run as a user runs it
+(tiny preset, real simulator) trains and writes the evaluator's results."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[2] / 'benchmarks'
+sys.path.insert(0, str(BENCH))  # the oracle imports the perception probe's helpers
+spec = importlib.util.spec_from_file_location('bench_layout_oracle', BENCH / 'bench_layout_oracle.py')
+oracle = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(oracle)
+
+
+def _demos(out: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCH / 'make_sim_dataset.py'), '--out', str(out), '--episodes', '1',
+                          '--tasks', 'press_button,open_drawer', '--image-size', '32', '--cameras', 'front',
+                          '--distinct-layouts', '--tail', '0'], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+
+
+def test_layout_oracle_copies_the_layout_into_the_state_and_evaluates_with_it(tmp_path):
+    import vla_sim
+    _demos(tmp_path / 'demos')
+    out = tmp_path / 'run'
+    run = subprocess.run([sys.executable, str(BENCH / 'bench_layout_oracle.py'), '--data', str(tmp_path / 'demos'),
+                          '--out', str(out), '--tasks', 'press_button', '--episodes', '1', '--',
+                          '--steps', '2', '--preset', 'tiny', '--threads', '1', '--val-fraction', '0'],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    cols = [tuple(c) for c in json.loads((out / 'data' / oracle.LAYOUT_FILE).read_text())]
+    names = oracle.column_names(cols)
+    assert {'button', 'drawer', 'peg', 'marker'} <= {n for n, _ in cols}
+    env = vla_sim.SimEnv(image_size=32, render_images=False)
+    seeds = []
+    for path in sorted((tmp_path / 'demos').glob('episode_*.hdf5')):
+        with h5py.File(path) as src, h5py.File(out / 'data' / path.name) as dst:
+            seeds.append(int(src.attrs['seed']))
+            layout = oracle.layout_vector(oracle.layout_at(env, str(src.attrs['task']), seeds[-1]), cols)
+            state = dst['observations/joint_positions'][()]
+            assert np.array_equal(state[:, :7], src['observations/joint_positions'][()])
+            assert np.allclose(state[:, 7:], layout) and dst['observations/joint_velocities'].shape == state.shape
+            assert [str(n) for n in dst.attrs['joint_names']][7:] == names
+    env.close()
+    assert seeds == [0, 1]  # --distinct-layouts: the second task goes on from the first one's seeds
+    # the oracle simulator adds the same layout to every observation
+    env = oracle.oracle_env(cols)(image_size=32, render_images=False)
+    obs = env.reset(task='open_drawer', seed=1)
+    assert len(env.joint_names) == 7 + len(names)
+    assert np.allclose(obs['joint_positions'][7:], layout)
+    obs, *_ = env.step(obs['joint_positions'][:7])
+    assert np.allclose(obs['joint_positions'][7:], layout)
+    env.close()
+    results = json.loads((out / 'results.json').read_text())
+    assert results['layout_oracle']['columns'] == names and results['runner'] == 'in-process'
+    assert list(results['tasks']) == ['press_button'] and results['overall']['n'] == 1
