@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if subprocess.run(command).returncode != 0:
         print('bench_layout_oracle: training failed (its error is above)', file=sys.stderr)
         return 1
+    import torch
+    torch.set_num_threads(1)  # as vla_policy.evaluate's default: one episode's inference, one core
     summary = evaluate_checkpoint(args.out / 'train' / 'checkpoint', tasks, args.episodes,
                                   make_env=oracle_env(cols))
     summary['layout_oracle'] = {'columns': column_names(cols), 'data': str(args.data), 'train_args': train_args}
