@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    import vla_sim
+    from vla_policy.evaluate import sim_env_for
     from vla_policy.policy import VLAPolicy
     torch.set_num_threads(1)
     policy = VLAPolicy.from_pretrained(args.checkpoint)
     policy.eval()
-    env = vla_sim.SimEnv(action_mode=vla_sim.action_mode_for(policy.config.action_names))
+    env = sim_env_for(policy.config)  # as vla_policy.evaluate renders and acts
     try:
         held = run_layouts(policy, env, list(range(args.seed, args.seed + args.episodes)))
         trained = run_layouts(policy, env, list(range(args.train_episodes)))

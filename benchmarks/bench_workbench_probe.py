@@ -156,7 +156,10 @@ def line(task: str, s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', type=Path, required=True, help='checkpoint directory (or training run)')
+    parser.add_argument('--checkpoint', type=Path, help='checkpoint directory (or training run)')
+    parser.add_argument('--layout-oracle', type=Path, metavar='RUN',
+                        help="a bench_layout_oracle.py run: probe its policy (RUN/train, unless --checkpoint) "
+                             "in the simulator whose observations carry the layout, as that benchmark evaluates it")
     parser.add_argument('--tasks', default='workbench', help='workbench task names or "workbench" (default)')
     parser.add_argument('--episodes', type=int, default=20, help='held-out layouts per task (default 20)')
     parser.add_argument('--seed', type=int, default=1000, help='first held-out seed (default 1000)')
@@ -164,10 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error('--episodes must be >= 1')
+    if args.checkpoint is None and args.layout_oracle is None:
+        parser.error('give --checkpoint (or --layout-oracle RUN)')
+    checkpoint = args.checkpoint or args.layout_oracle / 'train'
 
     import torch
 
     import vla_sim
+    from vla_policy.evaluate import sim_env_for
     from vla_policy.policy import VLAPolicy
     try:
         tasks = vla_sim.resolve_tasks(args.tasks)
@@ -176,12 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tasks if t not in STAGES]
     if unknown:
         parser.error(f'no stages for {unknown}: this probe knows the workbench tasks {sorted(STAGES)}')
+    make_env = None
+    if args.layout_oracle is not None:
+        from bench_layout_oracle import LAYOUT_FILE, oracle_env
+        try:
+            columns = json.loads((args.layout_oracle / 'data' / LAYOUT_FILE).read_text())
+        except (OSError, ValueError) as err:
+            parser.error(f'--layout-oracle {args.layout_oracle}: not a bench_layout_oracle.py run ({err})')
+        make_env = oracle_env([tuple(c) for c in columns])
     torch.set_num_threads(1)
-    policy = VLAPolicy.from_pretrained(args.checkpoint)
+    policy = VLAPolicy.from_pretrained(checkpoint)
     policy.eval()
-    env = vla_sim.SimEnv(action_mode=vla_sim.action_mode_for(policy.config.action_names))
-    result: dict[str, Any] = {'checkpoint': str(args.checkpoint), 'seeds': [args.seed, args.seed + args.episodes - 1],
-                              'tasks': {}}
+    env = sim_env_for(policy.config, make_env)  # as vla_policy.evaluate renders and acts
+    result: dict[str, Any] = {'checkpoint': str(checkpoint), 'seeds': [args.seed, args.seed + args.episodes - 1],
+                              'layout_oracle': args.layout_oracle is not None, 'tasks': {}}
     try:
         for task in tasks:
             rows = run_task(policy, env, task, list(range(args.seed, args.seed + args.episodes)))

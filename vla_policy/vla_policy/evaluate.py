@@ -69,6 +69,16 @@ def rollout(env, policy, task: str, seed: int, record_video: bool = False,
     return episode, latencies
 
 
+def sim_env_for(config: Any, make_env: Callable[..., Any] | None = None) -> Any:
+    """The simulator a policy of ``config`` acts in: images rendered at the recorded size (square:
+    the larger side), its cameras, and joint targets or end-effector deltas as it was trained on (its
+    action names). ``make_env``: the class or factory to build instead of ``SimEnv``."""
+    from vla_sim import SimEnv, action_mode_for
+    size = max(config.source_image_size) if config.source_image_size else 224
+    return (make_env or SimEnv)(image_size=int(size), cameras=('front', *config.extra_cameras),
+                                action_mode=action_mode_for(config.action_names))
+
+
 def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int, seed: int = 1000,
                         video_dir: Path | None = None, progress: bool = True,
                         inference: dict[str, Any] | None = None,
@@ -87,7 +97,6 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
     from tqdm import tqdm
 
     from vla_policy.policy import VLAPolicy
-    from vla_sim import SimEnv, action_mode_for
     if episodes < 1:
         raise ValueError(f'--episodes must be >= 1, got {episodes}')
     policy = VLAPolicy.from_pretrained(checkpoint, device='cpu')
@@ -98,12 +107,7 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: list[str], episodes: int,
         setattr(cfg, key, value)
     cfg.__post_init__()  # validate the overrides
     eager = policy.trace_for_inference() if traced else 'eager by request'
-    size = cfg.source_image_size[0] if cfg.source_image_size else 224
-    if cfg.source_image_size and cfg.source_image_size[0] != cfg.source_image_size[1]:
-        size = max(cfg.source_image_size)  # the simulator renders square images
-    # joint targets or end-effector deltas, as the policy was trained on (its action names)
-    env = (make_env or SimEnv)(image_size=int(size), cameras=('front', *cfg.extra_cameras),
-                               action_mode=action_mode_for(cfg.action_names))
+    env = sim_env_for(cfg, make_env)
     policy.check_compatible(joint_names=env.joint_names, action_dim=len(env.action_low))
     latencies: list[float] = []
 

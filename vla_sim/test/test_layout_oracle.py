@@ -59,3 +59,11 @@ def test_layout_oracle_copies_the_layout_into_the_state_and_evaluates_with_it(tm
     results = json.loads((out / 'results.json').read_text())
     assert results['layout_oracle']['columns'] == names and results['runner'] == 'in-process'
     assert list(results['tasks']) == ['press_button'] and results['overall']['n'] == 1
+    # the stage funnel of the same policy in the same simulator: the same episode, the same outcome
+    probe = subprocess.run([sys.executable, str(BENCH / 'bench_workbench_probe.py'), '--layout-oracle', str(out),
+                            '--tasks', 'press_button', '--episodes', '1', '--json', str(tmp_path / 'funnel.json')],
+                           capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    funnel = json.loads((tmp_path / 'funnel.json').read_text())
+    assert funnel['layout_oracle'] and funnel['checkpoint'] == str(out / 'train')
+    assert funnel['tasks']['press_button']['stages']['success'] == results['tasks']['press_button']['successes']
