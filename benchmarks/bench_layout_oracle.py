@@ -29,6 +29,7 @@ import numpy as np
 from bench_perception_probe import target_columns
 
 LAYOUT_FILE = 'layout_columns.json'
+BLANK = 128  # the grey of --blank-images
 
 
 def layout_at(env, task: str, seed: int) -> dict[str, np.ndarray]:
@@ -45,9 +46,10 @@ def column_names(cols: list[tuple[str, int]]) -> list[str]:
     return [f'{name}_{"xyz"[i]}' for name, dims in cols for i in range(dims)]
 
 
-def convert(src: Path, dst: Path) -> list[tuple[str, int]]:
+def convert(src: Path, dst: Path, blank_images: bool = False) -> list[tuple[str, int]]:
     """Copy the episodes of ``src`` to ``dst`` with the layout appended to the joint state
-    (positions: the layout; velocities: zeros); returns the (object, dims) columns."""
+    (positions: the layout; velocities: zeros), and with ``blank_images`` every image grey;
+    returns the (object, dims) columns."""
     import h5py
 
     import vla_sim
@@ -83,13 +85,26 @@ def convert(src: Path, dst: Path) -> list[tuple[str, int]]:
                 h5[f'observations/{key}'] = np.concatenate(
                     [old, np.broadcast_to(value, (len(old), len(value)))], axis=1).astype(old.dtype)
             h5.attrs['joint_names'] = np.array([*map(str, h5.attrs['joint_names']), *column_names(cols)], dtype=object)
+            for key in [k for k in h5['observations'] if k.startswith('images')] if blank_images else []:
+                shape = h5[f'observations/{key}'].shape
+                del h5[f'observations/{key}']  # rewritten whole: chunk by chunk in place is 100x slower
+                h5.create_dataset(f'observations/{key}', data=np.full(shape, BLANK, np.uint8),
+                                  chunks=(1, *shape[1:]), compression='gzip', compression_opts=1)
         tmp.replace(out)
-    (dst / LAYOUT_FILE).write_text(json.dumps(cols) + '\n')
+    (dst / LAYOUT_FILE).write_text(json.dumps({'columns': cols, 'blank_images': blank_images}) + '\n')
     return cols
 
 
-def oracle_env(cols: list[tuple[str, int]]):
-    """A SimEnv class whose observations' joint_positions end with the episode's layout."""
+def load_run(run: Path):
+    """(the oracle simulator class, its columns) of a run directory this script wrote."""
+    spec = json.loads((run / 'data' / LAYOUT_FILE).read_text())
+    cols = [(str(name), int(dims)) for name, dims in spec['columns']]
+    return oracle_env(cols, bool(spec['blank_images'])), cols
+
+
+def oracle_env(cols: list[tuple[str, int]], blank_images: bool = False):
+    """A SimEnv class whose observations' joint_positions end with the episode's layout (and, with
+    ``blank_images``, whose images are grey)."""
     import vla_sim
 
     class LayoutOracleEnv(vla_sim.SimEnv):
@@ -116,7 +131,10 @@ def oracle_env(cols: list[tuple[str, int]]):
             return self._with_layout(obs), reward, done, info
 
         def _with_layout(self, obs: dict[str, Any]) -> dict[str, Any]:
-            return {**obs, 'joint_positions': np.concatenate([obs['joint_positions'], self._layout])}
+            obs = {**obs, 'joint_positions': np.concatenate([obs['joint_positions'], self._layout])}
+            if blank_images:
+                obs.update({k: np.full_like(v, BLANK) for k, v in obs.items() if k.startswith('image') and v is not None})
+            return obs
 
     return LayoutOracleEnv
 
@@ -130,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', type=Path, required=True, help='run directory: data/, train/, results.json')
     parser.add_argument('--tasks', default='workbench', help='tasks or suites to evaluate (default workbench)')
     parser.add_argument('--episodes', type=int, default=20, help='episodes per task, seeds 1000+ (default 20)')
+    parser.add_argument('--blank-images', action='store_true',
+                        help='every image grey, in the copy and in the evaluation: the policy has the state alone')
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error('--episodes must be >= 1')
@@ -140,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = vla_sim.resolve_tasks(args.tasks)
     except ValueError as exc:
         parser.error(str(exc))
-    cols = convert(args.data, args.out / 'data')
+    cols = convert(args.data, args.out / 'data', args.blank_images)
     print(f'layout given as {len(column_names(cols))} more state inputs: {", ".join(column_names(cols))}', flush=True)
     if not any(a == '--steps' or a.startswith('--steps=') or a.startswith('--epochs') or a.startswith('--max-minutes')
                for a in train_args):
@@ -154,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     torch.set_num_threads(1)  # as vla_policy.evaluate's default: one episode's inference, one core
     summary = evaluate_checkpoint(args.out / 'train' / 'checkpoint', tasks, args.episodes,
-                                  make_env=oracle_env(cols))
-    summary['layout_oracle'] = {'columns': column_names(cols), 'data': str(args.data), 'train_args': train_args}
+                                  make_env=oracle_env(cols, args.blank_images))
+    summary['layout_oracle'] = {'columns': column_names(cols), 'data': str(args.data), 'train_args': train_args,
+                                'blank_images': args.blank_images}
     print(format_table(summary))
     write_results(args.out / 'results.json', summary)
     print(f'results written to {args.out / "results.json"}', file=sys.stderr)

@@ -185,12 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'no stages for {unknown}: this probe knows the workbench tasks {sorted(STAGES)}')
     make_env = None
     if args.layout_oracle is not None:
-        from bench_layout_oracle import LAYOUT_FILE, oracle_env
+        from bench_layout_oracle import load_run
         try:
-            columns = json.loads((args.layout_oracle / 'data' / LAYOUT_FILE).read_text())
-        except (OSError, ValueError) as err:
-            parser.error(f'--layout-oracle {args.layout_oracle}: not a bench_layout_oracle.py run ({err})')
-        make_env = oracle_env([tuple(c) for c in columns])
+            make_env, _ = load_run(args.layout_oracle)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            parser.error(f'--layout-oracle {args.layout_oracle}: not a bench_layout_oracle.py run ({err!r})')
     torch.set_num_threads(1)
     policy = VLAPolicy.from_pretrained(checkpoint)
     policy.eval()

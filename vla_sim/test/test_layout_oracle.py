@@ -33,7 +33,7 @@ def test_layout_oracle_copies_the_layout_into_the_state_and_evaluates_with_it(tm
                           '--steps', '2', '--preset', 'tiny', '--threads', '1', '--val-fraction', '0'],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    cols = [tuple(c) for c in json.loads((out / 'data' / oracle.LAYOUT_FILE).read_text())]
+    env_class, cols = oracle.load_run(out)
     names = oracle.column_names(cols)
     assert {'button', 'drawer', 'peg', 'marker'} <= {n for n, _ in cols}
     env = vla_sim.SimEnv(image_size=32, render_images=False)
@@ -49,7 +49,7 @@ def test_layout_oracle_copies_the_layout_into_the_state_and_evaluates_with_it(tm
     env.close()
     assert seeds == [0, 1]  # --distinct-layouts: the second task goes on from the first one's seeds
     # the oracle simulator adds the same layout to every observation
-    env = oracle.oracle_env(cols)(image_size=32, render_images=False)
+    env = env_class(image_size=32, render_images=False)
     obs = env.reset(task='open_drawer', seed=1)
     assert len(env.joint_names) == 7 + len(names)
     assert np.allclose(obs['joint_positions'][7:], layout)
@@ -67,3 +67,15 @@ def test_layout_oracle_copies_the_layout_into_the_state_and_evaluates_with_it(tm
     funnel = json.loads((tmp_path / 'funnel.json').read_text())
     assert funnel['layout_oracle'] and funnel['checkpoint'] == str(out / 'train')
     assert funnel['tasks']['press_button']['stages']['success'] == results['tasks']['press_button']['successes']
+
+
+def test_blank_images_leave_the_policy_the_state_alone(tmp_path):
+    _demos(tmp_path / 'demos')
+    cols = oracle.convert(tmp_path / 'demos', tmp_path / 'copy', blank_images=True)
+    with h5py.File(sorted((tmp_path / 'copy').glob('episode_*.hdf5'))[0]) as h5:
+        images = h5['observations/images'][()]
+        assert images.shape[1:] == (32, 32, 3) and (images == oracle.BLANK).all()
+    env = oracle.oracle_env(cols, blank_images=True)(image_size=32)
+    obs = env.reset(task='press_button', seed=0)
+    assert (obs['image'] == oracle.BLANK).all() and len(obs['joint_positions']) == 7 + len(oracle.column_names(cols))
+    env.close()
