@@ -32,10 +32,15 @@ LAYOUT_FILE = 'layout_columns.json'
 BLANK = 128  # the grey of --blank-images
 
 
+def object_positions(env) -> dict[str, np.ndarray]:
+    """{object: position (3,)} in ``env`` now."""
+    return {name: np.asarray(obj['pos'], dtype=np.float64) for name, obj in env.privileged_state()['objects'].items()}
+
+
 def layout_at(env, task: str, seed: int) -> dict[str, np.ndarray]:
     """{object: start position (3,)} of ``task``'s scene at ``seed``."""
     env.reset(task=task, seed=seed)
-    return {name: np.asarray(obj['pos'], dtype=np.float64) for name, obj in env.privileged_state()['objects'].items()}
+    return object_positions(env)
 
 
 def layout_vector(positions: dict[str, np.ndarray], cols: list[tuple[str, int]]) -> np.ndarray:
@@ -122,8 +127,7 @@ def oracle_env(cols: list[tuple[str, int]], blank_images: bool = False):
 
         def reset(self, task: str = 'pick_red', seed: int | None = None) -> dict[str, Any]:
             obs = super().reset(task=task, seed=seed)
-            state = self.privileged_state()['objects']
-            self._layout = layout_vector({n: np.asarray(state[n]['pos']) for n, _ in cols}, cols)
+            self._layout = layout_vector(object_positions(self), cols)
             return self._with_layout(obs)
 
         def step(self, action):

@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         tasks = resolve_tasks(args.tasks)
     except ValueError as exc:
         parser.error(str(exc))
+    too_many = f'demonstration seeds would reach the evaluation seeds ({EVAL_SEED}+): fewer --episodes or tasks'
     if args.episodes * (len(tasks) if args.distinct_layouts else 1) > EVAL_SEED:
-        parser.error(f'demonstration seeds would reach the evaluation seeds ({EVAL_SEED}+): fewer --episodes or tasks')
+        parser.error(too_many)
     args.out.mkdir(parents=True, exist_ok=True)
     env = SimEnv(image_size=args.image_size, cameras=tuple(args.cameras.split(',')), action_mode=args.action_mode)
     expert = ScriptedExpert(env)
@@ -112,9 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks:
         seed, kept = (seed if args.distinct_layouts else 0), 0
         while kept < args.episodes:
-            if seed >= EVAL_SEED:
-                parser.error(f'demonstration seeds would reach the evaluation seeds ({EVAL_SEED}+): '
-                             f'fewer --episodes or tasks')
+            if seed >= EVAL_SEED:  # failed expert runs used up the margin
+                parser.error(too_many)
             path = args.out / f'episode_{index:06d}.hdf5'
             if path.exists():  # resumable: keep what is there
                 index, kept, seed = index + 1, kept + 1, seed + 1
